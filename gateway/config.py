@@ -1,0 +1,73 @@
+"""Settings: the one place where environment variables become configuration.
+
+Every other module receives a :class:`Settings` (or reads ``app.config``);
+nothing else looks at ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+
+
+def _default_mappings_dir() -> Path:
+    # An installed wheel carries the mappings inside the package; a source
+    # checkout (editable install) keeps them at the top level.
+    bundled = PACKAGE_DIR / "_mappings"
+    return bundled if bundled.is_dir() else REPO_DIR / "mappings"
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value the gateway cannot use."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Configuration of one gateway process.
+
+    Build it with :meth:`from_env`; tests build it directly with keyword
+    arguments.
+    """
+
+    database_url: str = "sqlite:///var/gateway.sqlite3"
+    mappings_dir: Path = dataclasses.field(default_factory=_default_mappings_dir)
+    certs_dir: Path = REPO_DIR / "certs" / "dev"
+    # How far a message's sending time (Bundle.timestamp) may be from now.
+    # About transmission only, never about when the events happened.
+    replay_window_seconds: int = 900
+    max_request_bytes: int = 50 * 1024 * 1024
+    delivery_max_age_seconds: int = 5 * 24 * 3600
+    timezone: str = "Europe/London"
+
+    ENV_PREFIX = "GATEWAY_"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        """Return settings from ``GATEWAY_*`` variables, then ``overrides``.
+
+        Raises :class:`SettingsError` naming the variable when a value has the
+        wrong type.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict = {}
+        for field in dataclasses.fields(cls):
+            key = cls.ENV_PREFIX + field.name.upper()
+            if key not in environ:
+                continue
+            raw = environ[key]
+            try:
+                if field.type in ("int", int):
+                    values[field.name] = int(raw)
+                elif field.type in ("Path", Path):
+                    values[field.name] = Path(raw)
+                else:
+                    values[field.name] = raw
+            except ValueError as exc:
+                raise SettingsError(f"{key}={raw!r}: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
