@@ -61,6 +61,8 @@ def parse_agency_uri(uri: str) -> tuple[str, str] | None:
 
 # Code systems -----------------------------------------------------------------
 CONCERN_CATEGORY = f"{BASE}/CodeSystem/concern-category"
+# Labels that are not harms: a disclosure (the child told someone), attendance, behaviour...
+CONCERN_CONTEXT = f"{BASE}/CodeSystem/concern-context"
 MESSAGE_EVENT = f"{BASE}/CodeSystem/message-event"
 RELATIONSHIP = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 PARTICIPANT_ROLE = f"{BASE}/CodeSystem/participant-role"   # victim, suspect, child, other-adult
@@ -106,3 +108,12 @@ EXT_CONSENT_TO_SHARE = extension_url("consent-to-share")
 EXT_EVIDENCE_SECURED = extension_url("evidence-secured")
 EXT_TRANSLATION_ISSUE = extension_url("translation-issue")
 EXT_YEAR_GROUP = extension_url("year-group")
+EXT_SCHOOL = extension_url("school")
+EXT_OCCURRED = extension_url("event-occurred")
+EXT_REPORTED = extension_url("reported-to-police-at")
+EXT_REFERRED_TO = extension_url("referred-to")
+EXT_IMMEDIATE_RISK = extension_url("immediate-risk")
+EXT_NHS_NUMBER_ABSENT_REASON = extension_url("nhs-number-absent-reason")
+EXT_SOURCE_STATUS = extension_url("source-status")
+RISK_RATING = f"{BASE}/CodeSystem/school-risk-rating"
+EVIDENCE_ITEM = "evidence-item"
