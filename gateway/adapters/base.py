@@ -90,10 +90,14 @@ class Adapter(Protocol):
         """Yield the raw records of ``stream``; raises :class:`InputUnreadable`."""
         ...
 
-    def translate(self, record: RawRecord) -> "list[dict]":
+    def translate(self, record: RawRecord, *, filename: str, now) -> "list[dict]":
         """Return the canonical records (:mod:`gateway.model.canonical`) for one raw record.
 
-        Raises :class:`gateway.adapters.errors.RecordRejected` when the record
-        cannot become a message (a required field missing or unusable).
+        ``filename`` names the input for provenance; ``now`` is the
+        translation time (a timezone-aware datetime) for checks such as "a
+        date of birth in the future". Raises
+        :class:`gateway.adapters.errors.RecordRejected` when the record cannot
+        become a message (a required field missing or unusable), and
+        :class:`gateway.adapters.errors.RecordSkipped` when it gives none.
         """
         ...

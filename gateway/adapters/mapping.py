@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from importlib import import_module
 from pathlib import Path
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
@@ -72,6 +73,7 @@ class Mapping:
         self.timezone = ZoneInfo(spec.get("timezone", "Europe/London"))
         self._conceptmaps: dict[str, ConceptMap] = {}
         self.post_hooks = [hooks.get_hook(name) for name in spec.get("post", [])]
+        self._synth = spec.get("synth")
         self._check_specs(spec["fields"], where)
         for specs in (spec.get("lists") or {}).values():
             for s in specs:
@@ -117,6 +119,13 @@ class Mapping:
                     self.conceptmap(spec[key])
             if "fields" in spec:
                 self._check_specs(spec["fields"], where)
+
+    def synth(self, out: BinaryIO, count: int, seed: int = 0) -> None:
+        """Write ``count`` fictional records in this format; raises LookupError when it has no generator."""
+        if not self._synth:
+            raise LookupError(f"the format {self.format_id!r} has no synthetic data generator")
+        module, _, func = self._synth.partition(":")
+        getattr(import_module(module), func)(out, count, seed=seed)
 
     # -- the pieces a mapping refers to ---------------------------------------------
 

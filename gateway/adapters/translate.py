@@ -1,0 +1,229 @@
+"""Translate one input file: records in, message Bundles and an error report out.
+
+Every record read ends in exactly one of three counts: *translated* (it gave
+one or more messages), *skipped* (read and understood but not a message: not
+a referral, a resend of a record already read, a notice naming no child) or
+*rejected* (it cannot become a message; the error report says where and
+why). ``records == translated + skipped + rejected`` always holds, and one
+bad record never stops the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import sqlite3
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from gateway.adapters.base import Adapter, BadRecord, InputUnreadable
+from gateway.adapters.errors import Problem, RecordRejected, RecordSkipped
+from gateway.model import build_bundle
+from gateway.model.fhir import FhirInvalid
+
+
+@dataclasses.dataclass
+class Summary:
+    """What a translation did; ``as_dict()`` is the ``--summary`` file."""
+
+    file: str
+    format: str
+    records: int = 0
+    translated: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    messages: int = 0
+    errors: int = 0
+    warnings: int = 0
+    skipped_reasons: Counter = dataclasses.field(default_factory=Counter)
+    ignored_fields: list = dataclasses.field(default_factory=list)
+    missing_fields: list = dataclasses.field(default_factory=list)
+    encoding: str | None = None
+
+    @property
+    def balanced(self) -> bool:
+        return self.records == self.translated + self.skipped + self.rejected
+
+    def as_dict(self) -> dict:
+        return {
+            "file": self.file, "format": self.format,
+            "records": self.records, "translated": self.translated, "skipped": self.skipped,
+            "rejected": self.rejected, "messages": self.messages,
+            "validation": {"errors": self.errors, "warnings": self.warnings},
+            "skipped_reasons": dict(self.skipped_reasons.most_common()),
+            "ignored_fields": self.ignored_fields, "missing_fields": self.missing_fields,
+            "encoding": self.encoding,
+            "balanced": self.balanced,
+        }
+
+    def text(self) -> str:
+        """A one-paragraph account for people."""
+        lines = [f"{self.file}: {self.records} records read = {self.translated} translated + "
+                 f"{self.skipped} skipped + {self.rejected} rejected; {self.messages} messages written"
+                 f" ({self.errors} validation errors, {self.warnings} warnings)."]
+        for reason, n in self.skipped_reasons.most_common(5):
+            lines.append(f"  skipped {n}: {reason}")
+        if self.ignored_fields:
+            lines.append(f"  ignored (not in the mapping): {', '.join(self.ignored_fields)}")
+        if self.missing_fields:
+            lines.append(f"  optional fields absent from the file: {', '.join(self.missing_fields)}")
+        return "\n".join(lines)
+
+
+class _SeenMessages:
+    """The message ids written so far, kept on disk so memory stays flat for any file size."""
+
+    def __init__(self):
+        fd, self._path = tempfile.mkstemp(prefix="gateway-seen-", suffix=".sqlite3")
+        os.close(fd)
+        self._db = sqlite3.connect(self._path)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE seen (id TEXT PRIMARY KEY, location TEXT)")
+
+    def first_location(self, message_id: str, location: str) -> str | None:
+        """Remember ``message_id``; return where it was first seen, or None if it is new."""
+        row = self._db.execute("SELECT location FROM seen WHERE id = ?", (message_id,)).fetchone()
+        if row:
+            return row[0]
+        self._db.execute("INSERT INTO seen VALUES (?, ?)", (message_id, location))
+        return None
+
+    def close(self):
+        self._db.close()
+        os.unlink(self._path)
+
+
+Validator = Callable[[dict], dict]
+
+
+def _report(errors: IO[str] | None, entry: dict) -> None:
+    if errors is not None:
+        errors.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+def _problem_entry(file: str, location: str, line, outcome: str, problems: list[Problem]) -> dict:
+    first = problems[0]
+    return {
+        "file": file, "location": location, "line": line, "outcome": outcome,
+        "field": first.field, "place": first.location, "reason": first.reason, "action": first.action,
+        "problems": [dataclasses.asdict(p) for p in problems],
+    }
+
+
+def translate_stream(adapter: Adapter, stream: BinaryIO, filename: str, out: IO[str] | None,
+                     errors: IO[str] | None = None, *, now: dt.datetime | None = None,
+                     include_all: bool = False, validator: Validator | None = None,
+                     on_record: Callable[[], None] | None = None) -> Summary:
+    """Translate every record of ``stream``; write one Bundle per line to ``out``.
+
+    ``validator(bundle)`` returns an OperationOutcome dict; a Bundle with an
+    error-severity issue is rejected into the error report, never written.
+    Returns the :class:`Summary`. Raises :class:`InputUnreadable` when the
+    input as a whole cannot be read; records already written stay written.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    summary = Summary(file=filename, format=adapter.format_id)
+    seen = _SeenMessages()
+    context = None
+    try:
+        for raw in adapter.records(stream, filename):
+            summary.records += 1
+            if on_record:
+                on_record()
+            if isinstance(raw, BadRecord):
+                summary.rejected += 1
+                _report(errors, _problem_entry(filename, raw.location, raw.line, "rejected",
+                                               [Problem(raw.field or "record", raw.location, raw.reason, raw.action)]))
+                continue
+            if context is None:
+                context = raw.context
+                summary.ignored_fields = list(raw.context.get("ignored_columns") or [])
+                summary.missing_fields = list(raw.context.get("missing_columns") or [])
+            try:
+                canonicals = adapter.translate(raw, filename=filename, now=now)
+            except RecordRejected as exc:
+                summary.rejected += 1
+                _report(errors, _problem_entry(filename, raw.location, raw.line, "rejected", exc.problems))
+                continue
+            except RecordSkipped as exc:
+                summary.skipped += 1
+                summary.skipped_reasons[exc.reason] += 1
+                _report(errors, {"file": filename, "location": raw.location, "line": raw.line,
+                                 "outcome": "skipped", "reason": exc.reason, "action": ""})
+                continue
+            if not include_all and all(c["kind"] != "referral" for c in canonicals):
+                reason = canonicals[0].get("skip_reason") or "not a referral"
+                summary.skipped += 1
+                summary.skipped_reasons["not a referral"] += 1
+                _report(errors, {"file": filename, "location": raw.location, "line": raw.line,
+                                 "outcome": "skipped", "reason": reason,
+                                 "action": "Nothing to do; use --all to translate concern records too."})
+                continue
+            lines, problems, duplicates = [], [], []
+            for canonical in canonicals:
+                if canonical["kind"] != "referral" and not include_all:
+                    continue
+                try:
+                    bundle = build_bundle(canonical, now=now)
+                    outcome = validator(bundle) if validator else None
+                except FhirInvalid as exc:
+                    problems += [Problem("bundle", f"{raw.location}: {path}", msg,
+                                         "This is a defect in the mapping; report it to the gateway team.")
+                                 for path, msg in exc.errors]
+                    continue
+                if outcome is not None:
+                    issues = outcome.get("issue", [])
+                    errs = [i for i in issues if i.get("severity") in ("error", "fatal")]
+                    summary.warnings += sum(1 for i in issues if i.get("severity") == "warning")
+                    if errs:
+                        summary.errors += len(errs)
+                        problems += [Problem(", ".join(i.get("expression") or ["Bundle"]), raw.location,
+                                             i.get("details", {}).get("text") or i.get("diagnostics", ""),
+                                             "Add it in the source system and send the record again.")
+                                     for i in errs]
+                        continue
+                    bundle["entry"].append({"fullUrl": f"urn:uuid:{bundle['id']}-outcome",
+                                            "resource": dict(outcome, id=f"{bundle['id']}-outcome")})
+                first = seen.first_location(bundle["id"], raw.location)
+                if first is not None:
+                    duplicates.append(first)
+                    continue
+                lines.append(json.dumps(bundle, ensure_ascii=False, separators=(",", ":")))
+            if problems:
+                summary.rejected += 1
+                _report(errors, _problem_entry(filename, raw.location, raw.line, "rejected", problems))
+            elif not lines and duplicates:
+                reason = "a resend of a record already read (same identity and content)"
+                summary.skipped += 1
+                summary.skipped_reasons[reason] += 1
+                _report(errors, {"file": filename, "location": raw.location, "line": raw.line,
+                                 "outcome": "skipped", "reason": f"{reason}, first at {duplicates[0]}",
+                                 "action": "Nothing to do: it is the same message."})
+            else:
+                summary.translated += 1
+                summary.messages += len(lines)
+                if out is not None:
+                    for line in lines:
+                        out.write(line + "\n")
+    finally:
+        seen.close()
+        # A reader may learn the encoding as it reads (CSV); report what it found in the end.
+        if context is not None:
+            summary.encoding = (context.get("state") or {}).get("encoding") or context.get("encoding")
+    return summary
+
+
+def translate_file(adapter: Adapter, path: Path, out: IO[str] | None, errors: IO[str] | None = None,
+                   **kwargs) -> Summary:
+    """Open ``path`` in binary mode and :func:`translate_stream` it."""
+    with open(path, "rb") as stream:
+        return translate_stream(adapter, stream, Path(path).name, out, errors, **kwargs)
+
+
+__all__ = ["InputUnreadable", "Summary", "translate_file", "translate_stream"]
