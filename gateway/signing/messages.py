@@ -1,0 +1,96 @@
+"""Read the parts of a FHIR message Bundle (a JSON dict) that trust depends on.
+
+These work on the JSON exactly as received: never on a re-dumped model,
+whose serialisation differs (``+00:00`` becomes ``Z``) and would break
+signatures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from gateway.model.systems import AGENCY_IDENTIFIER_SYSTEM, parse_agency_uri
+
+
+def message_header(bundle: dict) -> dict | None:
+    """Return the Bundle's MessageHeader (its first entry), or ``None``."""
+    entries = bundle.get("entry")
+    if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
+        return None
+    resource = entries[0].get("resource")
+    if isinstance(resource, dict) and resource.get("resourceType") == "MessageHeader":
+        return resource
+    return None
+
+
+def message_id(bundle: dict) -> str | None:
+    """Return the message id: ``Bundle.identifier.value``, else ``Bundle.id``, else ``None``."""
+    identifier = bundle.get("identifier")
+    if isinstance(identifier, dict) and isinstance(identifier.get("value"), str) and identifier["value"]:
+        return identifier["value"]
+    value = bundle.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def source_endpoint(header: dict) -> str | None:
+    """Return ``MessageHeader.source.endpoint``, or ``None``."""
+    source = header.get("source")
+    endpoint = source.get("endpoint") if isinstance(source, dict) else None
+    return endpoint if isinstance(endpoint, str) else None
+
+
+def resolve_reference(bundle: dict, reference: str) -> dict | None:
+    """Return the Bundle entry's resource that ``reference`` points at, or ``None``.
+
+    Matches an entry's ``fullUrl`` exactly, or ``Type/id`` against a
+    resource's type and id.
+    """
+    for entry in bundle.get("entry") or ():
+        if not isinstance(entry, dict):
+            continue
+        resource = entry.get("resource")
+        if not isinstance(resource, dict):
+            continue
+        if entry.get("fullUrl") == reference:
+            return resource
+        if reference == f"{resource.get('resourceType')}/{resource.get('id')}":
+            return resource
+    return None
+
+
+def agency_identifier(agency: str) -> dict:
+    """Return the FHIR Identifier (system, value) of an agency URI.
+
+    Raises :class:`ValueError` when ``agency`` is not an agency URI.
+    """
+    parsed = parse_agency_uri(agency)
+    if parsed is None:
+        raise ValueError(f"{agency!r} is not an agency identity (urn:x-safeguarding:agency:<kind>:<code>)")
+    kind, code = parsed
+    return {"system": AGENCY_IDENTIFIER_SYSTEM[kind], "value": code}
+
+
+def identifies_agency(resource: dict, agency: str) -> bool:
+    """Return whether an Organization (or Reference) carries ``agency``'s identifier."""
+    wanted = agency_identifier(agency)
+    identifiers = resource.get("identifier")
+    if isinstance(identifiers, dict):
+        identifiers = [identifiers]
+    return any(isinstance(i, dict) and i.get("system") == wanted["system"] and i.get("value") == wanted["value"]
+               for i in identifiers or ())
+
+
+def parse_instant(value: object) -> dt.datetime | None:
+    """Return a FHIR ``instant`` as an aware datetime, or ``None`` when it is not one."""
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def format_instant(value: dt.datetime) -> str:
+    """Return an aware datetime as a FHIR ``instant`` in UTC with milliseconds."""
+    return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,360 @@
+"""Sign and verify FHIR message Bundles: a detached JWS in ``Bundle.signature``.
+
+The signed bytes are the RFC 8785 canonical JSON of the Bundle without its
+``signature`` element. The JWS is ES256 with the signer's certificate chain
+in ``x5c`` and the signing time in ``sigT`` (so ``Signature.when``, which
+validity is judged at, is covered by the signature too). The compact JWS,
+with its payload part empty, is base64-encoded into ``Signature.data``.
+
+When the gateway counter-signs a Bundle its sender signed, the sender's
+Signature moves into an extension of the gateway's
+(:data:`~gateway.model.systems.EXT_SENDER_SIGNATURE`); both cover the same
+payload, so a receiver can check both offline with :func:`verify_message`.
+
+This module needs neither Flask nor a database: a receiving agency can
+embed it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
+from joserfc.registry import HeaderParameter
+
+from gateway.model.systems import EXT_SENDER_SIGNATURE, parse_agency_uri
+from gateway.signing import pki
+from gateway.signing.canonical import CanonicalizationError, canonical_json
+from gateway.signing.messages import agency_identifier, format_instant, message_header, parse_instant, source_endpoint
+
+SIGNATURE_TYPE = {"system": "urn:iso-astm:E1762-95:2013", "code": "1.2.840.10065.1.12.1.1",
+                  "display": "Author's Signature"}
+SIG_FORMAT = "application/jose"
+TARGET_FORMAT = "application/fhir+json"
+ALGORITHM = "ES256"
+# A signer's clock may run a little fast; a signature from further in the
+# future than this is refused.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+# Reasons for :class:`UntrustedMessage`, one per thing that can be wrong.
+REASONS = ("malformed", "payload-changed", "unknown-signer", "untrusted-chain", "revoked", "expired",
+           "signed-in-future")
+# Revocations that do not mean the key was compromised: signatures made
+# before the revocation date stay valid (routine key rotation).
+_BENIGN_REVOCATIONS = {x509.ReasonFlags.superseded, x509.ReasonFlags.cessation_of_operation,
+                       x509.ReasonFlags.affiliation_changed}
+
+
+def _jws_registry() -> jws.JWSRegistry:
+    registry = jws.JWSRegistry(header_registry={"sigT": HeaderParameter("signing time (RFC 3339)", "str")},
+                               algorithms=[ALGORITHM])
+    # joserfc's defaults (512-byte header, 128 KB payload) are for tokens;
+    # x5c chains and referral Bundles are larger.
+    registry.max_header_length = 64 * 1024
+    registry.max_payload_length = 1 << 30
+    return registry
+
+
+_REGISTRY = _jws_registry()
+
+
+class UntrustedMessage(Exception):
+    """A message or signature that cannot be trusted; the one exception for that.
+
+    ``reason`` is one of :data:`REASONS`; ``str(exc)`` says exactly what is
+    wrong in words a receiving agency can act on; ``role`` says which
+    signature (``"signature"`` or ``"sender signature"``).
+    """
+
+    def __init__(self, reason: str, message: str, role: str = "signature"):
+        assert reason in REASONS, reason
+        super().__init__(message)
+        self.reason = reason
+        self.role = role
+
+
+@dataclasses.dataclass(frozen=True)
+class Signer:
+    """A signing certificate chain and its private key."""
+
+    chain: tuple[x509.Certificate, ...]
+    key: ec.EllipticCurvePrivateKey
+    agency: str
+
+    @classmethod
+    def from_files(cls, cert_path: Path, key_path: Path) -> "Signer":
+        """Return the signer in ``cert_path`` (leaf first, then any intermediates) and ``key_path``.
+
+        Raises :class:`~gateway.signing.pki.PKIError` when the files cannot be
+        read, the key does not belong to the certificate, or the certificate
+        names no agency.
+        """
+        chain = tuple(pki.load_certificates(cert_path))
+        key = pki.load_private_key(key_path)
+        return cls.from_objects(chain, key, where=str(cert_path))
+
+    @classmethod
+    def from_objects(cls, chain, key, where: str = "certificate") -> "Signer":
+        """Return a signer from certificate objects and a key; raise :class:`PKIError` as :meth:`from_files`."""
+        chain = tuple(chain)
+        if chain[0].public_key() != key.public_key():
+            raise pki.PKIError(f"{where}: the key does not belong to this certificate")
+        agency = pki.certificate_agency(chain[0])
+        if agency is None:
+            raise pki.PKIError(f"{where}: the certificate names no agency (SAN URI urn:x-safeguarding:agency:...)")
+        return cls(chain, key, agency)
+
+    @property
+    def x5c(self) -> list[str]:
+        return [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode("ascii") for c in self.chain]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustAnchor:
+    """What a verifier trusts: the deployment CA and, optionally, its CRL."""
+
+    ca: x509.Certificate
+    crl: x509.CertificateRevocationList | None = None
+
+    @classmethod
+    def from_files(cls, ca_path: Path, crl_path: Path | None = None) -> "TrustAnchor":
+        """Return the trust anchor in ``ca_path`` (and ``crl_path``).
+
+        Raises :class:`~gateway.signing.pki.PKIError` when a file cannot be
+        read or the CRL is not signed by the CA.
+        """
+        ca = pki.load_certificate(ca_path)
+        crl = pki.load_crl(crl_path) if crl_path is not None else None
+        if crl is not None and (crl.issuer != ca.subject or not crl.is_signature_valid(ca.public_key())):
+            raise pki.PKIError(f"{crl_path}: this CRL was not issued by the CA in {ca_path}")
+        return cls(ca, crl)
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifiedSignature:
+    """One signature that verified: who signed, when, with which certificate."""
+
+    agency: str
+    when: dt.datetime
+    certificate: x509.Certificate
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifiedMessage:
+    """A Bundle whose signature (and sender signature, if any) verified."""
+
+    signature: VerifiedSignature
+    sender_signature: VerifiedSignature | None = None
+
+
+def signed_payload(bundle: dict) -> bytes:
+    """Return the bytes a Bundle's signatures cover: canonical JSON without ``signature``.
+
+    Raises :class:`UntrustedMessage` (``malformed``) when the Bundle holds a
+    value canonical JSON cannot represent.
+    """
+    try:
+        return canonical_json({key: value for key, value in bundle.items() if key != "signature"})
+    except CanonicalizationError as exc:
+        raise UntrustedMessage("malformed", f"the Bundle cannot be canonicalised (RFC 8785): {exc}") from None
+
+
+def _signature_element(payload: bytes, signer: Signer, now: dt.datetime) -> dict:
+    when = format_instant(now)
+    header = {"alg": ALGORITHM, "x5c": signer.x5c, "sigT": when}
+    compact = jws.serialize_compact(header, payload, ECKey.import_key(signer.key), registry=_REGISTRY)
+    detached = jws.detach_content(compact)
+    return {
+        "type": [dict(SIGNATURE_TYPE)],
+        "when": when,
+        "who": {"type": "Organization", "identifier": agency_identifier(signer.agency)},
+        "targetFormat": TARGET_FORMAT,
+        "sigFormat": SIG_FORMAT,
+        "data": base64.b64encode(detached.encode("ascii")).decode("ascii"),
+    }
+
+
+def sign_message(bundle: dict, signer: Signer, *, now: dt.datetime) -> dict:
+    """Return a copy of ``bundle`` signed by ``signer`` at ``now`` (a sender signing its own message).
+
+    Raises :class:`ValueError` when the Bundle already carries a signature
+    and :class:`UntrustedMessage` (``malformed``) when it cannot be
+    canonicalised.
+    """
+    if "signature" in bundle:
+        raise ValueError("the Bundle is already signed (Bundle.signature); remove it to sign again")
+    signed = dict(bundle)
+    signed["signature"] = _signature_element(signed_payload(bundle), signer, now)
+    return signed
+
+
+def countersign_message(bundle: dict, signer: Signer, *, now: dt.datetime) -> dict:
+    """Return a copy of ``bundle`` with ``signer``'s signature, keeping any sender signature.
+
+    A signature already present (the sender's) moves into the new
+    signature's :data:`EXT_SENDER_SIGNATURE` extension. Verify it first:
+    this function does not. Raises as :func:`sign_message`.
+    """
+    signed = dict(bundle)
+    previous = signed.pop("signature", None)
+    element = _signature_element(signed_payload(signed), signer, now)
+    if previous is not None:
+        element = {"extension": [{"url": EXT_SENDER_SIGNATURE, "valueSignature": previous}], **element}
+    signed["signature"] = element
+    return signed
+
+
+def _decode_jws(signature: dict, role: str) -> tuple[str, dict, list[x509.Certificate]]:
+    if not isinstance(signature, dict) or signature.get("sigFormat") != SIG_FORMAT:
+        raise UntrustedMessage("malformed", f"the {role} is not a JWS (sigFormat must be {SIG_FORMAT})", role)
+    try:
+        compact = base64.b64decode(signature.get("data") or "", validate=True).decode("ascii")
+        protected_b64, payload_part, _ = compact.split(".")
+        header = json.loads(base64.urlsafe_b64decode(protected_b64 + "=" * (-len(protected_b64) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise UntrustedMessage("malformed", f"the {role}'s data is not a base64 compact JWS", role) from None
+    if payload_part:
+        raise UntrustedMessage("malformed", f"the {role}'s JWS is not detached (its payload part is not empty)", role)
+    if not isinstance(header, dict) or header.get("alg") != ALGORITHM:
+        alg = header.get("alg") if isinstance(header, dict) else None
+        raise UntrustedMessage("malformed", f"the {role} uses algorithm {alg!r}; only {ALGORITHM} is accepted", role)
+    x5c = header.get("x5c")
+    if not isinstance(x5c, list) or not x5c:
+        raise UntrustedMessage("unknown-signer", f"the {role} carries no certificate (x5c)", role)
+    try:
+        chain = [x509.load_der_x509_certificate(base64.b64decode(item, validate=True)) for item in x5c]
+    except (ValueError, TypeError, binascii.Error):
+        raise UntrustedMessage("malformed", f"the {role}'s x5c holds something that is not a certificate", role) from None
+    return compact, header, chain
+
+
+def verify_signature(signature: dict, payload: bytes, trust: TrustAnchor, *, now: dt.datetime,
+                     role: str = "signature") -> VerifiedSignature:
+    """Return who made ``signature`` over ``payload`` and when, if it can be trusted.
+
+    Checks, in order: the JWS over ``payload`` with the certificate's key;
+    that ``Signature.when`` is the signed time and not in the future of
+    ``now``; that ``who`` is the certificate's agency; that the certificate
+    was issued by ``trust.ca``, valid at signing time, and chains to it;
+    that it is not revoked in ``trust.crl`` (a certificate revoked as
+    superseded, ceased or affiliation-changed still vouches for signatures
+    made before the revocation). Raises :class:`UntrustedMessage` naming the
+    first failure.
+    """
+    compact, header, chain = _decode_jws(signature, role)
+    leaf = chain[0]
+    try:
+        jws.deserialize_compact(compact, ECKey.import_key(leaf.public_key()), payload=payload, registry=_REGISTRY)
+    except (JoseError, ValueError):
+        raise UntrustedMessage("payload-changed", f"the {role} does not match the message: it was changed after "
+                               "signing, or signed with a key other than the certificate's", role) from None
+
+    when = parse_instant(signature.get("when"))
+    if when is None or header.get("sigT") != signature.get("when"):
+        raise UntrustedMessage("malformed", f"the {role}'s time (when={signature.get('when')!r}) is missing or is "
+                               "not the signed time (sigT)", role)
+    if when > now + CLOCK_SKEW:
+        raise UntrustedMessage("signed-in-future", f"the {role} was made at {signature['when']}, "
+                               f"after the time of checking ({format_instant(now)})", role)
+
+    agency = pki.certificate_agency(leaf)
+    subject = leaf.subject.rfc4514_string()
+    if agency is None:
+        raise UntrustedMessage("unknown-signer", f"the {role}'s certificate ({subject}) names no agency", role)
+    who = signature.get("who")
+    who_identifier = who.get("identifier") if isinstance(who, dict) else None
+    if who_identifier != agency_identifier(agency):
+        raise UntrustedMessage("unknown-signer", f"the {role} claims to be by {who_identifier!r} but its "
+                               f"certificate is {agency}'s", role)
+
+    try:
+        leaf.verify_directly_issued_by(trust.ca)
+    except (ValueError, TypeError, InvalidSignature):
+        raise UntrustedMessage("untrusted-chain", f"the {role}'s certificate ({agency}, issued by "
+                               f"{leaf.issuer.rfc4514_string()}) does not chain to this CA "
+                               f"({trust.ca.subject.rfc4514_string()})", role) from None
+    if not leaf.not_valid_before_utc <= when <= leaf.not_valid_after_utc:
+        raise UntrustedMessage("expired", f"the {role}'s certificate ({agency}, serial "
+                               f"{pki.serial_hex(leaf.serial_number)}) was not valid at signing time "
+                               f"{signature['when']}: valid {format_instant(leaf.not_valid_before_utc)} to "
+                               f"{format_instant(leaf.not_valid_after_utc)}", role)
+    try:
+        verifier = PolicyBuilder().store(Store([trust.ca])).time(when).build_client_verifier()
+        verifier.verify(leaf, chain[1:])
+    except VerificationError as exc:
+        raise UntrustedMessage("untrusted-chain", f"the {role}'s certificate ({agency}) does not chain to this "
+                               f"CA at signing time: {exc}", role) from None
+
+    if trust.crl is not None:
+        entry = trust.crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
+        if entry is not None:
+            try:
+                reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+            except x509.ExtensionNotFound:
+                reason = x509.ReasonFlags.unspecified
+            if not (reason in _BENIGN_REVOCATIONS and when < entry.revocation_date_utc):
+                raise UntrustedMessage("revoked", f"the {role}'s certificate ({agency}, serial "
+                                       f"{pki.serial_hex(leaf.serial_number)}) was revoked "
+                                       f"({reason.name}) at {format_instant(entry.revocation_date_utc)}", role)
+    return VerifiedSignature(agency=agency, when=when, certificate=leaf)
+
+
+def sender_signature(signature: dict) -> dict | None:
+    """Return the sender's Signature nested in the gateway's, or ``None``."""
+    for extension in signature.get("extension") or ():
+        if isinstance(extension, dict) and extension.get("url") == EXT_SENDER_SIGNATURE:
+            return extension.get("valueSignature")
+    return None
+
+
+def verify_message(bundle: dict, trust: TrustAnchor, *, now: dt.datetime) -> VerifiedMessage:
+    """Return the verified signature(s) of a signed message Bundle (a JSON dict as parsed).
+
+    Verifies ``Bundle.signature`` and, when it carries one, the sender
+    signature nested in it (see :func:`verify_signature`). The signer must
+    be the sender named in ``MessageHeader.source.endpoint`` or a gateway;
+    a nested sender signature must be the sender's and the outer one a
+    gateway's. Raises :class:`UntrustedMessage` when anything cannot be
+    trusted, naming what and why.
+    """
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise UntrustedMessage("malformed", "the message is not a FHIR Bundle")
+    signature = bundle.get("signature")
+    if not isinstance(signature, dict):
+        raise UntrustedMessage("malformed", "the Bundle is not signed (no Bundle.signature)")
+    header = message_header(bundle)
+    sender = source_endpoint(header) if header is not None else None
+    payload = signed_payload(bundle)
+
+    outer = verify_signature(signature, payload, trust, now=now)
+    nested = sender_signature(signature)
+    inner = None
+    if nested is not None:
+        inner = verify_signature(nested, payload, trust, now=now, role="sender signature")
+        if inner.agency != sender:
+            raise UntrustedMessage("unknown-signer", f"the sender signature is by {inner.agency}, but the message "
+                                   f"names {sender} as its sender (MessageHeader.source.endpoint)",
+                                   "sender signature")
+        if _kind(outer.agency) != "gateway":
+            raise UntrustedMessage("unknown-signer", f"a sender signature is nested in a signature by "
+                                   f"{outer.agency}, which is not a gateway")
+    elif outer.agency != sender and _kind(outer.agency) != "gateway":
+        raise UntrustedMessage("unknown-signer", f"the signature is by {outer.agency}, which is neither the sender "
+                               f"named in MessageHeader.source.endpoint ({sender}) nor a gateway")
+    return VerifiedMessage(signature=outer, sender_signature=inner)
+
+
+def _kind(agency: str) -> str | None:
+    parsed = parse_agency_uri(agency)
+    return parsed[0] if parsed else None

@@ -1,0 +1,72 @@
+"""Engines for the store's two backends, from a database URL.
+
+* SQLite (``sqlite:///PATH``): the default, for development and the demo.
+  The parent folder is created; WAL, foreign keys and ``BEGIN IMMEDIATE``
+  (writers queue on the lock instead of failing) are switched on.
+* PostgreSQL (``postgresql+psycopg://...``, psycopg 3): for deployments.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+log = logging.getLogger(__name__)
+
+
+class StoreConfigError(ValueError):
+    """The database URL names a backend or driver the store does not support."""
+
+
+def make_engine(url: str, **options) -> Engine:
+    """Return an engine for ``url`` (SQLite or PostgreSQL through psycopg 3).
+
+    ``postgresql://`` is taken to mean psycopg 3. ``options`` go to
+    :func:`sqlalchemy.create_engine`. Raises :class:`StoreConfigError` for
+    any other backend.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreConfigError(f"database URL {url!r} is not a URL: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed, **options)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.drivername != "postgresql+psycopg":
+            raise StoreConfigError(f"database URL uses driver {parsed.drivername!r}; use postgresql+psycopg://")
+        options.setdefault("pool_pre_ping", True)
+        return create_engine(parsed, **options)
+    raise StoreConfigError(f"database URL {parsed.render_as_string(hide_password=True)!r}: unsupported backend "
+                           f"{backend!r}; use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+
+
+def _sqlite_engine(parsed, **options) -> Engine:
+    database = parsed.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    log.warning("store: SQLite at %s is for development and demos only; use PostgreSQL in a deployment",
+                database or ":memory:")
+    options.setdefault("connect_args", {}).setdefault("timeout", 30)
+    engine = create_engine(parsed, **options)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy's "begin" below start transactions, not pysqlite.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,81 @@
+"""Contracts of the store, apart from their implementations."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+
+@dataclasses.dataclass(frozen=True)
+class AcceptedMessage:
+    """A message the gateway accepted, and the response it returned.
+
+    ``raw_message`` is the JSON exactly as received; ``signed_message`` is
+    the Bundle with the gateway's signature, as it will be delivered.
+    ``received_at`` is the gateway's clock; ``message_timestamp`` the
+    sender's ``Bundle.timestamp``.
+    """
+
+    message_id: str
+    sender_agency: str
+    received_at: dt.datetime
+    message_timestamp: dt.datetime | None
+    payload_sha256: str
+    raw_message: str
+    signed_message: str
+    response_status: int
+    response_body: str
+
+
+class AlreadyAccepted(Exception):
+    """A message with this id was accepted before; ``existing`` is that record."""
+
+    def __init__(self, existing: AcceptedMessage):
+        super().__init__(f"message {existing.message_id} was already accepted")
+        self.existing = existing
+
+
+class AcceptedMessages(Protocol):
+    """The accepted messages, within one unit of work."""
+
+    def get(self, message_id: str) -> AcceptedMessage | None:
+        """Return the accepted message with this id, or ``None``."""
+
+    def add(self, message: AcceptedMessage) -> None:
+        """Record ``message``; it is kept when the unit of work commits.
+
+        Raises :class:`AlreadyAccepted` (with the stored record) when a
+        message with the same id was accepted before, including by a
+        concurrent request that committed first.
+        """
+
+    def recent(self, *, sender_agency: str | None = None, limit: int = 100) -> list[AcceptedMessage]:
+        """Return up to ``limit`` messages, latest ``received_at`` first."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Later steps add their repositories next to ``messages``
+    and use ``session`` so that everything commits, or nothing does."""
+
+    messages: AcceptedMessages
+    session: object
+
+
+class MessageStore(Protocol):
+    """Where accepted messages are kept (SQLite or PostgreSQL)."""
+
+    def transaction(self) -> AbstractContextManager[UnitOfWork]:
+        """Return a context manager for one unit of work.
+
+        It commits when the block ends normally and rolls back when it
+        raises; the exception then propagates.
+        """
+
+    def find_accepted(self, message_id: str) -> AcceptedMessage | None:
+        """Return the accepted message with this id, or ``None`` (own short transaction)."""
+
+    def close(self) -> None:
+        """Release every database connection."""
+

@@ -1,0 +1,108 @@
+"""The SQL implementation of the store contracts (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.store.engine import make_engine
+from gateway.store.interfaces import AcceptedMessage, AlreadyAccepted
+from gateway.store.models import AcceptedMessageRow, Base
+
+_FIELDS = [field.name for field in dataclasses.fields(AcceptedMessage)]
+
+
+def _record(row: AcceptedMessageRow) -> AcceptedMessage:
+    return AcceptedMessage(**{name: getattr(row, name) for name in _FIELDS})
+
+
+class _DuplicateMessageId(Exception):
+    def __init__(self, message_id: str):
+        super().__init__(message_id)
+        self.message_id = message_id
+
+
+class SqlAcceptedMessages:
+    """:class:`~gateway.store.interfaces.AcceptedMessages` on one SQLAlchemy session."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def get(self, message_id: str) -> AcceptedMessage | None:
+        row = self.session.get(AcceptedMessageRow, message_id)
+        return _record(row) if row is not None else None
+
+    def add(self, message: AcceptedMessage) -> None:
+        existing = self.get(message.message_id)
+        if existing is not None:
+            raise AlreadyAccepted(existing)
+        self.session.add(AcceptedMessageRow(**dataclasses.asdict(message)))
+        try:
+            self.session.flush()
+        except IntegrityError:
+            # A concurrent request committed the same id between our read
+            # and our insert; the transaction is spoilt, so the store reads
+            # the winner in a fresh one (see SqlMessageStore.transaction).
+            raise _DuplicateMessageId(message.message_id) from None
+
+    def recent(self, *, sender_agency: str | None = None, limit: int = 100) -> list[AcceptedMessage]:
+        query = select(AcceptedMessageRow).order_by(AcceptedMessageRow.received_at.desc()).limit(limit)
+        if sender_agency is not None:
+            query = query.where(AcceptedMessageRow.sender_agency == sender_agency)
+        return [_record(row) for row in self.session.scalars(query)]
+
+
+@dataclasses.dataclass
+class SqlUnitOfWork:
+    """One transaction; later steps add their repositories on the same ``session``."""
+
+    session: Session
+    messages: SqlAcceptedMessages
+
+
+class SqlMessageStore:
+    """:class:`~gateway.store.interfaces.MessageStore` on an SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str, *, create_schema: bool = True, **options) -> "SqlMessageStore":
+        """Return a store on ``url``, creating missing tables unless told not to.
+
+        Raises :class:`~gateway.store.engine.StoreConfigError` for an
+        unsupported URL and SQLAlchemy's errors when the database cannot be
+        reached.
+        """
+        store = cls(make_engine(url, **options))
+        if create_schema:
+            store.create_schema()
+        return store
+
+    def create_schema(self) -> None:
+        """Create every table of :class:`~gateway.store.models.Base` that is missing."""
+        Base.metadata.create_all(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlUnitOfWork]:
+        try:
+            with self._sessions() as session, session.begin():
+                yield SqlUnitOfWork(session=session, messages=SqlAcceptedMessages(session))
+        except _DuplicateMessageId as exc:
+            existing = self.find_accepted(exc.message_id)
+            if existing is None:  # pragma: no cover - the winner rolled back after all
+                raise
+            raise AlreadyAccepted(existing) from None
+
+    def find_accepted(self, message_id: str) -> AcceptedMessage | None:
+        with self._sessions() as session, session.begin():
+            return SqlAcceptedMessages(session).get(message_id)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,1 @@
+"""Transport: mutual-TLS serving, the message intake, and the outbound client."""

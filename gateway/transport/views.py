@@ -1,0 +1,90 @@
+"""HTTP endpoints of the transport: ``POST /fhir/$process-message`` and a connection check.
+
+The calling agency comes only from the verified client certificate, which
+:class:`~gateway.transport.middleware.ClientCertificateMiddleware` puts in
+the environ; nothing in the request can name it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, Flask, Response, current_app, request
+
+from gateway.config import Settings
+from gateway.signing import pki
+from gateway.signing.signatures import Signer, TrustAnchor
+from gateway.store import open_store
+from gateway.transport.intake import FHIR_JSON, AcceptStep, MessageIntake, Refused
+from gateway.transport.middleware import AGENCY_KEY
+from gateway.transport.watch import Reloading
+
+blueprint = Blueprint("transport", __name__)
+
+CLOCK_KEY = "GATEWAY_CLOCK"            # app.config: a callable returning an aware datetime (tests inject one)
+STEPS_EXTENSION = "gateway.accept_steps"
+INTAKE_EXTENSION = "gateway.intake"
+
+
+def _system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def register_accept_step(app: Flask, step: AcceptStep) -> None:
+    """Run ``step`` inside the transaction that accepts each message (see :data:`AcceptStep`)."""
+    app.extensions.setdefault(STEPS_EXTENSION, []).append(step)
+
+
+def intake_for(app: Flask) -> MessageIntake:
+    """Return the app's :class:`MessageIntake`, built on first use from its settings.
+
+    Raises :class:`~gateway.signing.pki.PKIError` when the certificates
+    directory lacks the gateway's certificate, key, CA or CRL.
+    """
+    intake = app.extensions.get(INTAKE_EXTENSION)
+    if intake is None:
+        settings: Settings = app.config["GATEWAY_SETTINGS"]
+        certs = settings.certs_dir
+        signer = Reloading([certs / pki.GATEWAY_CERT, certs / pki.GATEWAY_KEY],
+                           lambda: Signer.from_files(certs / pki.GATEWAY_CERT, certs / pki.GATEWAY_KEY))
+        trust = Reloading([certs / pki.CA_CERT, certs / pki.CRL],
+                          lambda: TrustAnchor.from_files(certs / pki.CA_CERT, certs / pki.CRL))
+        signer.get()
+        trust.get()
+        intake = MessageIntake(
+            store=open_store(settings.database_url), signer=signer.get, trust=trust.get,
+            replay_window=dt.timedelta(seconds=settings.replay_window_seconds),
+            steps=lambda: tuple(app.extensions.get(STEPS_EXTENSION, ())))
+        app.extensions[INTAKE_EXTENSION] = intake
+    return intake
+
+
+def close_intake(app: Flask) -> None:
+    """Release the intake's database connections (tests, orderly shutdown)."""
+    intake = app.extensions.pop(INTAKE_EXTENSION, None)
+    if intake is not None:
+        intake.store.close()
+
+
+@blueprint.post("/fhir/$process-message")
+def process_message() -> Response:
+    """Accept a FHIR message Bundle from the agency of the client certificate."""
+    agency = request.environ.get(AGENCY_KEY)
+    if agency is None:
+        # Refuse before reading the body or touching the store.
+        outcome = Refused(401, "login", "no verified agency certificate: connect with mutual TLS using a "
+                          "certificate issued by the deployment CA").outcome()
+    else:
+        clock = current_app.config.get(CLOCK_KEY, _system_clock)
+        outcome = intake_for(current_app).process(request.get_data(cache=False), agency, now=clock())
+    return Response(outcome.body, status=outcome.status, mimetype=FHIR_JSON)
+
+
+@blueprint.get("/connection-check")
+def connection_check() -> Response:
+    """Tell a connecting agency which identity its certificate gives it (a setup check)."""
+    agency = request.environ.get(AGENCY_KEY)
+    if agency is None:
+        outcome = Refused(401, "login", "no verified agency certificate").outcome()
+        return Response(outcome.body, status=outcome.status, mimetype=FHIR_JSON)
+    return current_app.json.response({"agency": agency})
