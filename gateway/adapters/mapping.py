@@ -178,12 +178,15 @@ class Mapping:
         return self._reader(stream, filename, options)
 
     def accessor(self, record: RawRecord):
+        """Return the accessor for ``record``; ``$context.<path>`` expressions read document-level facts."""
         kind = self._reader_kind
         if kind == "csv":
-            return CsvAccessor(record.data, record.location)
-        if kind.endswith("json"):
-            return JsonAccessor(record.data, record.location if record.location != "/" else "")
-        return XmlAccessor(record.data, record.location, self.namespaces)
+            acc = CsvAccessor(record.data, record.location)
+        elif kind.endswith("json"):
+            acc = JsonAccessor(record.data, record.location if record.location != "/" else "")
+        else:
+            acc = XmlAccessor(record.data, record.location, self.namespaces)
+        return ContextAware(acc, record.context)
 
     def translate(self, record: RawRecord, *, filename: str = "", now: dt.datetime | None = None,
                   accessor=None) -> list[dict]:
@@ -227,7 +230,10 @@ class Mapping:
                 problems.append(Problem(target, where, f"'{_first(spec.get('from'))}' is missing or empty",
                                         spec.get("action", "Fill in this required field in the source system.")))
             if value is not None:
-                _set_path(canonical, target, value, merge=spec.get("merge", False))
+                if target == "." and isinstance(value, dict):
+                    canonical.update(value)
+                else:
+                    _set_path(canonical, target, value, merge=spec.get("merge", False))
         for target, specs in (self.spec.get("lists") or {}).items():
             items = []
             for spec in specs:
@@ -271,8 +277,20 @@ class Mapping:
                     sub_ctx = FieldContext(f"{ctx.field}.{target}",
                                            sub.where(_first(sub_spec["from"])) if sub_spec.get("from") else sub.where(""),
                                            ctx.now, ctx.timezone, ctx.issues)
-                    value = self._value(sub_spec, sub, sub_ctx)
-                    if value is not None:
+                    try:
+                        value = self._value(sub_spec, sub, sub_ctx)
+                    except FieldProblem as exc:
+                        if sub_spec.get("required"):
+                            raise
+                        # One unusable value loses only itself, not the person or item it belongs to.
+                        sub_ctx.note(exc.reason + "; the value was left out of the message, the source keeps it",
+                                     exc.action, "unusable-value")
+                        continue
+                    if value is None:
+                        continue
+                    if target == "." and isinstance(value, dict):
+                        item.update(value)
+                    else:
                         _set_path(item, target, value, merge=sub_spec.get("merge", False))
                 item.update(spec.get("set") or {})
                 out.append(self._relationship(item, spec, ctx))
@@ -292,8 +310,8 @@ class Mapping:
         transform = get_transform(spec.get("parse", "text"))
         args = spec.get("args") or {}
         if spec.get("all"):
-            values = [transform(v, args, ctx) for v in raw]
-            return [v for v in values if v is not None]
+            values = [v for v in (transform(v, args, ctx) for v in raw) if v is not None]
+            return self._categories(values, spec, ctx) if spec.get("conceptmap") else values
         if spec.get("split"):
             pieces = [p.strip() for p in str(raw).split(spec["split"]) if p.strip()]
             values = [transform(p, args, ctx) for p in pieces]
@@ -340,6 +358,33 @@ class Mapping:
             ctx.note(f"relationship {rel['label']!r} is on no map: kept as written",
                      "Ask the gateway team to add it to the relationship ConceptMap.", "unmapped-relationship")
         return person
+
+
+class ContextAware:
+    """Wraps an accessor so that ``$context.a.b`` reads the record's document-level context."""
+
+    PREFIX = "$context."
+
+    def __init__(self, inner, context: dict):
+        self.inner, self.context = inner, context
+        self.used = inner.used
+
+    def get(self, expr: str, all_values: bool = False):
+        if expr.startswith(self.PREFIX):
+            value = JsonAccessor(self.context, "").get(expr[len(self.PREFIX):], all_values)
+            return value
+        return self.inner.get(expr, all_values)
+
+    def each(self, expr: str):
+        return self.inner.each(expr)
+
+    def where(self, expr: str) -> str:
+        if expr and expr.startswith(self.PREFIX):
+            return f"document {expr[len(self.PREFIX):]}"
+        return self.inner.where(expr)
+
+    def present(self) -> set[str]:
+        return self.inner.present()
 
 
 def _first(source):

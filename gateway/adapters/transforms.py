@@ -75,7 +75,7 @@ def to_integer(value, args, ctx):
     text = str(value).strip()
     if not re.fullmatch(r"\d+", text):
         raise FieldProblem(f"{text!r} is not a whole number", "Use the record's numeric id.")
-    return str(int(text))
+    return int(text)
 
 
 @transform("boolean")
@@ -332,6 +332,22 @@ def name_with_identifier(value, args, ctx):
     if ident:
         person["upn"] = TRANSFORMS["upn"](ident, {}, ctx)
     return person
+
+
+@transform("given_names")
+def given_names(value, args, ctx):
+    """``Mia Rose`` -> ``["Mia", "Rose"]``."""
+    if _blank(value):
+        return None
+    return _split_given(str(value))
+
+
+@transform("wrap")
+def wrap(value, args, ctx):
+    """Return ``{args.key: text, **args.with}``: a value that needs a kind beside it (a risk rating)."""
+    if _blank(value):
+        return None
+    return {args.get("key", "value"): str(value).strip(), **(args.get("with") or {})}
 
 
 @transform("xml_boolean")
