@@ -243,10 +243,10 @@ class _ConcernsNotAList(Exception):
     pass
 
 
-def _guard_header(src: "_Source", filename: str, func, *args, first: bool = False):
-    """Call ``func``; turn what goes wrong outside ``concerns`` into :class:`InputUnreadable`."""
+def _guard_header(src: "_Source", filename: str, func, *args, **kwargs):
+    """Return ``func(*args, **kwargs)``; what goes wrong outside ``concerns`` becomes :class:`InputUnreadable`."""
     try:
-        return func(*args, first=first) if first else func(*args)
+        return func(*args, **kwargs)
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         raise InputUnreadable(filename, f"this is not valid JSON: {_syntax(exc, src)}.", RE_EXPORT) from None
     except StopIteration:
