@@ -132,14 +132,15 @@ def mappings_group() -> None:
 
 @mappings_group.command("test")
 @click.argument("path", required=False, type=click.Path(exists=True, file_okay=False))
-def mappings_test_command(path) -> None:
+@click.option("--update", is_flag=True, help="Write expected.json from what the mappings produce now (review the diff!).")
+def mappings_test_command(path, update) -> None:
     """Run the golden cases and rule checks of every mapping under PATH (default: the installed mappings)."""
     from gateway.adapters.goldens import run_golden_cases
     from gateway.config import Settings
 
     root = Path(path) if path else Settings.from_env().mappings_dir
     try:
-        results = run_golden_cases(root)
+        results = run_golden_cases(root, update=update)
     except MappingError as exc:
         raise click.ClickException(str(exc)) from None
     failed = 0

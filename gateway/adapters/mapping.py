@@ -12,6 +12,7 @@ ConceptMaps, no Python.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from importlib import import_module
 from pathlib import Path
@@ -421,11 +422,11 @@ def _holds(cond, acc) -> bool:
 
 
 def _format_reason(template: str, acc) -> str:
-    class Lookup(dict):
-        def __missing__(self, key):
-            value = acc.get(key)
-            return "" if value is None else str(value)
-    return template.format_map(Lookup())
+    """Fill ``{source expression}`` placeholders (dotted paths allowed) with the record's values."""
+    def fill(match):
+        value = acc.get(match.group(1))
+        return "" if value is None else str(value)
+    return re.sub(r"\{([^{}]+)\}", fill, template)
 
 
 def category_system(category: dict) -> str:
