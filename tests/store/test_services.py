@@ -1,0 +1,146 @@
+"""The SQL store, run against SQLite and the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+
+import pytest
+from sqlalchemy import text
+
+from gateway.store import AcceptedMessage, AlreadyAccepted, SqlMessageStore
+from gateway.store.engine import StoreConfigError, make_engine
+
+UTC = dt.timezone.utc
+RECEIVED = dt.datetime(2025, 3, 1, 10, 0, 5, 123000, tzinfo=UTC)
+
+
+def _message(message_id="urn:uuid:00000000-0000-4000-8000-000000000001", **changes) -> AcceptedMessage:
+    values = dict(
+        message_id=message_id, sender_agency="urn:x-safeguarding:agency:school:999101",
+        received_at=RECEIVED,
+        # The sender's own time, in its own zone, kept apart from received_at.
+        message_timestamp=dt.datetime(2025, 3, 1, 11, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+        payload_sha256="ab" * 32, raw_message='{"resourceType": "Bundle", "timestamp": "2025-03-01T11:00:00+01:00"}',
+        signed_message='{"resourceType": "Bundle", "signature": {}}', response_status=200,
+        response_body='{"resourceType": "Bundle", "type": "message"}')
+    values.update(changes)
+    return AcceptedMessage(**values)
+
+
+def test_round_trip_keeps_every_field(store):
+    message = _message(raw_message='{"name": "caf\u00e9 \u2014 \U0001f600", "n": 1.50}')
+    with store.transaction() as unit:
+        unit.messages.add(message)
+    found = store.find_accepted(message.message_id)
+    assert found == message
+    assert found.received_at.tzinfo is not None and found.received_at.utcoffset() == dt.timedelta(0)
+    assert found.message_timestamp == dt.datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
+    assert store.find_accepted("urn:uuid:unknown") is None
+
+
+def test_second_add_of_an_id_raises_with_the_first(store):
+    first = _message()
+    with store.transaction() as unit:
+        unit.messages.add(first)
+    with pytest.raises(AlreadyAccepted) as caught:
+        with store.transaction() as unit:
+            unit.messages.add(dataclasses.replace(first, response_body="{}"))
+    assert caught.value.existing == first
+
+
+def test_a_failing_unit_of_work_keeps_nothing(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction() as unit:
+            unit.messages.add(_message())
+            raise RuntimeError("a later step refused")
+    assert store.find_accepted(_message().message_id) is None
+
+
+def test_recent_is_latest_first_and_filters_by_sender(store):
+    with store.transaction() as unit:
+        for n in range(3):
+            unit.messages.add(_message(f"urn:uuid:{n}", received_at=RECEIVED + dt.timedelta(minutes=n)))
+        unit.messages.add(_message("urn:uuid:police", sender_agency="urn:x-safeguarding:agency:police:TST"))
+    with store.transaction() as unit:
+        assert [m.message_id for m in unit.messages.recent(limit=2)] == ["urn:uuid:2", "urn:uuid:1"]
+        school = unit.messages.recent(sender_agency="urn:x-safeguarding:agency:school:999101")
+        assert [m.message_id for m in school] == ["urn:uuid:2", "urn:uuid:1", "urn:uuid:0"]
+
+
+def _wait_until_blocked_on_lock(store: SqlMessageStore, loser_done: threading.Event) -> None:
+    # On PostgreSQL, wait (bounded) until the second insert really waits on
+    # the first's row lock, so the race path is the one tested.
+    if store.engine.dialect.name != "postgresql":
+        return
+    for _ in range(500):
+        with store.engine.connect() as connection:
+            waiting = connection.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
+                "AND wait_event_type = 'Lock'"), {"name": store.schema}).scalar()
+        if waiting or loser_done.wait(0.01):
+            return
+    raise AssertionError("the second transaction never waited on the first")
+
+
+def test_concurrent_duplicates_one_wins_the_other_gets_its_record(store):
+    winner = _message()
+    added, commit, loser_done = threading.Event(), threading.Event(), threading.Event()
+    outcome = {}
+
+    def first():
+        with store.transaction() as unit:
+            unit.messages.add(winner)
+            added.set()
+            commit.wait(10)
+
+    def second():
+        try:
+            with store.transaction() as unit:
+                unit.messages.add(dataclasses.replace(winner, response_body='{"other": true}'))
+        except AlreadyAccepted as exc:
+            outcome["existing"] = exc.existing
+        finally:
+            loser_done.set()
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert added.wait(10)
+    two = threading.Thread(target=second)
+    two.start()
+    _wait_until_blocked_on_lock(store, loser_done)
+    commit.set()
+    one.join(10)
+    two.join(10)
+    assert outcome["existing"] == winner
+    assert store.find_accepted(winner.message_id) == winner
+
+
+def test_sqlite_pragmas_and_parent_folder(tmp_path):
+    path = tmp_path / "a" / "b" / "gateway.sqlite3"
+    store = SqlMessageStore.from_url(f"sqlite:///{path}")
+    try:
+        assert path.is_file()
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_plain_postgresql_url_means_psycopg3():
+    from gateway.store.engine import make_engine as make
+
+    engine = make("postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        assert engine.dialect.driver == "psycopg"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "postgresql+psycopg2://u@h/db", "not a url"])
+def test_unsupported_urls_are_refused(url):
+    with pytest.raises(StoreConfigError):
+        make_engine(url)
