@@ -40,3 +40,99 @@ def runner() -> CliRunner:
 @pytest.fixture
 def samples() -> Path:
     return SAMPLES
+
+
+# Trust (signing, transport, store) -------------------------------------------------
+import dataclasses as _dataclasses  # noqa: E402
+import datetime as _dt  # noqa: E402
+import uuid as _uuid  # noqa: E402
+
+
+@_dataclasses.dataclass(frozen=True)
+class Deployment:
+    """A certificates directory made by the ``gateway certs`` code, with agency certificates."""
+
+    dir: Path
+    school: Path      # PREFIX of school 999101's certificate and key
+    police: Path      # PREFIX of (fictional) force TST's
+
+    @property
+    def ca(self) -> Path:
+        return self.dir / "ca.crt"
+
+    @property
+    def crl(self) -> Path:
+        return self.dir / "crl.pem"
+
+    def issue(self, prefix: Path, *, kind: str, code: str, name: str, now: _dt.datetime | None = None,
+              days: int = 30) -> Path:
+        """Issue another agency certificate (``now`` in the past makes an expired one); return PREFIX."""
+        from gateway.signing import pki
+
+        ca = pki.CertificateAuthority.open(self.dir)
+        cert, key = ca.issue(kind=kind, code=code, name=name, days=days,
+                             now=now or _dt.datetime.now(_dt.timezone.utc), hosts=("localhost", "127.0.0.1"))
+        pki.write_issued(prefix, cert, key)
+        return prefix
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory) -> Deployment:
+    """One deployment PKI for the whole run (certificates are slow to make by the dozen)."""
+    from gateway.signing import pki
+
+    root = tmp_path_factory.mktemp("pki")
+    now = _dt.datetime.now(_dt.timezone.utc)
+    pki.create_deployment(root / "certs", now=now)
+    made = Deployment(root / "certs", root / "school-999101", root / "police-TST")
+    made.issue(made.school, kind="school", code="999101", name="Fictional Primary School", now=now, days=365)
+    made.issue(made.police, kind="police", code="TST", name="Fictional Constabulary", now=now, days=365)
+    return made
+
+
+@pytest.fixture
+def make_message():
+    """Return a builder of small fictional FHIR message Bundles sent by an agency."""
+    from gateway.model.systems import AGENCY_IDENTIFIER_SYSTEM, NHS_NUMBER, parse_agency_uri
+
+    def build(agency: str = "urn:x-safeguarding:agency:school:999101", *, timestamp: str | None = None,
+              message_id: str | None = None, sender_code: str | None = None,
+              incident_date: str = "2018-06-14") -> dict:
+        kind, code = parse_agency_uri(agency)
+        message_id = message_id or f"urn:uuid:{_uuid.uuid4()}"
+        timestamp = timestamp or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        return {
+            "resourceType": "Bundle",
+            "id": message_id.removeprefix("urn:uuid:"),
+            "identifier": {"system": "urn:ietf:rfc:3986", "value": message_id},
+            "type": "message",
+            # Deliberately "+00:00", not "Z": signing must keep the JSON as received.
+            "timestamp": timestamp,
+            "entry": [
+                {"fullUrl": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000001",
+                 "resource": {"resourceType": "MessageHeader", "id": "hdr-1",
+                              "eventCoding": {"system": "https://fhir.safeguarding-gateway.example/CodeSystem/"
+                                              "message-event", "code": "safeguarding-referral"},
+                              "source": {"name": "Fictional sender", "endpoint": agency},
+                              "sender": {"reference": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000002"},
+                              "focus": [{"reference": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000003"}]}},
+                {"fullUrl": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000002",
+                 "resource": {"resourceType": "Organization", "id": "sender",
+                              "identifier": [{"system": AGENCY_IDENTIFIER_SYSTEM[kind],
+                                              "value": sender_code or code}],
+                              "name": "Fictional sender"}},
+                {"fullUrl": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000003",
+                 "resource": {"resourceType": "Patient", "id": "child",
+                              "identifier": [{"system": NHS_NUMBER, "value": "9990000018"}],
+                              "name": [{"family": "Testchild", "given": ["Alex"]}],
+                              "birthDate": "2012-03-04"}},
+                {"fullUrl": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000004",
+                 "resource": {"resourceType": "Observation", "id": "concern", "status": "final",
+                              "code": {"text": "Safeguarding concern"},
+                              "subject": {"reference": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000003"},
+                              "effectiveDateTime": f"{incident_date}T09:30:00+01:00",
+                              "valueString": "Fictional concern text \u2014 caf\u00e9, 100% made up."}},
+            ],
+        }
+
+    return build
