@@ -80,3 +80,9 @@ def gateway_server(deployment, tmp_path_factory):
         yield server
     finally:
         stop_server(process)
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A port nothing listens on (just now)."""
+    return free_port()

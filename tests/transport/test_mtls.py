@@ -111,3 +111,10 @@ def test_identity_headers_in_the_request_are_ignored(gateway_server, deployment)
         reply = client.request("GET", f"{gateway_server.base_url}/connection-check",
                                headers={"Gateway.Agency": POLICE, "X-Agency": POLICE, "SSL-Client-Cert": "x"})
     assert json.loads(reply.body) == {"agency": SCHOOL}
+
+
+def test_a_silent_client_does_not_stall_others(gateway_server, deployment):
+    # A client that opens TCP and never starts the handshake holds one
+    # worker thread at most; others are still served.
+    with socket.create_connection(("127.0.0.1", gateway_server.port), timeout=10):
+        assert _raw_request(gateway_server, deployment.ca, deployment.school).startswith(b"HTTP/1.1 200")

@@ -1,0 +1,60 @@
+"""The outbound mTLS client, against the real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from gateway.signing import pki
+from gateway.transport.client import AgencyClient, DeliveryError
+
+GATEWAY = "urn:x-safeguarding:agency:gateway:national"
+LA = "urn:x-safeguarding:agency:la:999"
+
+
+def test_presents_the_gateway_certificate_and_reuses_the_connection(gateway_server, deployment):
+    url = f"{gateway_server.base_url}/connection-check"
+    with AgencyClient.for_certs_dir(deployment.dir) as client:
+        first = client.request("GET", url, expected_agency=GATEWAY)
+        target = ("127.0.0.1", gateway_server.port)
+        (connection,) = client._idle[target]
+        sock = connection.sock
+        second = client.request("GET", url)
+        assert client._idle[target] == [connection] and connection.sock is sock
+    assert json.loads(first.body) == json.loads(second.body) == {"agency": GATEWAY}
+    assert first.peer_agency == GATEWAY
+
+
+def test_without_reuse_each_request_has_its_own_connection(gateway_server, deployment):
+    with AgencyClient.for_certs_dir(deployment.dir, reuse_connections=False) as client:
+        assert client.request("GET", f"{gateway_server.base_url}/connection-check").status == 200
+        assert not any(client._idle.values())
+
+
+def test_endpoint_must_be_the_expected_agency(gateway_server, deployment):
+    with AgencyClient.for_certs_dir(deployment.dir) as client:
+        with pytest.raises(DeliveryError, match=f"not {LA}'s"):
+            client.request("GET", f"{gateway_server.base_url}/connection-check", expected_agency=LA)
+
+
+def test_endpoint_certificate_must_chain_to_the_deployment_ca(gateway_server, deployment, tmp_path):
+    # A client whose deployment CA is another one does not trust this server,
+    # whatever the system trust store or REQUESTS_CA_BUNDLE say.
+    other = pki.create_deployment(tmp_path / "other", now=dt.datetime.now(dt.timezone.utc))
+    with AgencyClient.for_certs_dir(other.directory) as client:
+        with pytest.raises(DeliveryError, match="not trusted"):
+            client.request("GET", f"{gateway_server.base_url}/connection-check")
+
+
+def test_only_https_urls(deployment):
+    with AgencyClient.for_certs_dir(deployment.dir) as client:
+        with pytest.raises(DeliveryError, match="https"):
+            client.request("GET", "http://127.0.0.1/")
+
+
+def test_unreachable_endpoint_is_a_delivery_error(deployment, unused_port):
+    with AgencyClient.for_certs_dir(deployment.dir) as client:
+        with pytest.raises(DeliveryError):
+            client.request("GET", f"https://127.0.0.1:{unused_port}/")
