@@ -95,9 +95,20 @@ class JsonAccessor:
 class XmlAccessor:
     """An lxml element: expressions are XPaths relative to it, with the mapping's prefixes."""
 
+    # Compiled XPath objects, shared by every record: compiling is most of an XPath's cost.
+    _compiled: dict = {}
+
     def __init__(self, element, location: str, namespaces: dict, used: set | None = None, prefix: str = ""):
         self.element, self.location, self.ns, self.prefix = element, location, namespaces, prefix
         self.used = used if used is not None else set()
+        self._ns_key = tuple(sorted(namespaces.items()))
+
+    def _xpath(self, expr: str):
+        key = (expr, self._ns_key)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = etree.XPath(expr, namespaces=self.ns)
+        return compiled(self.element)
 
     def _text(self, node) -> str | None:
         if isinstance(node, str):  # attribute or text() result
@@ -106,7 +117,7 @@ class XmlAccessor:
 
     def get(self, expr: str, all_values: bool = False):
         self.used.add(self.prefix + expr)
-        result = self.element.xpath(expr, namespaces=self.ns)
+        result = self._xpath(expr)
         if isinstance(result, (bool, float)):  # boolean() / count() expressions
             return [result] if all_values else result
         if not isinstance(result, list):
@@ -119,7 +130,7 @@ class XmlAccessor:
     def each(self, expr: str) -> list["XmlAccessor"]:
         self.used.add(self.prefix + expr)
         out = []
-        for n, node in enumerate(self.element.xpath(expr, namespaces=self.ns), start=1):
+        for n, node in enumerate(self._xpath(expr), start=1):
             out.append(XmlAccessor(node, f"{self.location}/{expr}[{n}]", self.ns, self.used,
                                    f"{self.prefix}{expr}/"))
         return out

@@ -7,7 +7,6 @@ described by their relationship *to that child*.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 HOOKS: dict[str, Callable[[dict], list[dict]]] = {}
@@ -53,7 +52,8 @@ def ppn_per_child(record: dict) -> list[dict]:
     children = [p for p in persons if p.get("role") == "Child"]
     out = []
     for child in children:
-        rec = copy.deepcopy(record)
+        # The records share what the notice says (read-only from here on); only child and people differ.
+        rec = dict(record)
         rec["child"] = dict(child)
         rec["child_key"] = child.get("local_id")
         people = []

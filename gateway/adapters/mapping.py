@@ -76,6 +76,12 @@ class Mapping:
         self.post_hooks = [hooks.get_hook(name) for name in spec.get("post", [])]
         self._synth = spec.get("synth")
         self._check_specs(spec["fields"], where)
+        # Each field spec compiled once into a function (keyed by the spec object).
+        self._compiled = {}
+        for field_spec in [spec.get("record_id")] + list(spec["fields"].values()) + \
+                [s for specs in (spec.get("lists") or {}).values() for s in specs]:
+            if field_spec:
+                self._compiled[id(field_spec)] = self._compile(field_spec)
         for specs in (spec.get("lists") or {}).values():
             for s in specs:
                 self._check_specs({"_": s}, where)
@@ -209,10 +215,10 @@ class Mapping:
         }
 
         def evaluate(target: str, spec: dict, acc):
-            ctx = FieldContext(target, acc.where(_first(spec.get("from"))) if spec.get("from") else record.location,
-                               now, self.timezone, issues)
+            source = _first(spec.get("from"))
+            ctx = FieldContext(target, (acc, source) if source else record.location, now, self.timezone, issues)
             try:
-                return self._value(spec, acc, ctx)
+                return self._compiled[id(spec)](acc, ctx)
             except FieldProblem as exc:
                 if spec.get("required"):
                     problems.append(Problem(target, ctx.location, exc.reason, exc.action or spec.get("action", "")))
@@ -269,64 +275,88 @@ class Mapping:
 
     # -- values ----------------------------------------------------------------------
 
-    def _value(self, spec: dict, acc, ctx: FieldContext):
+    def _compile(self, spec: dict):
+        """Return ``fn(accessor, ctx) -> value`` for a field spec, decided once at load time.
+
+        Raises :class:`FieldProblem` (from transforms) when a value is unusable.
+        """
         if "each" in spec:
-            out = []
-            for sub in acc.each(spec["each"]):
-                item: dict = {}
-                for target, sub_spec in (spec.get("fields") or {}).items():
-                    sub_ctx = FieldContext(f"{ctx.field}.{target}",
-                                           sub.where(_first(sub_spec["from"])) if sub_spec.get("from") else sub.where(""),
-                                           ctx.now, ctx.timezone, ctx.issues)
-                    try:
-                        value = self._value(sub_spec, sub, sub_ctx)
-                    except FieldProblem as exc:
-                        if sub_spec.get("required"):
-                            raise
-                        # One unusable value loses only itself, not the person or item it belongs to.
-                        sub_ctx.note(exc.reason + "; the value was left out of the message, the source keeps it",
-                                     exc.action, "unusable-value")
-                        continue
-                    if value is None:
-                        continue
-                    if target == "." and isinstance(value, dict):
-                        item.update(value)
-                    else:
-                        _set_path(item, target, value, merge=sub_spec.get("merge", False))
-                item.update(spec.get("set") or {})
-                out.append(self._relationship(item, spec, ctx))
-            if spec.get("as_dict"):
-                key, val = spec["as_dict"]["key"], spec["as_dict"]["value"]
-                return {str(i.get(key)): i.get(val) for i in out if i.get(key) is not None}
-            return out
+            each_expr = spec["each"]
+            subs = [(target, self._compile(sub), _first(sub.get("from")) or "", bool(sub.get("required")),
+                     bool(sub.get("merge"))) for target, sub in (spec.get("fields") or {}).items()]
+            set_values = spec.get("set") or {}
+            as_dict = spec.get("as_dict")
+            relationship = self._relationship
+
+            def each_fn(acc, ctx):
+                out = []
+                for sub_acc in acc.each(each_expr):
+                    item: dict = {}
+                    for target, fn, source, required, merge in subs:
+                        sub_ctx = FieldContext(f"{ctx.field}.{target}", (sub_acc, source), ctx.now, ctx.timezone,
+                                               ctx.issues)
+                        try:
+                            value = fn(sub_acc, sub_ctx)
+                        except FieldProblem as exc:
+                            if required:
+                                raise
+                            # One unusable value loses only itself, not the person or item it belongs to.
+                            sub_ctx.note(exc.reason + "; the value was left out of the message, the source keeps it",
+                                         exc.action, "unusable-value")
+                            continue
+                        if value is None:
+                            continue
+                        if target == "." and isinstance(value, dict):
+                            item.update(value)
+                        else:
+                            _set_path(item, target, value, merge=merge)
+                    item.update(set_values)
+                    out.append(relationship(item, spec, ctx))
+                if as_dict:
+                    key, val = as_dict["key"], as_dict["value"]
+                    return {str(i.get(key)): i.get(val) for i in out if i.get(key) is not None}
+                return out
+            return each_fn
+
         if "value" in spec:
-            return spec["value"]
-        raw = None
-        for source in spec["from"] if isinstance(spec["from"], list) else [spec["from"]]:
-            raw = acc.get(source, all_values=bool(spec.get("all")))
-            if raw not in (None, "", []):
-                break
-        if raw in (None, "", []):
-            return spec.get("default")
+            constant = spec["value"]
+            return lambda acc, ctx: constant
+
+        sources = tuple(spec["from"]) if isinstance(spec["from"], list) else (spec["from"],)
+        all_values = bool(spec.get("all"))
         transform = get_transform(spec.get("parse", "text"))
         args = spec.get("args") or {}
-        if spec.get("all"):
-            values = [v for v in (transform(v, args, ctx) for v in raw) if v is not None]
-            return self._categories(values, spec, ctx) if spec.get("conceptmap") else values
-        if spec.get("split"):
-            pieces = [p.strip() for p in str(raw).split(spec["split"]) if p.strip()]
-            values = [transform(p, args, ctx) for p in pieces]
-            values = [v for v in values if v is not None]
-            if spec.get("conceptmap"):
-                return self._categories(values, spec, ctx)
-            return [self._relationship(dict(v, **(spec.get("set") or {})), spec, ctx) if isinstance(v, dict) else v
-                    for v in values]
-        value = transform(raw, args, ctx)
-        if spec.get("conceptmap") and value is not None:
-            return self._categories(value if isinstance(value, list) else [value], spec, ctx)
-        if isinstance(value, dict) and (spec.get("relationship_map") or spec.get("set")):
-            value = self._relationship(dict(value, **(spec.get("set") or {})), spec, ctx)
-        return value
+        split = spec.get("split")
+        conceptmap = spec.get("conceptmap")
+        default = spec.get("default")
+        set_values = spec.get("set") or {}
+        wants_relationship = bool(spec.get("relationship_map") or set_values)
+        categories, relationship = self._categories, self._relationship
+
+        def value_fn(acc, ctx):
+            for source in sources:
+                raw = acc.get(source, all_values)
+                if raw is not None and raw != "" and raw != []:
+                    break
+            else:
+                return default
+            if all_values:
+                values = [v for v in (transform(v, args, ctx) for v in raw) if v is not None]
+                return categories(values, spec, ctx) if conceptmap else values
+            if split:
+                values = [transform(p.strip(), args, ctx) for p in str(raw).split(split) if p.strip()]
+                values = [v for v in values if v is not None]
+                if conceptmap:
+                    return categories(values, spec, ctx)
+                return [relationship(dict(v, **set_values), spec, ctx) if isinstance(v, dict) else v
+                        for v in values]
+            value = transform(raw, args, ctx)
+            if conceptmap and value is not None:
+                return categories(value if isinstance(value, list) else [value], spec, ctx)
+            if wants_relationship and isinstance(value, dict):
+                value = relationship(dict(value, **set_values), spec, ctx)
+            return value
+        return value_fn
 
     def _categories(self, labels: list, spec: dict, ctx: FieldContext) -> list[dict]:
         """Map vendor labels to national categories; a label on no map is kept verbatim and flagged."""

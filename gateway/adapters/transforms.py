@@ -28,15 +28,22 @@ class FieldProblem(ValueError):
         self.reason, self.action = reason, action
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class FieldContext:
     """What a transform may know besides the value: where it is, the clock, the issue list."""
 
     field: str
-    location: str
+    where: object  # the place as text, or (accessor, expression): worked out only when someone asks
     now: dt.datetime
     timezone: ZoneInfo
     issues: list[dict]
+
+    @property
+    def location(self) -> str:
+        if isinstance(self.where, tuple):
+            accessor, expr = self.where
+            return accessor.where(expr)
+        return self.where
 
     def note(self, reason: str, action: str = "", code: str = "note") -> None:
         """Record a translation issue that travels with the message."""
