@@ -404,11 +404,11 @@ def _is_action_note(note: dict) -> bool:
 @check("narrative")
 def narrative(view: MessageView, item) -> Iterator[Gap]:
     if view.service_request is None:
-        yield Gap(at("ServiceRequest", None, "note"), item.action)
+        yield Gap()
         return
     notes = [_d(n) for n in _l(view.sr.get("note"))]
     if not notes or not _s(notes[0].get("text")) or _is_action_note(notes[0]):
-        yield Gap(at("ServiceRequest", view.index(view.service_request), "note"))
+        yield Gap()
 
 
 @check("recorded")
