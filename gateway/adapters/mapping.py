@@ -227,15 +227,19 @@ class Mapping:
                              exc.action, "unusable-value")
                 return None
 
-        rid_spec = self.spec.get("record_id")
-        if rid_spec:
-            canonical["source"]["record_id"] = evaluate("record_id", rid_spec, acc)
-        for target, spec in self.spec["fields"].items():
-            value = evaluate(target, spec, acc)
+        def require(target: str, spec: dict, value) -> None:
             if value is None and spec.get("required") and not any(p.field == target for p in problems):
                 where = acc.where(_first(spec["from"])) if spec.get("from") else record.location
                 problems.append(Problem(target, where, f"'{_first(spec.get('from'))}' is missing or empty",
                                         spec.get("action", "Fill in this required field in the source system.")))
+
+        rid_spec = self.spec.get("record_id")
+        if rid_spec:
+            canonical["source"]["record_id"] = evaluate("record_id", rid_spec, acc)
+            require("record_id", rid_spec, canonical["source"]["record_id"])
+        for target, spec in self.spec["fields"].items():
+            value = evaluate(target, spec, acc)
+            require(target, spec, value)
             if value is not None:
                 if target == "." and isinstance(value, dict):
                     canonical.update(value)
