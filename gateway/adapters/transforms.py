@@ -179,12 +179,15 @@ def _parse_date_parts(text: str, formats: list[str], ctx, *, with_time: bool):
         if not m:
             continue
         year = int(m["y"])
-        if len(m["y"]) == 2:
-            # Two-digit years: a date of birth or an incident is never in the future,
-            # so pick the latest century that keeps it on or before today.
-            year += 2000 if 2000 + year <= ctx.now.year else 1900
         try:
-            day = dt.date(year, int(m["m"]), int(m["d"]))
+            if len(m["y"]) == 2:
+                # Two-digit years: a date of birth or an incident is never in the future,
+                # so pick the latest century that keeps the whole date on or before today.
+                day = dt.date(2000 + year, int(m["m"]), int(m["d"]))
+                if day > ctx.now.date():
+                    day = dt.date(1900 + year, int(m["m"]), int(m["d"]))
+            else:
+                day = dt.date(year, int(m["m"]), int(m["d"]))
         except ValueError:
             raise FieldProblem(f"{text!r} is not a real date", "Correct the date in the source system.") from None
         return day, m
