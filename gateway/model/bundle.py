@@ -164,7 +164,10 @@ def build_bundle(record: dict, *, now: dt.datetime) -> dict:
     local_system = S.local_id_system(fmt, sender_code, "person")
     entries = _Entries()
     event = S.EVENT_REFERRAL if record["kind"] == "referral" else S.EVENT_CONCERN
-    digest = content_digest(record)
+    # An issue names the place it was found (a row, a JSON pointer): where, not what, so it
+    # must not make a re-export at another place look like a new version of the record.
+    digest = content_digest(dict(record, issues=[{k: v for k, v in issue.items() if k != "location"}
+                                                 for issue in record.get("issues") or []]))
     bundle_id = deterministic_id(*record_key, "bundle", digest)
     header_id = deterministic_id(*record_key, "message-header", digest)
 
