@@ -350,7 +350,7 @@ def child_identified(view: MessageView, item) -> Iterator[Gap]:
     dated = bool(_s(pt.get("birthDate"))) or has_ext(view.patient_ext, X.EXT_EXPECTED_DUE_DATE)
     if named and dated:
         return
-    lacking = [what for what, ok in (("a name", named), ("a date of birth (or expected due date)", dated)) if not ok]
+    lacking = [what for what, ok in (("name", named), ("date of birth (or expected due date)", dated)) if not ok]
     yield Gap(text=f"The child has no valid NHS number or UPN, and no {' and no '.join(lacking)}. " + item.action)
 
 
