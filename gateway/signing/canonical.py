@@ -45,15 +45,15 @@ def _fast_path_safe(value) -> bool:
             for key, child in item.items():
                 if type(key) is not str or not (key.isascii() or max(key) < "\U00010000"):
                     return False
-                push(child)
+                if type(child) is not str:
+                    push(child)
         elif kind is list:
             stack.extend(item)
         elif kind is int:
             if -_INT_LIMIT > item or item > _INT_LIMIT:
                 return False
         elif kind is float:
-            magnitude = abs(item)
-            if not (1e-4 <= magnitude < 1e16) or math.isinf(item) or item.is_integer():
+            if not (1e-4 <= abs(item) < 1e16) or item.is_integer():
                 return False
         else:
             return False
@@ -71,4 +71,7 @@ def canonical_json(value) -> bytes:
             return _encode(value).encode("utf-8")
         except UnicodeEncodeError:
             pass  # a lone surrogate: let rfc8785 raise its own error
-    return rfc8785.dumps(value)
+    try:
+        return rfc8785.dumps(value)
+    except UnicodeEncodeError as exc:  # rfc8785 lets this through for surrogates in keys
+        raise CanonicalizationError(f"input contains non-UTF-8 codepoints: {exc}") from None

@@ -21,11 +21,11 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
+import functools
 import json
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
@@ -106,8 +106,11 @@ class Signer:
 
     @classmethod
     def from_objects(cls, chain, key, where: str = "certificate") -> "Signer":
-        """Return a signer from certificate objects and a key; raise :class:`PKIError` as :meth:`from_files`."""
-        chain = tuple(chain)
+        """Return a signer from a certificate (or chain, leaf first) and its key.
+
+        Raises :class:`~gateway.signing.pki.PKIError` as :meth:`from_files`.
+        """
+        chain = (chain,) if isinstance(chain, x509.Certificate) else tuple(chain)
         if chain[0].public_key() != key.public_key():
             raise pki.PKIError(f"{where}: the key does not belong to this certificate")
         agency = pki.certificate_agency(chain[0])
@@ -115,9 +118,15 @@ class Signer:
             raise pki.PKIError(f"{where}: the certificate names no agency (SAN URI urn:x-safeguarding:agency:...)")
         return cls(chain, key, agency)
 
-    @property
+    @functools.cached_property
     def x5c(self) -> list[str]:
+        """The chain as JWS ``x5c`` values (base64 DER, leaf first)."""
         return [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode("ascii") for c in self.chain]
+
+    @functools.cached_property
+    def jwk(self) -> ECKey:
+        """The private key in joserfc's form."""
+        return ECKey.import_key(self.key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +182,7 @@ def signed_payload(bundle: dict) -> bytes:
 def _signature_element(payload: bytes, signer: Signer, now: dt.datetime) -> dict:
     when = format_instant(now)
     header = {"alg": ALGORITHM, "x5c": signer.x5c, "sigT": when}
-    compact = jws.serialize_compact(header, payload, ECKey.import_key(signer.key), registry=_REGISTRY)
+    compact = jws.serialize_compact(header, payload, signer.jwk, registry=_REGISTRY)
     detached = jws.detach_content(compact)
     return {
         "type": [dict(SIGNATURE_TYPE)],
@@ -199,16 +208,18 @@ def sign_message(bundle: dict, signer: Signer, *, now: dt.datetime) -> dict:
     return signed
 
 
-def countersign_message(bundle: dict, signer: Signer, *, now: dt.datetime) -> dict:
+def countersign_message(bundle: dict, signer: Signer, *, now: dt.datetime, payload: bytes | None = None) -> dict:
     """Return a copy of ``bundle`` with ``signer``'s signature, keeping any sender signature.
 
     A signature already present (the sender's) moves into the new
     signature's :data:`EXT_SENDER_SIGNATURE` extension. Verify it first:
-    this function does not. Raises as :func:`sign_message`.
+    this function does not. ``payload``, when the caller already has
+    :func:`signed_payload` of the Bundle, saves computing it again. Raises
+    as :func:`sign_message`.
     """
     signed = dict(bundle)
     previous = signed.pop("signature", None)
-    element = _signature_element(signed_payload(signed), signer, now)
+    element = _signature_element(payload if payload is not None else signed_payload(signed), signer, now)
     if previous is not None:
         element = {"extension": [{"url": EXT_SENDER_SIGNATURE, "valueSignature": previous}], **element}
     signed["signature"] = element
@@ -278,23 +289,19 @@ def verify_signature(signature: dict, payload: bytes, trust: TrustAnchor, *, now
         raise UntrustedMessage("unknown-signer", f"the {role} claims to be by {who_identifier!r} but its "
                                f"certificate is {agency}'s", role)
 
-    try:
-        leaf.verify_directly_issued_by(trust.ca)
-    except (ValueError, TypeError, InvalidSignature):
-        raise UntrustedMessage("untrusted-chain", f"the {role}'s certificate ({agency}, issued by "
-                               f"{leaf.issuer.rfc4514_string()}) does not chain to this CA "
-                               f"({trust.ca.subject.rfc4514_string()})", role) from None
+    if leaf.issuer != trust.ca.subject:
+        raise UntrustedMessage("untrusted-chain", f"the {role}'s certificate ({agency}) was issued by "
+                               f"{leaf.issuer.rfc4514_string()}, not by this CA "
+                               f"({trust.ca.subject.rfc4514_string()})", role)
     if not leaf.not_valid_before_utc <= when <= leaf.not_valid_after_utc:
         raise UntrustedMessage("expired", f"the {role}'s certificate ({agency}, serial "
                                f"{pki.serial_hex(leaf.serial_number)}) was not valid at signing time "
                                f"{signature['when']}: valid {format_instant(leaf.not_valid_before_utc)} to "
                                f"{format_instant(leaf.not_valid_after_utc)}", role)
-    try:
-        verifier = PolicyBuilder().store(Store([trust.ca])).time(when).build_client_verifier()
-        verifier.verify(leaf, chain[1:])
-    except VerificationError as exc:
+    problem = _chain_problem(chain, trust.ca, when)
+    if problem is not None:
         raise UntrustedMessage("untrusted-chain", f"the {role}'s certificate ({agency}) does not chain to this "
-                               f"CA at signing time: {exc}", role) from None
+                               f"CA at signing time: {problem}", role)
 
     if trust.crl is not None:
         entry = trust.crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
@@ -308,6 +315,32 @@ def verify_signature(signature: dict, payload: bytes, trust: TrustAnchor, *, now
                                        f"{pki.serial_hex(leaf.serial_number)}) was revoked "
                                        f"({reason.name}) at {format_instant(entry.revocation_date_utc)}", role)
     return VerifiedSignature(agency=agency, when=when, certificate=leaf)
+
+
+# Chains already proven to lead to a CA (leaf, intermediates, CA as DER). A
+# receiver checks many messages signed with the same certificate; the
+# signature checks on the chain need doing once. Validity is time-dependent,
+# so it is checked at every use (see _chain_problem).
+_VERIFIED_CHAINS: dict[tuple[bytes, ...], bool] = {}
+_VERIFIED_CHAINS_MAX = 4096
+
+
+def _chain_problem(chain: list[x509.Certificate], ca: x509.Certificate, when: dt.datetime) -> str | None:
+    """Return why ``chain`` (leaf first) does not lead to ``ca`` at ``when``, or ``None`` when it does."""
+    key = tuple(c.public_bytes(serialization.Encoding.DER) for c in (*chain, ca))
+    if key in _VERIFIED_CHAINS:
+        for cert in (*chain, ca):
+            if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
+                return f"{cert.subject.rfc4514_string()} was not valid at {format_instant(when)}"
+        return None
+    try:
+        PolicyBuilder().store(Store([ca])).time(when).build_client_verifier().verify(chain[0], chain[1:])
+    except VerificationError as exc:
+        return str(exc)
+    if len(_VERIFIED_CHAINS) >= _VERIFIED_CHAINS_MAX:
+        _VERIFIED_CHAINS.clear()
+    _VERIFIED_CHAINS[key] = True
+    return None
 
 
 def sender_signature(signature: dict) -> dict | None:

@@ -137,7 +137,7 @@ class MessageIntake:
 
         signer = self.signer()
         try:
-            signed = countersign_message(bundle, signer, now=now)
+            signed = countersign_message(bundle, signer, now=now, payload=payload)
         except UntrustedMessage as exc:  # pragma: no cover - _payload already canonicalised it
             raise Refused(400, "invalid", str(exc)) from None
         response = sign_message(_response_bundle(header, agency, signer.agency, now), signer, now=now)
