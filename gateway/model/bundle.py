@@ -82,12 +82,13 @@ def _telecom(person: dict) -> list[dict]:
     return out
 
 
-def person_identifiers(person: dict, local_system: str | None = None) -> list[dict]:
+def person_identifiers(person: dict, local_system: str | None = None, scope: str | None = None) -> list[dict]:
     """Return FHIR Identifiers for a canonical person.
 
     An identifier that fails its check is kept, marked with the
     ``identifier-invalid`` extension and ``use: secondary`` so that linkage
-    never relies on it.
+    never relies on it. The person's ``local_id`` is written as
+    ``<scope>/<local_id>`` when ``scope`` (the source record id) is given.
     """
     out = []
     for key, system, check in (("nhs_number", S.NHS_NUMBER, check_nhs_number), ("upn", S.UPN, check_upn)):
@@ -105,7 +106,8 @@ def person_identifiers(person: dict, local_system: str | None = None) -> list[di
             ident["use"] = "official"
         out.append(ident)
     if local_system and person.get("local_id"):
-        out.append({"system": local_system, "value": str(person["local_id"]), "use": "secondary"})
+        value = f"{scope}/{person['local_id']}" if scope else str(person["local_id"])
+        out.append({"system": local_system, "value": value, "use": "secondary"})
     return out
 
 
@@ -162,6 +164,9 @@ def build_bundle(record: dict, *, now: dt.datetime) -> dict:
         return deterministic_id(*record_key, role, n)
 
     local_system = S.local_id_system(fmt, sender_code, "person")
+    # A person's local id (a PPN Person @id, "p1") is unique only inside its source record,
+    # so the record id scopes it: two notices' "p3" are different people.
+    person_scope = str(source["record_id"])
     entries = _Entries()
     event = S.EVENT_REFERRAL if record["kind"] == "referral" else S.EVENT_CONCERN
     # An issue names the place it was found (a row, a JSON pointer): where, not what, so it
@@ -213,7 +218,7 @@ def build_bundle(record: dict, *, now: dt.datetime) -> dict:
     patient = _drop_empty({
         "resourceType": "Patient", "id": rid("child", child.get("local_id", "")),
         "extension": patient_ext,
-        "identifier": person_identifiers(child, local_system),
+        "identifier": person_identifiers(child, local_system, person_scope),
         "name": _human_name(child),
         "gender": child.get("gender"),
         "birthDate": child.get("birth_date"),
@@ -241,7 +246,7 @@ def build_bundle(record: dict, *, now: dt.datetime) -> dict:
         entries.add(_drop_empty({
             "resourceType": "RelatedPerson", "id": rid("person", person.get("local_id") or i),
             "extension": ext,
-            "identifier": person_identifiers(person, local_system),
+            "identifier": person_identifiers(person, local_system, person_scope),
             "patient": child_ref,
             "relationship": relationship,
             "name": _human_name(person),
