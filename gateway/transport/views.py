@@ -8,6 +8,7 @@ the environ; nothing in the request can name it.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 from flask import Blueprint, Flask, Response, current_app, request
 
@@ -24,6 +25,7 @@ blueprint = Blueprint("transport", __name__)
 CLOCK_KEY = "GATEWAY_CLOCK"            # app.config: a callable returning an aware datetime (tests inject one)
 STEPS_EXTENSION = "gateway.accept_steps"
 INTAKE_EXTENSION = "gateway.intake"
+_INTAKE_LOCK = threading.Lock()
 
 
 def _system_clock() -> dt.datetime:
@@ -42,7 +44,12 @@ def intake_for(app: Flask) -> MessageIntake:
     directory lacks the gateway's certificate, key, CA or CRL.
     """
     intake = app.extensions.get(INTAKE_EXTENSION)
-    if intake is None:
+    if intake is not None:
+        return intake
+    with _INTAKE_LOCK:  # gthread: two first requests may arrive together
+        intake = app.extensions.get(INTAKE_EXTENSION)
+        if intake is not None:
+            return intake
         settings: Settings = app.config["GATEWAY_SETTINGS"]
         certs = settings.certs_dir
         signer = Reloading([certs / pki.GATEWAY_CERT, certs / pki.GATEWAY_KEY],
@@ -76,7 +83,14 @@ def process_message() -> Response:
                           "certificate issued by the deployment CA").outcome()
     else:
         clock = current_app.config.get(CLOCK_KEY, _system_clock)
-        outcome = intake_for(current_app).process(request.get_data(cache=False), agency, now=clock())
+        try:
+            intake = intake_for(current_app)
+        except (pki.PKIError, OSError) as exc:
+            current_app.logger.error("cannot accept messages: %s", exc)
+            outcome = Refused(503, "transient", "the gateway cannot sign messages at the moment "
+                              "(its certificates are not available); try again later").outcome()
+        else:
+            outcome = intake.process(request.get_data(cache=False), agency, now=clock())
     return Response(outcome.body, status=outcome.status, mimetype=FHIR_JSON)
 
 

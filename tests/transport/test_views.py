@@ -251,3 +251,10 @@ def test_an_accept_step_can_refuse_and_nothing_is_kept(gateway_app, post, make_m
 
 def test_connection_check_without_identity(gateway_app):
     assert gateway_app.test_client().get("/connection-check").status_code == 401
+
+
+def test_gateway_without_certificates_answers_503(tmp_path, make_message):
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'g.sqlite3'}", certs_dir=tmp_path / "none"))
+    response = app.test_client().post(URL, data=json.dumps(make_message(SCHOOL)), environ_base={AGENCY_KEY: SCHOOL})
+    assert response.status_code == 503
+    assert _issue(response)["code"] == "transient"
