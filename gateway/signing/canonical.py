@@ -21,7 +21,6 @@ with a Hypothesis property test.
 from __future__ import annotations
 
 import json
-import math
 
 import rfc8785
 
