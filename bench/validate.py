@@ -1,0 +1,150 @@
+"""Benchmark: the referral standard's profile checks beside FHIR base validation.
+
+Generates N referral Bundles (default 10,000) deterministically from
+canonical records of varied completeness (school referrals, police
+domestic-abuse and child-concern notices; fictional data only), then times,
+on the same Bundles in the same run:
+
+- ``model_validate`` alone (``gateway.model.validate_resource``: the FHIR R4 base model);
+- the profile alone (``validate_bundle(..., base=False)``);
+- both (``validate_bundle(...)``, what ``gateway validate`` runs).
+
+The goal (issue 3): the national profile adds no more than half again to
+FHIR validation's own cost, i.e. profile time / model_validate time <= 0.50.
+
+    .venv/bin/python bench/validate.py [--count 10000] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import random
+import statistics
+import sys
+import time
+
+from gateway.adapters.synth import fictional as F
+from gateway.model import build_bundle, validate_resource
+from gateway.model import systems as S
+from gateway.model.terminology import CONCERN_CATEGORIES
+from gateway.validation import completeness, has_errors, validate_bundle
+
+GOAL = 0.50
+NOW = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def _maybe(rng: random.Random, p: float, value):
+    return value if rng.random() < p else None
+
+
+def _person(rng: random.Random, completeness_p: float, relationship: tuple[str, str], **extra) -> dict:
+    person = {"local_id": f"p{rng.randrange(10**6)}", "given": [rng.choice(F.ADULT_FIRST_NAMES)],
+              "family": rng.choice(F.SURNAMES), "relationship": {"code": relationship[0], "display": relationship[1]},
+              "parental_responsibility": _maybe(rng, completeness_p, relationship[0] in ("MTH", "FTH")),
+              "lives_with_child": _maybe(rng, completeness_p, rng.random() < 0.8),
+              "phone": _maybe(rng, completeness_p, F.phone(rng))}
+    person.update(extra)
+    return person
+
+
+def referral_record(rng: random.Random, n: int) -> dict:
+    """Return canonical record ``n``: a school or police referral whose completeness varies with the draw."""
+    p = rng.choice((0.2, 0.5, 0.8, 0.95, 1.0))  # how complete this sender's records tend to be
+    kind = rng.choices(("school", "police-da", "police-child"), weights=(50, 30, 20))[0]
+    occurred = NOW - dt.timedelta(days=rng.randrange(1, 400), minutes=rng.randrange(24 * 60))
+    delay = dt.timedelta(hours=rng.choice((1, 3, 20, 30, 24 * 21)))
+    recorded = occurred + delay
+    dob = F.date_of_birth(rng, occurred.date())
+    urn = F.school_urn(rng)
+    child = {"local_id": "c", "given": [rng.choice(F.CHILD_FIRST_NAMES)], "family": rng.choice(F.SURNAMES),
+             "birth_date": dob.isoformat(), "gender": rng.choice(("female", "male")),
+             "nhs_number": _maybe(rng, p, F.nhs_number(rng, valid=rng.random() > 0.03)),
+             "upn": _maybe(rng, p, F.upn(rng, "850", dob.year + 5)),
+             "address": {"lines": [f"{rng.randrange(1, 90)} {rng.choice(F.STREETS)}"], "town": rng.choice(F.TOWNS),
+                         "postcode": F.postcode(rng) if rng.random() < 0.97 else "SP10 1A"}}
+    people = [_person(rng, p, ("MTH", "mother")), _person(rng, p, ("FTH", "father"), alleged_harm=_maybe(rng, p, True))]
+    categories = [{"code": code, "display": CONCERN_CATEGORIES[code][0], "label": code, "mapped": True}
+                  for code in rng.sample(sorted(CONCERN_CATEGORIES), rng.randrange(1, 3))]
+    if rng.random() < 0.05:
+        categories.append({"label": "Sexting", "mapped": False})
+    concern = {
+        "local_id": str(n), "narrative": "Fictional narrative of what was seen and said." * rng.randrange(1, 6),
+        "categories": categories, "occurred": _maybe(rng, max(p, 0.6), occurred.isoformat(timespec="seconds")),
+        "recorded": recorded.isoformat(timespec="seconds"),
+        "child_voice": _maybe(rng, p, "What the child said, in their own words."),
+        "child_spoken_to": _maybe(rng, p, True), "parents_informed": _maybe(rng, p, rng.choice(("yes", "not-safe"))),
+        "action_taken": _maybe(rng, p, "Spoke to the child; informed the DSL."),
+        "immediate_risk": _maybe(rng, p, rng.random() < 0.2), "consent_to_share": _maybe(rng, p, "yes"),
+    }
+    record = {"format": "bench", "mapping_version": "1", "kind": "referral",
+              "source": {"file": "bench", "location": f"#{n}", "record_id": str(n)},
+              "child": child, "people": people, "concern": concern}
+    if kind == "school":
+        child["school"] = {"urn": urn}
+        record["sender"] = {"kind": "school", "code": urn, "name": rng.choice(F.SCHOOL_NAMES), "la_number": "850"}
+        record["referrer"] = {"name": f"{rng.choice(F.ADULT_FIRST_NAMES)} {rng.choice(F.SURNAMES)}",
+                              "role": rng.choice(F.STAFF_ROLES), "email": _maybe(rng, p, "dsl@school.example")}
+    else:
+        force = rng.choice(("HAM", "DOR", "TVP", "MET"))
+        record["sender"] = {"kind": "police", "code": force, "name": force}
+        record["referrer"] = {"name": "A. Officer", "role": "PC", "phone": _maybe(rng, p, F.phone(rng)),
+                              "identifier": {"system": S.COLLAR_NUMBER, "value": str(rng.randrange(1000, 9999))}}
+        if rng.random() < p:
+            child["school"] = {"urn": urn, "name": rng.choice(F.SCHOOL_NAMES)}
+        concern.update(notice_type="DomesticAbuse" if kind == "police-da" else "ChildConcern",
+                       notice_id=f"00000000-0000-4000-8000-{n:012d}", reference=f"{force}/2024/{n:06d}",
+                       submitted=concern["recorded"], reported=occurred.isoformat(timespec="seconds"))
+        if kind == "police-da" and rng.random() < max(p, 0.5):
+            completed = rng.random() < p
+            record["risk"] = [{"kind": "dash", "completed": completed,
+                               "level": rng.choice(("standard", "medium", "high")) if completed else None,
+                               "answers": {str(q): rng.choice(("Yes", "No", "NotKnown")) for q in range(1, 28)}
+                               if completed else {}}]
+        record["evidence"] = [{"type": rng.choice(("CCTV", "BodyWorn", "Statement")),
+                               "secured": _maybe(rng, 0.9, rng.random() < p), "description": "Fictional item"}
+                              for _ in range(rng.randrange(0, 3))]
+    return record
+
+
+def _time(label: str, fn, bundles: list[dict]) -> float:
+    start = time.perf_counter()
+    for bundle in bundles:
+        fn(bundle)
+    elapsed = time.perf_counter() - start
+    print(f"  {label:<42} {len(bundles) / elapsed:>9.0f} Bundles/s  ({1e6 * elapsed / len(bundles):7.0f} us each)")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=10_000, help="how many Bundles (default 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same Bundles")
+    args = parser.parse_args(argv)
+
+    rng = random.Random(args.seed)
+    start = time.perf_counter()
+    bundles = [build_bundle(referral_record(rng, n), now=NOW) for n in range(args.count)]
+    entries = statistics.fmean(len(b["entry"]) for b in bundles)
+    print(f"bench/validate.py: {len(bundles)} referral Bundles (seed {args.seed}, {entries:.1f} entries on average), "
+          f"built in {time.perf_counter() - start:.1f} s; Python {platform.python_version()}")
+
+    outcomes = [validate_bundle(b, now=NOW, base=False) for b in bundles[:200]]  # warm-up and a sanity look
+    scores = [completeness(o) for o in outcomes]
+    print(f"  sample of 200: completeness min {min(scores)}, median {statistics.median(scores):.0f}, "
+          f"max {max(scores)}; {sum(map(has_errors, outcomes))} with errors")
+
+    base = _time("model_validate alone (FHIR R4 base)", validate_resource, bundles)
+    profile = _time("referral profile alone (base=False)", lambda b: validate_bundle(b, now=NOW, base=False), bundles)
+    _time("validate_bundle (base + profile)", lambda b: validate_bundle(b, now=NOW), bundles)
+
+    ratio = profile / base
+    verdict = "meets" if ratio <= GOAL else "MISSES"
+    print(f"profile / model_validate = {ratio:.2f} (the profile adds {100 * ratio:.0f}% to FHIR validation's cost); "
+          f"goal <= {GOAL:.2f}: {verdict} the goal")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
