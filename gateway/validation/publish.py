@@ -365,7 +365,16 @@ def document(standard: Standard | None = None, artefacts: dict[str, dict] | None
             f"`{X.STANDARD_ITEM}` and `details.text` saying what to add:", "",
             "| Item | What to add |", "|------|-------------|"]
     out += [f"| `{i.id}` | {_cell(i.action)} |" for i in standard.items]
-    out += ["", "## Timeliness rules", "",
+    out += ["", "## Checking a message", "",
+            "- `gateway validate FILE` checks a Bundle (JSON) or NDJSON of Bundles and prints one "
+            "OperationOutcome per Bundle; it exits 1 when any Bundle has an error.",
+            "- `POST /fhir/Bundle/$validate` with a Bundle (`application/fhir+json`) returns the "
+            "OperationOutcome; a body that is not JSON or not a Bundle gets a 400 with an OperationOutcome.",
+            "- `gateway quality INPUT.ndjson [--html OUT.html]` shows, per sender, how many referrals, their "
+            "completeness and the ten most common gaps.",
+            "- `gateway translate` checks every Bundle it writes; a Bundle with an error goes to the error "
+            "report, never out as a message.",
+            "", "## Timeliness rules", "",
             "- A date alone (no time) is read as its whole UK day, and the *shortest* delay the dates allow is "
             "the one reported: a concern that happened on 5 June and was recorded at 14:32 on 6 June is not "
             "late.",
