@@ -13,6 +13,8 @@ FHIR_JSON = "application/fhir+json"
 BLUEPRINT_MODULES = (
     "gateway.validation.views",
     "gateway.transport.views",
+    "gateway.delivery.views",
+    "gateway.api.views",
 )
 
 
