@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Callable
 
 import pytest
-from referral_builders import (NOW, clone, complete_bundle, drop_ext, entries, first, flagged, index_of,
+from .referral_builders import (NOW, clone, complete_bundle, drop_ext, entries, first, flagged, index_of,
                                issues_for)
 
 from gateway.model import systems as S

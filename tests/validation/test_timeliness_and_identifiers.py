@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from referral_builders import (NOW, UPN_TEMPORARY_OK, complete_bundle, drop_ext, entries, first, flagged, index_of,
+from .referral_builders import (NOW, UPN_TEMPORARY_OK, complete_bundle, drop_ext, entries, first, flagged, index_of,
                                issues_for, police_record, school_record)
 
 from gateway.model import build_bundle

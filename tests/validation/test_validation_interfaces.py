@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from referral_builders import NOW, clone, complete_bundle, first
+from .referral_builders import NOW, clone, complete_bundle, first
 
 from gateway.cli import main
 from gateway.model import systems as S

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from referral_builders import flagged, issues_for
+from .referral_builders import flagged, issues_for
 
 from gateway.adapters import get_adapter
 from gateway.adapters.base import BadRecord
