@@ -16,7 +16,7 @@ from gateway.model import identifiers as ids
 from gateway.model import systems as S
 from gateway.model import FhirInvalid, validate_resource
 from gateway.validation import extensions as X
-from gateway.validation.checks import CHECKS, Gap, MessageView, _d, _l, _s
+from gateway.validation.checks import CHECKS, MessageView, _d, _l, _s
 from gateway.validation.standard import Standard, load_standard
 
 
