@@ -47,12 +47,11 @@ def _output(path: str | None, default):
 
 
 def _default_validator():
-    """Return the validator that every translated Bundle goes through (FHIR R4 base model)."""
-    from gateway.model import validate_resource
+    """Return the validator every translated Bundle goes through: FHIR R4 base model + the national standard."""
+    from gateway.validation import validate_bundle
 
     def validator(bundle, now):
-        validate_resource(bundle)
-        return None
+        return validate_bundle(bundle, now=now, base=True)
     return validator
 
 

@@ -213,6 +213,8 @@ def build_bundle(record: dict, *, now: dt.datetime) -> dict:
         else:
             school_ref = entries.add(_organization(rid("school"), "school", school.get("urn"), school.get("name")))
         patient_ext.append(_ext(S.EXT_SCHOOL, valueReference=school_ref))
+    if child.get("expected_due_date"):
+        patient_ext.append(_ext(S.EXT_EXPECTED_DUE_DATE, valueDate=child["expected_due_date"]))
     if child.get("nhs_number_absent_reason"):
         patient_ext.append(_ext(S.EXT_NHS_NUMBER_ABSENT_REASON, valueString=child["nhs_number_absent_reason"]))
     patient = _drop_empty({
@@ -353,6 +355,15 @@ def build_bundle(record: dict, *, now: dt.datetime) -> dict:
                                                                  "code": concern["parents_informed"]}))
     if concern.get("consent_to_share"):
         sr_ext.append(_ext(S.EXT_CONSENT_TO_SHARE, valueCode=concern["consent_to_share"]))
+    if concern.get("requested_action"):
+        sr_ext.append(_ext(S.EXT_REQUESTED_ACTION, valueString=concern["requested_action"]))
+    if concern.get("lawful_basis"):
+        sr_ext.append(_ext(S.EXT_LAWFUL_BASIS, valueString=concern["lawful_basis"]))
+    if concern.get("child_voice_absent_reason"):
+        sr_ext.append(_ext(S.EXT_CHILDS_VOICE_ABSENT_REASON, valueCoding={
+            "system": S.CHILDS_VOICE_ABSENT, "code": concern["child_voice_absent_reason"]}))
+    if concern.get("parents_not_informed_reason"):
+        sr_ext.append(_ext(S.EXT_PARENTS_NOT_INFORMED_REASON, valueString=concern["parents_not_informed_reason"]))
     if concern.get("referred_to"):
         sr_ext.append(_ext(S.EXT_REFERRED_TO, valueString=concern["referred_to"]))
     if concern.get("status"):

@@ -117,3 +117,10 @@ EXT_NHS_NUMBER_ABSENT_REASON = extension_url("nhs-number-absent-reason")
 EXT_SOURCE_STATUS = extension_url("source-status")
 RISK_RATING = f"{BASE}/CodeSystem/school-risk-rating"
 EVIDENCE_ITEM = "evidence-item"
+# Places the national referral standard defines (gateway/validation/standard.yaml).
+EXT_REQUESTED_ACTION = extension_url("requested-action")
+EXT_LAWFUL_BASIS = extension_url("lawful-basis-without-consent")
+EXT_CHILDS_VOICE_ABSENT_REASON = extension_url("childs-voice-absent-reason")
+EXT_PARENTS_NOT_INFORMED_REASON = extension_url("parents-not-informed-reason")
+EXT_EXPECTED_DUE_DATE = extension_url("expected-due-date")
+CHILDS_VOICE_ABSENT = f"{BASE}/CodeSystem/childs-voice-absent-reason"

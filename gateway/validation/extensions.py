@@ -17,20 +17,20 @@ from gateway.model import systems as S
 
 # New extensions -----------------------------------------------------------------
 # What the referrer asks children's services to do (assessment, strategy discussion, early help...).
-EXT_REQUESTED_ACTION = S.extension_url("requested-action")
+EXT_REQUESTED_ACTION = S.EXT_REQUESTED_ACTION
 # The lawful basis for sharing without consent (e.g. "UK GDPR 6(1)(e); DPA 2018 Sch 8 para 18").
-EXT_LAWFUL_BASIS = S.extension_url("lawful-basis-without-consent")
+EXT_LAWFUL_BASIS = S.EXT_LAWFUL_BASIS
 # Why the child's words are not recorded: a code from CHILDS_VOICE_ABSENT (too young, not spoken to...).
-EXT_CHILDS_VOICE_ABSENT_REASON = S.extension_url("childs-voice-absent-reason")
+EXT_CHILDS_VOICE_ABSENT_REASON = S.EXT_CHILDS_VOICE_ABSENT_REASON
 # Why the parents were not told of the referral when parents-informed is "no".
-EXT_PARENTS_NOT_INFORMED_REASON = S.extension_url("parents-not-informed-reason")
+EXT_PARENTS_NOT_INFORMED_REASON = S.EXT_PARENTS_NOT_INFORMED_REASON
 # An unborn child: the expected due date stands in for the date of birth.
-EXT_EXPECTED_DUE_DATE = S.extension_url("expected-due-date")
+EXT_EXPECTED_DUE_DATE = S.EXT_EXPECTED_DUE_DATE
 
 # Code systems the standard defines ---------------------------------------------------
 # One code per item of the minimum dataset; an OperationOutcome issue names its item with it.
 STANDARD_ITEM = f"{S.BASE}/CodeSystem/referral-standard-item"
-CHILDS_VOICE_ABSENT = f"{S.BASE}/CodeSystem/childs-voice-absent-reason"
+CHILDS_VOICE_ABSENT = S.CHILDS_VOICE_ABSENT
 CHILDS_VOICE_ABSENT_CODES: dict[str, tuple[str, str]] = {
     "too-young": ("Too young", "The child is too young to give an account."),
     "not-spoken-to": ("Not spoken to", "Nobody has spoken to the child about the concern yet."),

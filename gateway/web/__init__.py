@@ -43,7 +43,9 @@ def init_app(app: Flask) -> None:
         try:
             module = import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name != name:
+            # Only the blueprint's own package may be missing (a step not built yet);
+            # anything it fails to import itself is a real error.
+            if not (exc.name == name or name.startswith(exc.name + ".")):
                 raise
             continue
         app.register_blueprint(module.blueprint)
