@@ -1,0 +1,48 @@
+"""Code systems, codes and extensions that routing adds to the model.
+
+They live here, next to the rules that use them, rather than in
+:mod:`gateway.model.systems`; they sit under the same base URL and
+``docs/routing.md`` documents each one.
+"""
+
+from __future__ import annotations
+
+from gateway.model.systems import BASE, agency_uri, extension_url
+
+#: The agency the gateway itself is, when no other is configured (``gateway certs init`` default).
+DEFAULT_GATEWAY_AGENCY = agency_uri("gateway", "national")
+
+#: How a message reaches an agency: pushed to its HTTPS endpoint, or kept in its mailbox for it to pull.
+DELIVERY_PUSH = "push"
+DELIVERY_MAILBOX = "mailbox"
+DELIVERY_MODES = (DELIVERY_PUSH, DELIVERY_MAILBOX)
+
+# A local authority's decision on a referral ---------------------------------------
+REFERRAL_DECISION = f"{BASE}/CodeSystem/referral-decision"
+#: code -> (display, the FHIR Task.status it gives)
+REFERRAL_DECISIONS: dict[str, tuple[str, str]] = {
+    "accepted-for-assessment": ("Accepted for assessment", "accepted"),
+    "no-further-action": ("No further action", "completed"),
+    "signposted-early-help": ("Signposted to early help", "completed"),
+    "declined": ("Declined", "rejected"),
+}
+
+# Where a child is educated: marks a home-educated child's "school" ---------------------
+EDUCATION_SETTING = f"{BASE}/CodeSystem/education-setting"
+HOME_EDUCATED = "home-educated"
+
+#: Communication extension: when an Operation Encompass notification must have been read by.
+EXT_DUE_BY = extension_url("due-by")
+
+#: MessageHeader.response.code values (FHIR ``response-code``).
+ACK_CODES = ("ok", "transient-error", "fatal-error")
+
+# Rule names (PlannedDelivery.rule / Unroutable.rule) -------------------------------------
+RULE_SCHOOL_REFERRAL = "school-referral-to-home-la"
+RULE_POLICE_NOTICE = "police-notice-to-home-la"
+RULE_REFERRAL = "referral-to-home-la"
+RULE_ENCOMPASS_SCHOOL = "operation-encompass-to-school"
+RULE_ENCOMPASS_LA = "operation-encompass-to-la"
+RULE_ADDRESSED = "addressed-message"
+RULE_CONCERN = "concern-record-not-sent"
+RULE_NO_RULE = "no-routing-rule"
