@@ -183,6 +183,10 @@ def translate_stream(adapter: Adapter, stream: BinaryIO, filename: str, out: IO[
                     summary.warnings += sum(1 for i in issues if i.get("severity") == "warning")
                     if errs:
                         summary.errors += len(errs)
+                        # What translation noticed names the exact cell, path or element behind the
+                        # gap, so it comes first; then the standard's verdict.
+                        problems += [Problem(n["field"], n["location"], n["reason"], n.get("action", ""))
+                                     for n in canonical.get("issues") or [] if n.get("code") == "unusable-value"]
                         problems += [Problem(", ".join(i.get("expression") or ["Bundle"]), raw.location,
                                              i.get("details", {}).get("text") or i.get("diagnostics", ""),
                                              "Add it in the source system and send the record again.")
