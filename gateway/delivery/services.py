@@ -1,0 +1,291 @@
+"""The outbox on one SQLAlchemy session: enqueue, claim, finish, expire, mailbox, operator views.
+
+Every method works inside the caller's transaction (``unit.session`` of
+:meth:`gateway.store.SqlMessageStore.transaction`), so the accept step adds
+deliveries in the accepting transaction and a worker's claim is one short
+transaction of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import uuid
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from gateway.delivery.models import (
+    ACKNOWLEDGED,
+    DEAD_LETTERED,
+    IN_FLIGHT,
+    KIND_MESSAGE,
+    MAILBOX,
+    OPEN_STATES,
+    PENDING,
+    PUSH,
+    DeliveryRow,
+    UnroutableRow,
+)
+from gateway.store.models import AcceptedMessageRow
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """A delivery as operators, senders and mailboxes see it (without its payload)."""
+
+    id: str
+    message_id: str
+    kind: str
+    destination: str
+    mode: str
+    endpoint: str | None
+    rule: str | None
+    payload_message_id: str
+    state: str
+    attempts: int
+    next_attempt_at: dt.datetime
+    due_at: dt.datetime | None
+    expires_at: dt.datetime
+    last_error: str | None
+    claimed_by: str | None
+    lease_until: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    acknowledged_at: dt.datetime | None
+    dead_lettered_at: dt.datetime | None
+
+    def overdue(self, now: dt.datetime) -> bool:
+        """Return whether it has a due time that passed before it was acknowledged (or by ``now``)."""
+        if self.due_at is None:
+            return False
+        return (self.acknowledged_at or now) > self.due_at
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A push delivery a worker holds until ``lease_until``; ``token`` fences a lapsed claim."""
+
+    id: str
+    token: str
+    message_id: str
+    kind: str
+    destination: str
+    endpoint: str
+    payload: str
+    payload_message_id: str
+    payload_header_id: str
+    attempts: int
+    expires_at: dt.datetime
+    lease_until: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class UnroutableEntry:
+    """A message held because routing found no destination for it."""
+
+    id: str
+    message_id: str
+    sender_agency: str
+    rule: str | None
+    reason: str
+    created_at: dt.datetime
+    resolved: bool
+    resolved_at: dt.datetime | None
+    resolution: str | None
+
+
+_DELIVERY_FIELDS = [f.name for f in dataclasses.fields(Delivery)]
+_UNROUTABLE_FIELDS = [f.name for f in dataclasses.fields(UnroutableEntry)]
+
+
+def _delivery(row: DeliveryRow) -> Delivery:
+    return Delivery(**{name: getattr(row, name) for name in _DELIVERY_FIELDS})
+
+
+def _unroutable(row: UnroutableRow) -> UnroutableEntry:
+    return UnroutableEntry(**{name: getattr(row, name) for name in _UNROUTABLE_FIELDS})
+
+
+class SqlOutbox:
+    """The outbox tables through one session (one transaction)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    # Enqueueing ---------------------------------------------------------------------------
+
+    def add_delivery(self, *, message_id: str, destination: str, mode: str, endpoint: str | None, payload: dict,
+                     payload_message_id: str, payload_header_id: str, now: dt.datetime, expires_at: dt.datetime,
+                     rule: str | None = None, due_at: dt.datetime | None = None, kind: str = KIND_MESSAGE) -> str:
+        """Add a pending delivery (attempted from ``now``) and return its id."""
+        delivery_id = str(uuid.uuid4())
+        self.session.add(DeliveryRow(
+            id=delivery_id, message_id=message_id, kind=kind, destination=destination, mode=mode,
+            endpoint=endpoint if mode == PUSH else None, rule=rule, payload=json.dumps(payload),
+            payload_message_id=payload_message_id, payload_header_id=payload_header_id, state=PENDING,
+            attempts=0, next_attempt_at=now, due_at=due_at, expires_at=expires_at, created_at=now, updated_at=now))
+        return delivery_id
+
+    def has_delivery(self, destination: str, payload_message_id: str) -> bool:
+        """Return whether ``destination`` already has a delivery of this message id."""
+        query = select(DeliveryRow.id).where(DeliveryRow.destination == destination,
+                                             DeliveryRow.payload_message_id == payload_message_id)
+        return self.session.scalar(query) is not None
+
+    def add_unroutable(self, *, message_id: str, sender_agency: str, reason: str, now: dt.datetime,
+                       rule: str | None = None) -> str:
+        """Hold a message in the unroutable queue; return the entry's id."""
+        entry_id = str(uuid.uuid4())
+        self.session.add(UnroutableRow(id=entry_id, message_id=message_id, sender_agency=sender_agency, rule=rule,
+                                       reason=reason, created_at=now, resolved=False))
+        return entry_id
+
+    # Workers --------------------------------------------------------------------------------
+
+    def claim(self, *, now: dt.datetime, limit: int, worker: str, lease: dt.timedelta) -> list[Claim]:
+        """Claim up to ``limit`` push deliveries due at ``now`` for ``worker``, until ``now + lease``.
+
+        Due: pending with ``next_attempt_at <= now``, or in flight with a
+        lease that ran out (its worker died); not yet expired. On PostgreSQL
+        the rows are locked ``FOR UPDATE SKIP LOCKED``, so concurrent
+        workers claim disjoint sets; on SQLite the engine's ``BEGIN
+        IMMEDIATE`` serialises claims. Each claim counts as an attempt.
+        """
+        due = or_(and_(DeliveryRow.state == PENDING, DeliveryRow.next_attempt_at <= now),
+                  and_(DeliveryRow.state == IN_FLIGHT, DeliveryRow.lease_until <= now))
+        query = (select(DeliveryRow)
+                 .where(DeliveryRow.mode == PUSH, DeliveryRow.state.in_(OPEN_STATES), due,
+                        DeliveryRow.expires_at > now)
+                 .order_by(DeliveryRow.due_at.is_(None), DeliveryRow.due_at, DeliveryRow.next_attempt_at,
+                           DeliveryRow.id)
+                 .limit(limit)
+                 .with_for_update(skip_locked=True))
+        claims = []
+        for row in self.session.scalars(query):
+            if row.state == IN_FLIGHT:
+                row.last_error = (f"the claim of worker {row.claimed_by} lapsed at "
+                                  f"{row.lease_until.isoformat()} (it stopped during the attempt)")
+            row.state = IN_FLIGHT
+            row.claimed_by = worker
+            row.claim_token = str(uuid.uuid4())
+            row.lease_until = now + lease
+            row.attempts += 1
+            row.updated_at = now
+            claims.append(Claim(id=row.id, token=row.claim_token, message_id=row.message_id, kind=row.kind,
+                                destination=row.destination, endpoint=row.endpoint, payload=row.payload,
+                                payload_message_id=row.payload_message_id,
+                                payload_header_id=row.payload_header_id, attempts=row.attempts,
+                                expires_at=row.expires_at, lease_until=row.lease_until))
+        return claims
+
+    def held(self, claim: Claim) -> DeliveryRow | None:
+        """Return the claimed row, locked, if ``claim`` still holds it; else ``None`` (another worker took it)."""
+        row = self.session.scalars(select(DeliveryRow).where(DeliveryRow.id == claim.id).with_for_update()).first()
+        if row is None or row.state != IN_FLIGHT or row.claim_token != claim.token:
+            return None
+        return row
+
+    def expired(self, *, now: dt.datetime, limit: int = 100) -> list[DeliveryRow]:
+        """Return up to ``limit`` open deliveries past ``expires_at`` that no live claim holds, locked."""
+        unclaimed = or_(DeliveryRow.state == PENDING, DeliveryRow.lease_until <= now)
+        query = (select(DeliveryRow)
+                 .where(DeliveryRow.state.in_(OPEN_STATES), DeliveryRow.expires_at <= now, unclaimed)
+                 .order_by(DeliveryRow.expires_at, DeliveryRow.id)
+                 .limit(limit)
+                 .with_for_update(skip_locked=True))
+        return list(self.session.scalars(query))
+
+    # Mailboxes ---------------------------------------------------------------------------------
+
+    def mailbox(self, agency: str, *, limit: int) -> tuple[int, list[DeliveryRow]]:
+        """Return the number of ``agency``'s unacknowledged mailbox messages and the first ``limit`` of them.
+
+        Earliest due first, then oldest first.
+        """
+        where = (DeliveryRow.destination == agency, DeliveryRow.mode == MAILBOX, DeliveryRow.state == PENDING)
+        total = self.session.scalar(select(func.count()).select_from(DeliveryRow).where(*where))
+        rows = self.session.scalars(select(DeliveryRow).where(*where)
+                                    .order_by(DeliveryRow.due_at.is_(None), DeliveryRow.due_at,
+                                              DeliveryRow.created_at, DeliveryRow.id)
+                                    .limit(limit))
+        return total or 0, list(rows)
+
+    def mailbox_item(self, agency: str, delivery_id: str, *, lock: bool = False) -> DeliveryRow | None:
+        """Return ``agency``'s mailbox delivery with this id (any state), or ``None``."""
+        query = select(DeliveryRow).where(DeliveryRow.id == delivery_id, DeliveryRow.destination == agency,
+                                          DeliveryRow.mode == MAILBOX)
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalars(query).first()
+
+    # Senders and operators ---------------------------------------------------------------------
+
+    def accepted(self, message_id: str) -> AcceptedMessageRow | None:
+        """Return the accepted message row, or ``None``."""
+        return self.session.get(AcceptedMessageRow, message_id)
+
+    def deliveries_of(self, message_id: str) -> list[Delivery]:
+        """Return every delivery made from an accepted message (notices included), oldest first."""
+        query = (select(DeliveryRow).where(DeliveryRow.message_id == message_id)
+                 .order_by(DeliveryRow.created_at, DeliveryRow.destination, DeliveryRow.id))
+        return [_delivery(row) for row in self.session.scalars(query)]
+
+    def unroutable_of(self, message_id: str) -> list[UnroutableEntry]:
+        """Return the unroutable entries of an accepted message."""
+        query = select(UnroutableRow).where(UnroutableRow.message_id == message_id).order_by(UnroutableRow.created_at)
+        return [_unroutable(row) for row in self.session.scalars(query)]
+
+    def deliveries(self, *, state: str | None = None, destination: str | None = None,
+                   limit: int = 100) -> list[Delivery]:
+        """Return up to ``limit`` deliveries, most recently updated first, filtered by state and destination."""
+        query = select(DeliveryRow).order_by(DeliveryRow.updated_at.desc(), DeliveryRow.id).limit(limit)
+        if state is not None:
+            query = query.where(DeliveryRow.state == state)
+        if destination is not None:
+            query = query.where(DeliveryRow.destination == destination)
+        return [_delivery(row) for row in self.session.scalars(query)]
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of deliveries in each state."""
+        query = select(DeliveryRow.state, func.count()).group_by(DeliveryRow.state)
+        return {state: count for state, count in self.session.execute(query)}
+
+    def unroutable(self, *, include_resolved: bool = False, limit: int = 100) -> list[UnroutableEntry]:
+        """Return unroutable entries, oldest first (open ones only unless ``include_resolved``)."""
+        query = select(UnroutableRow).order_by(UnroutableRow.created_at, UnroutableRow.id).limit(limit)
+        if not include_resolved:
+            query = query.where(UnroutableRow.resolved.is_(False))
+        return [_unroutable(row) for row in self.session.scalars(query)]
+
+    def resolve_unroutable(self, entry_id: str, *, note: str, now: dt.datetime) -> UnroutableEntry | None:
+        """Mark an unroutable entry resolved with the operator's ``note``; ``None`` if there is no such entry."""
+        row = self.session.get(UnroutableRow, entry_id)
+        if row is None:
+            return None
+        row.resolved, row.resolved_at, row.resolution = True, now, note
+        return _unroutable(row)
+
+    def requeue(self, delivery_id: str, *, now: dt.datetime, max_age: dt.timedelta) -> Delivery | None:
+        """Put a dead-lettered delivery back to pending, due now, with a fresh maximum age.
+
+        Returns the delivery, or ``None`` when there is none with this id.
+        Raises :class:`ValueError` when it is not dead-lettered.
+        """
+        row = self.session.get(DeliveryRow, delivery_id, with_for_update=True)
+        if row is None:
+            return None
+        if row.state != DEAD_LETTERED:
+            raise ValueError(f"delivery {delivery_id} is {row.state}; only a dead-lettered delivery can be retried")
+        row.state, row.next_attempt_at, row.expires_at = PENDING, now, now + max_age
+        row.dead_lettered_at = None
+        row.claimed_by = row.claim_token = row.lease_until = None
+        row.updated_at = now
+        return _delivery(row)
+
+
+def acknowledge(row: DeliveryRow, now: dt.datetime) -> None:
+    """Close ``row`` as acknowledged at ``now``."""
+    row.state, row.acknowledged_at, row.updated_at = ACKNOWLEDGED, now, now
+    row.claim_token = row.lease_until = None
