@@ -12,8 +12,10 @@
 See ``docs/delivery.md``.
 """
 
-from gateway.delivery.interfaces import AgencyLookup, PlannedDelivery, Unroutable
-from gateway.delivery.outbox import outbox_step
+from gateway.delivery.interfaces import AgencyLookup
+from gateway.delivery.outbox import outbox_step, routing_step
+from gateway.delivery.receiver import ReceiptLog, create_receiver_app
 from gateway.delivery.worker import Backoff, OutboxWorker
 
-__all__ = ["AgencyLookup", "Backoff", "OutboxWorker", "PlannedDelivery", "Unroutable", "outbox_step"]
+__all__ = ["AgencyLookup", "Backoff", "OutboxWorker", "ReceiptLog", "create_receiver_app", "outbox_step",
+           "routing_step"]

@@ -33,12 +33,10 @@ def _store(settings: Settings):
 
 
 def _directory(store):
-    """Routing's directory on the same database, when the routing package provides one (else ``None``)."""
-    try:
-        from gateway.routing.services import SqlDirectory  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return SqlDirectory.for_store(store) if hasattr(SqlDirectory, "for_store") else None
+    """Routing's directory on the store's database (each lookup its own short transaction)."""
+    from gateway.routing import Directory
+
+    return Directory(store.engine)
 
 
 @click.command("worker")

@@ -1,48 +1,23 @@
-"""Contracts of delivery: what routing hands the outbox, and what the outbox asks of the directory.
+"""Contracts of delivery: what it asks of routing and of the directory.
 
 Routing (:mod:`gateway.routing`) plans; delivery keeps the plan durable and
 carries it out. The outbox reads routing's results by shape (see
-:func:`gateway.delivery.outbox.split_result`), so routing may return its own
-dataclasses with these fields.
+:func:`gateway.delivery.outbox.split_result`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterable
-from typing import Protocol, Union
+from collections.abc import Callable
+from typing import Protocol
 
 
-@dataclasses.dataclass(frozen=True)
-class PlannedDelivery:
-    """One message to send to one destination agency.
-
-    ``bundle`` is the message Bundle to deliver: the accepted, gateway-signed
-    Bundle itself, or one routing derived from it (unsigned: the outbox signs
-    it with the gateway's key). ``due`` is when the destination must have it
-    by (a deadline, never a delay), or ``None``.
-    """
-
-    destination: str
-    bundle: dict
-    rule: str
-    due: dt.datetime | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Unroutable:
-    """No destination was found for (part of) a message, and why."""
-
-    reason: str
-    rule: str | None = None
-
-
-#: What a routing function returns: planned deliveries and unroutable parts, in any mix.
-RoutingResult = Iterable[Union[PlannedDelivery, Unroutable]]
-
-#: ``route(signed_bundle, now)``: the routing rules, as the outbox calls them.
-Route = Callable[[dict, dt.datetime], object]
+#: ``route(signed_bundle, now, directory)``: the routing rules, as the outbox calls them. It returns
+#: planned deliveries (``destination``, ``message``, ``rule``, ``due``) and unroutable parts
+#: (``reason``, ``rule``): a list of them, one of them, or an empty list for "deliberately sent to
+#: nobody" (see :func:`gateway.delivery.outbox.split_result`). :func:`gateway.routing.route_message`
+#: fits, with the directory as a keyword.
+Route = Callable[[dict, dt.datetime, "AgencyLookup"], object]
 
 
 class DestinationAgency(Protocol):
@@ -59,3 +34,8 @@ class AgencyLookup(Protocol):
 
     def agency(self, uri: str) -> DestinationAgency | None:
         """Return the agency with this URI, or ``None`` if the directory does not know it."""
+
+
+#: Binds the directory to the accepting transaction: ``directory_for(session)``
+#: (:class:`gateway.routing.Directory` fits: ``Directory(session)``).
+DirectoryFactory = Callable[[object], AgencyLookup]

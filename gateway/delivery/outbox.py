@@ -9,13 +9,15 @@ nothing commits and the sender gets an error and sends again.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
 import uuid
 from collections.abc import Callable
 
-from gateway.delivery.interfaces import AgencyLookup, PlannedDelivery, Route, Unroutable
+from gateway.config import Settings
+from gateway.delivery.interfaces import AgencyLookup, DirectoryFactory, Route
 from gateway.delivery.models import DEAD_LETTERED, KIND_MESSAGE, KIND_NOTICE, MAILBOX, PUSH, DeliveryRow
 from gateway.delivery.responses import response_message
 from gateway.delivery.services import SqlOutbox
@@ -29,79 +31,98 @@ DEFAULT_MAX_AGE = dt.timedelta(days=5)
 NOTICE_RULE = "dead-letter-notice"
 
 
+@dataclasses.dataclass(frozen=True)
+class _Unroutable:
+    reason: str
+    rule: str | None = None
+
+
 def split_result(result: object) -> tuple[list, list]:
     """Return ``(planned, unroutable)`` from what a routing function returned.
 
-    Accepts an iterable mixing planned deliveries (anything with
-    ``destination`` and ``bundle``) and unroutable parts (anything with
-    ``reason``), or an object with ``deliveries``/``planned`` and
-    ``unroutable`` attributes. Raises :class:`TypeError` for anything else.
+    A planned delivery is anything with ``destination`` and ``message``
+    (or ``bundle``); an unroutable part anything with ``reason`` and no
+    ``destination``. ``result`` is one of them or an iterable of them; an
+    empty list means routing decided to send the message to nobody.
+    Raises :class:`TypeError` for anything else.
     """
-    if result is None:
-        return [], []
-    if hasattr(result, "unroutable") and not isinstance(result, (list, tuple)):
-        planned = getattr(result, "deliveries", None)
-        if planned is None:
-            planned = getattr(result, "planned", ())
-        unroutable = result.unroutable
-        if isinstance(unroutable, str):
-            unroutable = [Unroutable(unroutable)]
-        elif unroutable is None:
-            unroutable = []
-        elif hasattr(unroutable, "reason"):
-            unroutable = [unroutable]
-        return list(planned), list(unroutable)
-    if hasattr(result, "reason") and not hasattr(result, "destination"):
-        return [], [result]
-    if hasattr(result, "destination"):
-        return [result], []
+    if _is_planned(result) or _is_unroutable(result):
+        result = [result]
+    if result is None or isinstance(result, (str, bytes, dict)):
+        raise TypeError(f"routing returned {result!r}: not planned deliveries or an unroutable part")
     planned, unroutable = [], []
     for item in result:  # type: ignore[union-attr]
-        if hasattr(item, "destination") and hasattr(item, "bundle"):
+        if _is_planned(item):
             planned.append(item)
-        elif hasattr(item, "reason"):
+        elif _is_unroutable(item):
             unroutable.append(item)
         else:
             raise TypeError(f"routing returned {item!r}: neither a planned delivery nor an unroutable part")
     return planned, unroutable
 
 
-def outbox_step(route: Route, directory: AgencyLookup, *, signer: Callable[[], Signer] | None = None,
+def _is_planned(item: object) -> bool:
+    return hasattr(item, "destination") and (hasattr(item, "message") or hasattr(item, "bundle"))
+
+
+def _is_unroutable(item: object) -> bool:
+    return hasattr(item, "reason") and not hasattr(item, "destination")
+
+
+def outbox_step(route: Route, directory: DirectoryFactory, *, signer: Callable[[], Signer] | None = None,
                 max_age: dt.timedelta = DEFAULT_MAX_AGE) -> Callable[[UnitOfWork, AcceptedMessage, dict], None]:
     """Return an accept step that routes each accepted message and enqueues all its deliveries.
 
-    ``route(signed_bundle, now)`` returns planned deliveries and unroutable
-    parts (see :func:`split_result`). Each planned destination is looked
-    up in ``directory`` for its delivery mode (push endpoint or mailbox);
-    a planned Bundle without a signature (one routing derived) is signed
-    with ``signer()``. A destination the directory does not know, routing
-    that plans nothing, or routing that fails, goes to the unroutable queue
-    with an ERROR log record: the message is accepted and never dropped.
-    The step raises only when the store does (the transaction then rolls
-    back), or :class:`RuntimeError` when a derived Bundle needs signing and
-    there is no ``signer``.
+    For each message the step binds the directory to the accepting
+    transaction (``directory(unit.session)``) and calls ``route(signed_bundle,
+    received_at, that_directory)`` (see :func:`split_result` for what it may
+    return). Each planned destination is looked up for its delivery mode
+    (push endpoint or mailbox); a planned Bundle without a signature (one
+    routing built) is signed with ``signer()``. A destination the directory
+    does not know, or routing that raises, goes to the unroutable queue with
+    an ERROR log record: the message is accepted and never dropped. The
+    step raises only when the store does (the transaction then rolls back),
+    or :class:`RuntimeError` when a built Bundle needs signing and there is
+    no ``signer``.
     """
 
     def enqueue_deliveries(unit: UnitOfWork, accepted: AcceptedMessage, bundle: dict) -> None:
         now = accepted.received_at
         outbox = SqlOutbox(unit.session)
+        lookup = directory(unit.session)
         try:
-            planned, unroutable = split_result(route(bundle, now))
+            planned, unroutable = split_result(route(bundle, now, lookup))
         except Exception as exc:  # a routing bug must not lose the message: hold it for an operator
             log.exception("routing failed for message %s", accepted.message_id)
-            planned, unroutable = [], [Unroutable(f"routing failed: {type(exc).__name__}: {exc}")]
+            planned, unroutable = [], [_Unroutable(f"routing failed: {type(exc).__name__}: {exc}")]
         if not planned and not unroutable:
-            unroutable = [Unroutable("no routing rule gives a destination for this message")]
+            log.info("message %s from %s: routing sends it to no one", accepted.message_id, accepted.sender_agency)
         seen: set[tuple[str, str]] = set()
         for plan in planned:
-            problem = _enqueue(outbox, plan, accepted, bundle, directory, signer, now, max_age, seen)
+            problem = _enqueue(outbox, plan, accepted, bundle, lookup, signer, now, max_age, seen)
             if problem is not None:
-                unroutable.append(Unroutable(problem, getattr(plan, "rule", None)))
+                unroutable.append(_Unroutable(problem, getattr(plan, "rule", None)))
         for part in unroutable:
             hold_unroutable(outbox, accepted.message_id, accepted.sender_agency, part.reason,
                             getattr(part, "rule", None), now)
 
     return enqueue_deliveries
+
+
+def routing_step(settings: Settings, signer: Callable[[], Signer]) -> Callable[[UnitOfWork, AcceptedMessage, dict],
+                                                                                  None]:
+    """Return :func:`outbox_step` wired to :func:`gateway.routing.route_message` and its SQL directory.
+
+    The gateway's own agency (for routing's built messages) is the
+    signer's; the time zone and maximum age come from ``settings``.
+    """
+    from gateway.routing import Directory, route_message
+
+    def route(bundle: dict, now: dt.datetime, lookup) -> object:
+        return route_message(bundle, lookup, now=now, gateway_agency=signer().agency, timezone=settings.timezone)
+
+    return outbox_step(route, Directory, signer=signer,
+                       max_age=dt.timedelta(seconds=settings.delivery_max_age_seconds))
 
 
 def hold_unroutable(outbox: SqlOutbox, message_id: str, sender: str, reason: str, rule: str | None,
@@ -113,7 +134,7 @@ def hold_unroutable(outbox: SqlOutbox, message_id: str, sender: str, reason: str
     return entry_id
 
 
-def _enqueue(outbox: SqlOutbox, plan: PlannedDelivery, accepted: AcceptedMessage, accepted_bundle: dict,
+def _enqueue(outbox: SqlOutbox, plan: object, accepted: AcceptedMessage, accepted_bundle: dict,
              directory: AgencyLookup, signer: Callable[[], Signer] | None, now: dt.datetime,
              max_age: dt.timedelta, seen: set) -> str | None:
     """Enqueue one planned delivery; return why it cannot be, or ``None`` when it was."""
@@ -121,7 +142,7 @@ def _enqueue(outbox: SqlOutbox, plan: PlannedDelivery, accepted: AcceptedMessage
     agency = directory.agency(destination)
     if agency is None:
         return f"destination {destination} (rule {plan.rule}) is not in the directory"
-    bundle = plan.bundle if plan.bundle is not None else accepted_bundle
+    bundle = getattr(plan, "message", None) or getattr(plan, "bundle", None) or accepted_bundle
     if "signature" not in bundle:
         if signer is None:
             raise RuntimeError("routing derived an unsigned message, and the outbox step has no signer")

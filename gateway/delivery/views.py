@@ -1,4 +1,8 @@
-"""Mailbox and message status endpoints, all under mutual TLS.
+"""Mailbox and message status endpoints, all under mutual TLS; and the outbox wired into the intake.
+
+Registering the blueprint also registers the outbox accept step
+(:func:`gateway.delivery.outbox.routing_step`), so every message the app
+accepts is routed and its deliveries stored in the accepting transaction.
 
 The calling agency comes only from the verified client certificate
 (:data:`~gateway.transport.middleware.AGENCY_KEY` in the environ); an
@@ -17,13 +21,14 @@ import uuid
 from flask import Blueprint, Flask, Response, current_app, request
 
 from gateway.config import Settings
+from gateway.delivery.outbox import routing_step
 from gateway.delivery.models import ACKNOWLEDGED, DEAD_LETTERED, PENDING
 from gateway.delivery.services import SqlOutbox
 from gateway.model.systems import extension_url, parse_agency_uri
 from gateway.signing.messages import format_instant
 from gateway.store import SqlMessageStore, open_store
 from gateway.transport.middleware import AGENCY_KEY
-from gateway.transport.views import CLOCK_KEY
+from gateway.transport.views import CLOCK_KEY, intake_for, register_accept_step
 from gateway.web import FHIR_JSON, fhir_response, operation_outcome
 
 blueprint = Blueprint("delivery", __name__)
@@ -34,6 +39,14 @@ EXT_DELIVERY_DUE = extension_url("delivery-due")
 MAILBOX_PAGE = 100
 MAILBOX_MAX_PAGE = 1000
 _STORE_LOCK = threading.Lock()
+
+
+@blueprint.record_once
+def _install_outbox(state) -> None:
+    """Route and enqueue every message the app accepts (the outbox accept step), signing with the intake's key."""
+    app = state.app
+    settings: Settings = app.config["GATEWAY_SETTINGS"]
+    register_accept_step(app, routing_step(settings, lambda: intake_for(app).signer()))
 
 
 def store_for(app: Flask) -> SqlMessageStore:
