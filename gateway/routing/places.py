@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from gateway.model.identifiers import Checked, known_la_numbers, postcode_district
@@ -29,6 +30,13 @@ def normalise_district(text: str) -> str | None:
     return compact if _DISTRICT.match(compact) else None
 
 
+@functools.lru_cache(maxsize=1)
+def _known() -> frozenset[str]:
+    return frozenset(f"{n:03d}" for n in known_la_numbers()) | NEWER_LA_NUMBERS
+
+
+# Cached: an import checks the same few hundred numbers millions of times.
+@functools.lru_cache(maxsize=4096)
 def check_la_code(raw: str, *, allow_unknown: bool = False) -> Checked:
     """Return a DfE LA number checked for form (3 digits) and, unless ``allow_unknown``, known.
 
@@ -40,6 +48,6 @@ def check_la_code(raw: str, *, allow_unknown: bool = False) -> Checked:
         hint = " (it looks like an ONS/GSS code; the directory uses DfE LA numbers such as 850)" \
             if re.fullmatch(r"[EWSN]\d{8}", original) else ""
         return Checked(original, original, f"LA number {original!r} is not a DfE LA number: it must be 3 digits{hint}")
-    if not allow_unknown and int(original) not in known_la_numbers() and original not in NEWER_LA_NUMBERS:
+    if not allow_unknown and original not in _known():
         return Checked(original, original, f"LA number {original!r} is not a known DfE local authority")
     return Checked(original, original)
