@@ -80,5 +80,11 @@ def ppn_per_child(record: dict) -> list[dict]:
                 p["alleged_harm"] = True
             people.append(p)
         rec["people"] = people
+        # A problem found on another child's Person belongs to that child's message, not this one.
+        others = [f"/ppn:Persons/ppn:Person[{i + 1}]" for i, p in enumerate(persons)
+                  if p.get("role") == "Child" and p is not child]
+        rec["issues"] = [issue for issue in record.get("issues") or []
+                         if not any(o + "/" in issue.get("location", "") or issue.get("location", "").endswith(o)
+                                    for o in others)]
         out.append(rec)
     return out

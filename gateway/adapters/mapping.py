@@ -121,6 +121,12 @@ class Mapping:
                     get_transform(spec["parse"])
                 except KeyError as exc:
                     raise MappingError(f"{where}: field '{target}': {exc.args[0]}") from None
+            code_map = (spec.get("args") or {}).get("map") or {}
+            odd = [k for k, v in code_map.items() if not isinstance(k, str) or not isinstance(v, str)]
+            if odd:
+                # YAML reads bare yes/no/on/off as booleans: a silent trap in code tables.
+                raise MappingError(f"{where}: field '{target}': code map entries {odd!r} are not text; "
+                                   "quote them (e.g. \"yes\": \"yes\")")
             for key in ("conceptmap", "relationship_map"):
                 if key in spec:
                     self.conceptmap(spec[key])

@@ -38,6 +38,7 @@ class Summary:
     skipped: int = 0
     rejected: int = 0
     messages: int = 0
+    messages_rejected: int = 0
     errors: int = 0
     warnings: int = 0
     skipped_reasons: Counter = dataclasses.field(default_factory=Counter)
@@ -53,7 +54,7 @@ class Summary:
         return {
             "file": self.file, "format": self.format,
             "records": self.records, "translated": self.translated, "skipped": self.skipped,
-            "rejected": self.rejected, "messages": self.messages,
+            "rejected": self.rejected, "messages": self.messages, "messages_rejected": self.messages_rejected,
             "validation": {"errors": self.errors, "warnings": self.warnings},
             "skipped_reasons": dict(self.skipped_reasons.most_common()),
             "ignored_fields": self.ignored_fields, "missing_fields": self.missing_fields,
@@ -66,6 +67,9 @@ class Summary:
         lines = [f"{self.file}: {self.records} records read = {self.translated} translated + "
                  f"{self.skipped} skipped + {self.rejected} rejected; {self.messages} messages written"
                  f" ({self.errors} validation errors, {self.warnings} warnings)."]
+        if self.messages_rejected:
+            lines.append(f"  {self.messages_rejected} messages of translated records were rejected (a child in a "
+                         "notice naming several): see the error report, outcome 'partly-rejected'")
         for reason, n in self.skipped_reasons.most_common(5):
             lines.append(f"  skipped {n}: {reason}")
         if self.ignored_fields:
@@ -114,6 +118,40 @@ def _problem_entry(file: str, location: str, line, outcome: str, problems: list[
         "field": first.field, "place": first.location, "reason": first.reason, "action": first.action,
         "problems": [dataclasses.asdict(p) for p in problems],
     }
+
+
+def _make_message(canonical: dict, location: str, now: dt.datetime, validator: Validator | None,
+                  summary: Summary, lines: list[str], seen: "_SeenMessages", duplicates: list[str]) -> list[Problem]:
+    """Build and validate one message; append it to ``lines`` and return [] or return why it failed."""
+    try:
+        bundle = build_bundle(canonical, now=now)
+        outcome = validator(bundle) if validator else None
+    except FhirInvalid as exc:
+        return [Problem("bundle", f"{location}: {path}", msg,
+                        "This is a defect in the mapping; report it to the gateway team.")
+                for path, msg in exc.errors]
+    if outcome is not None:
+        issues = outcome.get("issue", [])
+        errs = [i for i in issues if i.get("severity") in ("error", "fatal")]
+        summary.warnings += sum(1 for i in issues if i.get("severity") == "warning")
+        if errs:
+            summary.errors += len(errs)
+            # What translation noticed names the exact cell, path or element behind the
+            # gap, so it comes first; then the standard's verdict.
+            return [Problem(n["field"], n["location"], n["reason"], n.get("action", ""))
+                    for n in canonical.get("issues") or [] if n.get("code") == "unusable-value"] + \
+                   [Problem(", ".join(i.get("expression") or ["Bundle"]), location,
+                            i.get("details", {}).get("text") or i.get("diagnostics", ""),
+                            "Add it in the source system and send the record again.")
+                    for i in errs]
+        bundle["entry"].append({"fullUrl": f"urn:uuid:{bundle['id']}-outcome",
+                                "resource": dict(outcome, id=f"{bundle['id']}-outcome")})
+    first = seen.first_location(bundle["id"], location)
+    if first is not None:
+        duplicates.append(first)
+    else:
+        lines.append(json.dumps(bundle, ensure_ascii=False, separators=(",", ":")))
+    return []
 
 
 def translate_stream(adapter: Adapter, stream: BinaryIO, filename: str, out: IO[str] | None,
@@ -165,56 +203,40 @@ def translate_stream(adapter: Adapter, stream: BinaryIO, filename: str, out: IO[
                                  "outcome": "skipped", "reason": reason,
                                  "action": "Nothing to do; use --all to translate concern records too."})
                 continue
-            lines, problems, duplicates = [], [], []
+            lines, duplicates = [], []
+            failed: list[tuple[dict, list[Problem]]] = []  # (canonical, problems) of messages not made
             for canonical in canonicals:
                 if canonical["kind"] != "referral" and not include_all:
                     continue
-                try:
-                    bundle = build_bundle(canonical, now=now)
-                    outcome = validator(bundle) if validator else None
-                except FhirInvalid as exc:
-                    problems += [Problem("bundle", f"{raw.location}: {path}", msg,
-                                         "This is a defect in the mapping; report it to the gateway team.")
-                                 for path, msg in exc.errors]
-                    continue
-                if outcome is not None:
-                    issues = outcome.get("issue", [])
-                    errs = [i for i in issues if i.get("severity") in ("error", "fatal")]
-                    summary.warnings += sum(1 for i in issues if i.get("severity") == "warning")
-                    if errs:
-                        summary.errors += len(errs)
-                        # What translation noticed names the exact cell, path or element behind the
-                        # gap, so it comes first; then the standard's verdict.
-                        problems += [Problem(n["field"], n["location"], n["reason"], n.get("action", ""))
-                                     for n in canonical.get("issues") or [] if n.get("code") == "unusable-value"]
-                        problems += [Problem(", ".join(i.get("expression") or ["Bundle"]), raw.location,
-                                             i.get("details", {}).get("text") or i.get("diagnostics", ""),
-                                             "Add it in the source system and send the record again.")
-                                     for i in errs]
-                        continue
-                    bundle["entry"].append({"fullUrl": f"urn:uuid:{bundle['id']}-outcome",
-                                            "resource": dict(outcome, id=f"{bundle['id']}-outcome")})
-                first = seen.first_location(bundle["id"], raw.location)
-                if first is not None:
-                    duplicates.append(first)
-                    continue
-                lines.append(json.dumps(bundle, ensure_ascii=False, separators=(",", ":")))
-            if problems:
-                summary.rejected += 1
-                _report(errors, _problem_entry(filename, raw.location, raw.line, "rejected", problems))
-            elif not lines and duplicates:
-                reason = "a resend of a record already read (same identity and content)"
-                summary.skipped += 1
-                summary.skipped_reasons[reason] += 1
-                _report(errors, {"file": filename, "location": raw.location, "line": raw.line,
-                                 "outcome": "skipped", "reason": f"{reason}, first at {duplicates[0]}",
-                                 "action": "Nothing to do: it is the same message."})
-            else:
+                problems = _make_message(canonical, raw.location, now, validator, summary, lines, seen,
+                                         duplicates)
+                if problems:
+                    failed.append((canonical, problems))
+            if lines:
+                # A notice naming two children whose second child's message fails still delivers the first.
                 summary.translated += 1
                 summary.messages += len(lines)
                 if out is not None:
                     for line in lines:
                         out.write(line + "\n")
+                for canonical, problems in failed:
+                    summary.messages_rejected += 1
+                    entry = _problem_entry(filename, raw.location, raw.line, "partly-rejected", problems)
+                    entry["child"] = canonical.get("child_key")
+                    _report(errors, entry)
+            elif failed:
+                summary.rejected += 1
+                _report(errors, _problem_entry(filename, raw.location, raw.line, "rejected",
+                                               [p for _, problems in failed for p in problems]))
+            else:
+                reason = "a resend of a record already read (same identity and content)" if duplicates \
+                    else "the record gives no message"
+                summary.skipped += 1
+                summary.skipped_reasons[reason] += 1
+                _report(errors, {"file": filename, "location": raw.location, "line": raw.line,
+                                 "outcome": "skipped",
+                                 "reason": f"{reason}, first at {duplicates[0]}" if duplicates else reason,
+                                 "action": "Nothing to do: it is the same message." if duplicates else ""})
     finally:
         seen.close()
         # A reader may learn the encoding as it reads (CSV); report what it found in the end.

@@ -549,6 +549,8 @@ def test_vendor_variant_is_only_a_mapping_file_and_conceptmap(tmp_path):
     fields["child.birth_date"]["from"] = "DOB"
     fields["child.birth_date"]["args"]["formats"] = ["dd.mm.yyyy"]
     fields["concern.categories"]["from"] = "Concern Types"
+    renamed = {"Student": "Pupil Name", "Date of Birth": "DOB", "Categories": "Concern Types"}
+    spec["reader"]["required_columns"] = [renamed.get(c, c) for c in spec["reader"]["required_columns"]]
     (variant / "mapping.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     cmap = json.loads((variant / "categories.conceptmap.json").read_text(encoding="utf-8"))
     for element in cmap["group"][0]["element"]:
@@ -596,3 +598,32 @@ def test_unreadable_mapping_file(tmp_path):
         Mapping.load(tmp_path)
     with pytest.raises(MappingError, match="cannot read"):
         Mapping.load(tmp_path / "nope" / "mapping.yaml")
+
+
+def test_a_code_map_with_yaml_booleans_is_refused_at_load(tmp_path):
+    """`yes: yes` in YAML is True: True; the engine refuses it instead of silently dropping values."""
+    import shutil
+
+    from gateway.adapters.errors import MappingError
+    from gateway.adapters.mapping import Mapping
+    from gateway.config import Settings
+
+    folder = tmp_path / "concernhub-json"
+    shutil.copytree(Settings().mappings_dir / "concernhub-json", folder)
+    text = (folder / "mapping.yaml").read_text(encoding="utf-8")
+    text = text.replace('"yes": "yes", "no": "no"', "yes: yes, no: no")
+    assert "yes: yes, no: no" in text
+    (folder / "mapping.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(MappingError, match="not text; quote them"):
+        Mapping.load(folder)
+
+
+def test_schoolsafe_file_without_a_spec_required_column_is_unreadable(tmp_path):
+    from gateway.adapters.base import InputUnreadable
+
+    header = ("Incident ID,School URN,Student,UPN,Incident Date,Date Added,Categories,Incident,"
+              "Reported By,Status,Referral\r\n")
+    row = '1,999101,"PARKER, Leo",,07/06/2019,07/06/2019 10:30,Neglect,Text,A B (DSL),Referred,MASH\r\n'
+    adapter = get_adapter("schoolsafe-csv")
+    with pytest.raises(InputUnreadable, match="Date of Birth"):
+        list(adapter.records(io.BytesIO((header + row).encode()), "no-dob.csv"))

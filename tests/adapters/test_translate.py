@@ -247,3 +247,21 @@ def test_translate_file_names_the_file(tmp_path):
     summary = translate_file(get_adapter("schoolsafe-csv"), path, out, now=NOW)
     assert summary.file == "export.csv" and summary.messages == 1
     assert "file export.csv, row 4" in out.getvalue()
+
+
+def test_one_childs_failing_message_does_not_lose_a_siblings_message():
+    """A notice naming two children: the first child's message fails the standard, the second's is sent."""
+    from gateway.validation import validate_bundle
+
+    path = Path(__file__).parent.parent / "fixtures" / "translate" / "ppn-household.xml"
+    out, errors = io.StringIO(), io.StringIO()
+    summary = translate_file(get_adapter("ppn-xml"), path, out, errors, now=NOW,
+                             validator=lambda b: validate_bundle(b, now=NOW))
+    report = [json.loads(line) for line in errors.getvalue().splitlines()]
+    partly = [r for r in report if r["outcome"] == "partly-rejected"]
+    assert summary.balanced
+    assert summary.messages_rejected == len(partly) == 1
+    assert partly[0]["location"] == "/ppn:NoticeBatch/ppn:PublicProtectionNotice[1]"
+    assert partly[0]["child"] and "no valid NHS number or UPN" in partly[0]["reason"]
+    written = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert any(b_location(b) == "/ppn:NoticeBatch/ppn:PublicProtectionNotice[1]" for b in written)
