@@ -23,7 +23,6 @@ from gateway.routing.codes import (
     EDUCATION_SETTING,
     HOME_EDUCATED,
     RULE_ADDRESSED,
-    RULE_CONCERN,
     RULE_ENCOMPASS_LA,
     RULE_ENCOMPASS_SCHOOL,
     RULE_NO_RULE,

@@ -12,7 +12,6 @@ from gateway.adapters.translate import translate_stream
 
 SAMPLES = Path(__file__).parent.parent / "fixtures" / "samples"
 UTC = dt.timezone.utc
-LONDON_BST = dt.timezone(dt.timedelta(hours=1))
 #: When the gateway receives Dorset Police's two notices: Sunday 30 September 2018, 17:05 BST.
 FAMILY_A_RECEIVED = dt.datetime(2018, 9, 30, 16, 5, tzinfo=UTC)
 HAMPSHIRE = "urn:x-safeguarding:agency:la:850"
