@@ -52,10 +52,13 @@ def _directory(store):
               help="Connect/read timeout of one delivery attempt (must be below the lease).")
 @click.option("--poll-seconds", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Pause after a round that found nothing due.")
+@click.option("--keep-alive/--no-keep-alive", default=False, show_default=True,
+              help="Reuse connections to endpoints. Off by default: the transport client does not yet retry a "
+                   "kept-alive TLS connection the endpoint closed while idle (it fails the attempt).")
 @click.option("--backoff-base-seconds", type=click.FloatRange(min=0.01), default=10.0, show_default=True)
 @click.option("--backoff-cap-seconds", type=click.FloatRange(min=0.01), default=3600.0, show_default=True)
 def worker_command(once: bool, concurrency: int, certs_dir: Path | None, lease_seconds: float,
-                   timeout_seconds: float, poll_seconds: float, backoff_base_seconds: float,
+                   timeout_seconds: float, poll_seconds: float, keep_alive: bool, backoff_base_seconds: float,
                    backoff_cap_seconds: float) -> None:
     """Deliver the outbox: push each due delivery to its agency's endpoint over mutual TLS.
 
@@ -73,7 +76,7 @@ def worker_command(once: bool, concurrency: int, certs_dir: Path | None, lease_s
     settings = _settings(certs_dir)
     certs = Path(settings.certs_dir)
     try:
-        client = AgencyClient.for_certs_dir(certs, timeout=timeout_seconds)
+        client = AgencyClient.for_certs_dir(certs, timeout=timeout_seconds, reuse_connections=keep_alive)
         signer = Reloading([certs / pki.GATEWAY_CERT, certs / pki.GATEWAY_KEY],
                            lambda: Signer.from_files(certs / pki.GATEWAY_CERT, certs / pki.GATEWAY_KEY))
         signer.get()
