@@ -94,12 +94,13 @@ def worker_command(once: bool, concurrency: int, certs_dir: Path | None, lease_s
         store.close()
         raise click.ClickException(str(exc)) from None
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
     log.info("outbox worker %s started (concurrency %d, lease %.0f s)", worker.worker_id, concurrency, lease_seconds)
     try:
         worker.run(stop, poll_interval=poll_seconds, once=once)
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         worker.close()
         store.close()
     log.info("outbox worker %s stopped", worker.worker_id)
