@@ -23,16 +23,16 @@ import dataclasses
 import datetime as dt
 import functools
 import json
+import threading
 from pathlib import Path
 
+import pybase64
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey
-from joserfc.registry import HeaderParameter
 
 from gateway.model.systems import EXT_SENDER_SIGNATURE, parse_agency_uri
 from gateway.signing import pki
@@ -56,17 +56,49 @@ _BENIGN_REVOCATIONS = {x509.ReasonFlags.superseded, x509.ReasonFlags.cessation_o
                        x509.ReasonFlags.affiliation_changed}
 
 
-def _jws_registry() -> jws.JWSRegistry:
-    registry = jws.JWSRegistry(header_registry={"sigT": HeaderParameter("signing time (RFC 3339)", "str")},
-                               algorithms=[ALGORITHM])
-    # joserfc's defaults (512-byte header, 128 KB payload) are for tokens;
-    # x5c chains and referral Bundles are larger.
-    registry.max_header_length = 64 * 1024
-    registry.max_payload_length = 1 << 30
-    return registry
+# ES256 (RFC 7518 3.4): ECDSA on P-256 with SHA-256; the JWS signature is
+# r || s, 32 bytes each, where ``cryptography`` speaks DER.
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_ES256_HALF = 32
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
-_REGISTRY = _jws_registry()
+def _b64url(data: bytes) -> bytes:
+    """Return base64url without padding (RFC 7515 section 2).
+
+    pybase64 (SIMD) writes the same bytes as :func:`base64.urlsafe_b64encode`
+    about ten times faster; it matters for the ~12 KB payload segment.
+    """
+    return pybase64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _b64url_decode(segment: bytes) -> bytes:
+    """Return the bytes of an unpadded base64url segment; raise ValueError unless it is exactly that.
+
+    Stricter than :func:`base64.urlsafe_b64decode`: no padding, no characters
+    outside the base64url alphabet, and (checked by the callers that need it)
+    no second spelling of the same bytes.
+    """
+    if b"+" in segment or b"/" in segment or b"=" in segment:
+        raise ValueError("not base64url without padding")
+    return binascii.a2b_base64(segment.translate(_FROM_URLSAFE) + b"=" * (-len(segment) % 4), strict_mode=True)
+
+
+def _es256_sign(signing_input: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
+    r, s = decode_dss_signature(key.sign(signing_input, _ECDSA_SHA256))
+    return r.to_bytes(_ES256_HALF, "big") + s.to_bytes(_ES256_HALF, "big")
+
+
+def _es256_verify(signature: bytes, signing_input: bytes, key: ec.EllipticCurvePublicKey) -> bool:
+    if len(signature) != 2 * _ES256_HALF:
+        return False
+    r = int.from_bytes(signature[:_ES256_HALF], "big")
+    s = int.from_bytes(signature[_ES256_HALF:], "big")
+    try:
+        key.verify(encode_dss_signature(r, s), signing_input, _ECDSA_SHA256)
+    except InvalidSignature:
+        return False
+    return True
 
 
 class UntrustedMessage(Exception):
@@ -124,9 +156,24 @@ class Signer:
         return [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode("ascii") for c in self.chain]
 
     @functools.cached_property
-    def jwk(self) -> ECKey:
-        """The private key in joserfc's form."""
+    def jwk(self):
+        """The private key in joserfc's form (for interoperability checks; signing does not use it)."""
+        from joserfc.jwk import ECKey
+
         return ECKey.import_key(self.key)
+
+    @functools.cached_property
+    def _header_prefix(self) -> str:
+        # The protected header as joserfc writes it (json.dumps, ASCII,
+        # compact, in this key order) up to the value of sigT, which is
+        # the one part that changes.
+        text = json.dumps({"alg": ALGORITHM, "x5c": self.x5c, "sigT": ""}, ensure_ascii=True, separators=(",", ":"))
+        assert text.endswith(',"sigT":""}')
+        return text[:-3]
+
+    def _protected_header(self, when: str) -> bytes:
+        """Return the JWS protected header (JSON, ASCII) for a signature made at ``when``."""
+        return (self._header_prefix + json.dumps(when, ensure_ascii=True) + "}").encode("ascii")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +195,12 @@ class TrustAnchor:
         if crl is not None and (crl.issuer != ca.subject or not crl.is_signature_valid(ca.public_key())):
             raise pki.PKIError(f"{crl_path}: this CRL was not issued by the CA in {ca_path}")
         return cls(ca, crl)
+
+    @functools.cached_property
+    def _ca_identity(self) -> tuple[bytes, dt.datetime, dt.datetime]:
+        # The CA's DER (the key of cached chains) and its validity.
+        return (self.ca.public_bytes(serialization.Encoding.DER), self.ca.not_valid_before_utc,
+                self.ca.not_valid_after_utc)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,18 +232,28 @@ def signed_payload(bundle: dict) -> bytes:
         raise UntrustedMessage("malformed", f"the Bundle cannot be canonicalised (RFC 8785): {exc}") from None
 
 
+def _detached_jws(protected_header: bytes, payload: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
+    """Return the compact ES256 JWS of ``payload`` with its payload part empty (RFC 7515 appendix F).
+
+    ``header..signature``, where the signature covers
+    ``base64url(header) "." base64url(payload)``: exactly what
+    ``joserfc.jws.detach_content(jws.serialize_compact(...))`` returns.
+    """
+    header_segment = _b64url(protected_header)
+    signature = _es256_sign(header_segment + b"." + _b64url(payload), key)
+    return header_segment + b".." + _b64url(signature)
+
+
 def _signature_element(payload: bytes, signer: Signer, now: dt.datetime) -> dict:
     when = format_instant(now)
-    header = {"alg": ALGORITHM, "x5c": signer.x5c, "sigT": when}
-    compact = jws.serialize_compact(header, payload, signer.jwk, registry=_REGISTRY)
-    detached = jws.detach_content(compact)
+    detached = _detached_jws(signer._protected_header(when), payload, signer.key)
     return {
         "type": [dict(SIGNATURE_TYPE)],
         "when": when,
         "who": {"type": "Organization", "identifier": agency_identifier(signer.agency)},
         "targetFormat": TARGET_FORMAT,
         "sigFormat": SIG_FORMAT,
-        "data": base64.b64encode(detached.encode("ascii")).decode("ascii"),
+        "data": pybase64.b64encode(detached).decode("ascii"),
     }
 
 
@@ -226,28 +289,92 @@ def countersign_message(bundle: dict, signer: Signer, *, now: dt.datetime, paylo
     return signed
 
 
-def _decode_jws(signature: dict, role: str) -> tuple[str, dict, list[x509.Certificate]]:
+class _Certificates:
+    """An ``x5c`` chain (leaf first), parsed once, with what verifying reads from it."""
+
+    def __init__(self, chain: tuple[x509.Certificate, ...]):
+        self.chain = chain
+        self.leaf = chain[0]
+        # Each certificate's validity, for re-checking a cached chain at another time.
+        self.windows = tuple((c.not_valid_before_utc, c.not_valid_after_utc, c) for c in chain)
+
+    @functools.cached_property
+    def es256_key(self) -> ec.EllipticCurvePublicKey | None:
+        """The leaf's public key if it can verify ES256 (EC P-256), else ``None``."""
+        try:
+            key = self.leaf.public_key()
+        except (ValueError, UnsupportedAlgorithm):
+            return None
+        if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+            return key
+        return None
+
+    @functools.cached_property
+    def agency(self) -> str | None:
+        return pki.certificate_agency(self.leaf)
+
+    @functools.cached_property
+    def subject(self) -> str:
+        return self.leaf.subject.rfc4514_string()
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_x5c(x5c: tuple[str, ...]) -> _Certificates | None:
+    """Return the parsed chain of an ``x5c`` header, or ``None`` when an item is not a certificate.
+
+    Cached by the exact base64 strings: parsing the same bytes always gives
+    the same certificates, and nothing here depends on time or trust.
+    """
+    try:
+        return _Certificates(tuple(x509.load_der_x509_certificate(base64.b64decode(item, validate=True))
+                                   for item in x5c))
+    except (ValueError, TypeError, binascii.Error):
+        return None
+
+
+def _decode_jws(signature: dict, role: str) -> tuple[bytes, bytes, dict, tuple[str, ...], _Certificates]:
+    """Return the header segment, signature segment, header, x5c and parsed chain of a Signature's JWS."""
     if not isinstance(signature, dict) or signature.get("sigFormat") != SIG_FORMAT:
         raise UntrustedMessage("malformed", f"the {role} is not a JWS (sigFormat must be {SIG_FORMAT})", role)
     try:
-        compact = base64.b64decode(signature.get("data") or "", validate=True).decode("ascii")
-        protected_b64, payload_part, _ = compact.split(".")
-        header = json.loads(base64.urlsafe_b64decode(protected_b64 + "=" * (-len(protected_b64) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        data = signature.get("data") or ""
+        compact = base64.b64decode(data, validate=True)
+        header_segment, payload_part, signature_segment = compact.split(b".")
+        header = json.loads(_b64url_decode(header_segment))
+    except (ValueError, TypeError, binascii.Error):
         raise UntrustedMessage("malformed", f"the {role}'s data is not a base64 compact JWS", role) from None
     if payload_part:
         raise UntrustedMessage("malformed", f"the {role}'s JWS is not detached (its payload part is not empty)", role)
     if not isinstance(header, dict) or header.get("alg") != ALGORITHM:
         alg = header.get("alg") if isinstance(header, dict) else None
         raise UntrustedMessage("malformed", f"the {role} uses algorithm {alg!r}; only {ALGORITHM} is accepted", role)
+    if "crit" in header or "b64" in header:
+        # RFC 7515 4.1.11: extensions this verifier does not implement
+        # (e.g. RFC 7797's unencoded payload) must not be accepted.
+        raise UntrustedMessage("malformed", f"the {role}'s JWS header uses extensions this verifier does not "
+                               f"support ({', '.join(k for k in ('crit', 'b64') if k in header)})", role)
     x5c = header.get("x5c")
     if not isinstance(x5c, list) or not x5c:
         raise UntrustedMessage("unknown-signer", f"the {role} carries no certificate (x5c)", role)
+    x5c = tuple(x5c)
+    certificates = _parse_x5c(x5c) if all(type(item) is str for item in x5c) else None
+    if certificates is None:
+        raise UntrustedMessage("malformed", f"the {role}'s x5c holds something that is not a certificate", role)
+    return header_segment, signature_segment, header, x5c, certificates
+
+
+def _signature_matches(header_segment: bytes, signature_segment: bytes, payload: bytes,
+                       key: ec.EllipticCurvePublicKey | None) -> bool:
+    """Return whether ``signature_segment`` is an ES256 signature by ``key`` of the detached JWS."""
+    if key is None:
+        return False
     try:
-        chain = [x509.load_der_x509_certificate(base64.b64decode(item, validate=True)) for item in x5c]
-    except (ValueError, TypeError, binascii.Error):
-        raise UntrustedMessage("malformed", f"the {role}'s x5c holds something that is not a certificate", role) from None
-    return compact, header, chain
+        raw = _b64url_decode(signature_segment)
+    except (ValueError, binascii.Error):
+        return False
+    if _b64url(raw) != signature_segment:  # one spelling only
+        return False
+    return _es256_verify(raw, header_segment + b"." + _b64url(payload), key)
 
 
 def verify_signature(signature: dict, payload: bytes, trust: TrustAnchor, *, now: dt.datetime,
@@ -263,13 +390,10 @@ def verify_signature(signature: dict, payload: bytes, trust: TrustAnchor, *, now
     made before the revocation). Raises :class:`UntrustedMessage` naming the
     first failure.
     """
-    compact, header, chain = _decode_jws(signature, role)
-    leaf = chain[0]
-    try:
-        jws.deserialize_compact(compact, ECKey.import_key(leaf.public_key()), payload=payload, registry=_REGISTRY)
-    except (JoseError, ValueError):
+    header_segment, signature_segment, header, x5c, certificates = _decode_jws(signature, role)
+    if not _signature_matches(header_segment, signature_segment, payload, certificates.es256_key):
         raise UntrustedMessage("payload-changed", f"the {role} does not match the message: it was changed after "
-                               "signing, or signed with a key other than the certificate's", role) from None
+                               "signing, or signed with a key other than the certificate's", role)
 
     when = parse_instant(signature.get("when"))
     if when is None or header.get("sigT") != signature.get("when"):
@@ -279,10 +403,11 @@ def verify_signature(signature: dict, payload: bytes, trust: TrustAnchor, *, now
         raise UntrustedMessage("signed-in-future", f"the {role} was made at {signature['when']}, "
                                f"after the time of checking ({format_instant(now)})", role)
 
-    agency = pki.certificate_agency(leaf)
-    subject = leaf.subject.rfc4514_string()
+    leaf = certificates.leaf
+    agency = certificates.agency
     if agency is None:
-        raise UntrustedMessage("unknown-signer", f"the {role}'s certificate ({subject}) names no agency", role)
+        raise UntrustedMessage("unknown-signer", f"the {role}'s certificate ({certificates.subject}) names no "
+                               "agency", role)
     who = signature.get("who")
     who_identifier = who.get("identifier") if isinstance(who, dict) else None
     if who_identifier != agency_identifier(agency):
@@ -293,16 +418,19 @@ def verify_signature(signature: dict, payload: bytes, trust: TrustAnchor, *, now
         raise UntrustedMessage("untrusted-chain", f"the {role}'s certificate ({agency}) was issued by "
                                f"{leaf.issuer.rfc4514_string()}, not by this CA "
                                f"({trust.ca.subject.rfc4514_string()})", role)
-    if not leaf.not_valid_before_utc <= when <= leaf.not_valid_after_utc:
+    not_before, not_after, _ = certificates.windows[0]
+    if not not_before <= when <= not_after:
         raise UntrustedMessage("expired", f"the {role}'s certificate ({agency}, serial "
                                f"{pki.serial_hex(leaf.serial_number)}) was not valid at signing time "
-                               f"{signature['when']}: valid {format_instant(leaf.not_valid_before_utc)} to "
-                               f"{format_instant(leaf.not_valid_after_utc)}", role)
-    problem = _chain_problem(chain, trust.ca, when)
+                               f"{signature['when']}: valid {format_instant(not_before)} to "
+                               f"{format_instant(not_after)}", role)
+    problem = _chain_problem(x5c, certificates, trust, when)
     if problem is not None:
         raise UntrustedMessage("untrusted-chain", f"the {role}'s certificate ({agency}) does not chain to this "
                                f"CA at signing time: {problem}", role)
 
+    # Revocation is judged afresh on every call, with this anchor's CRL:
+    # nothing about it is cached, so a new CRL is seen at once.
     if trust.crl is not None:
         entry = trust.crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
         if entry is not None:
@@ -317,29 +445,35 @@ def verify_signature(signature: dict, payload: bytes, trust: TrustAnchor, *, now
     return VerifiedSignature(agency=agency, when=when, certificate=leaf)
 
 
-# Chains already proven to lead to a CA (leaf, intermediates, CA as DER). A
-# receiver checks many messages signed with the same certificate; the
-# signature checks on the chain need doing once. Validity is time-dependent,
-# so it is checked at every use (see _chain_problem).
-_VERIFIED_CHAINS: dict[tuple[bytes, ...], bool] = {}
+# Chains already proven to lead to a CA, keyed by the exact x5c strings and
+# the CA's DER. A receiver checks many messages signed with the same
+# certificate; path building and the signature checks on the chain need doing
+# once. Only successes are stored. Validity is time-dependent, so a cached
+# chain is reused only when every certificate in it, and the CA, is valid at
+# the signing time at hand; otherwise the chain is verified in full again at
+# that time. Revocation is not part of this (see verify_signature).
+_VERIFIED_CHAINS: dict[tuple[tuple[str, ...], bytes], bool] = {}
 _VERIFIED_CHAINS_MAX = 4096
+_VERIFIED_CHAINS_LOCK = threading.Lock()
 
 
-def _chain_problem(chain: list[x509.Certificate], ca: x509.Certificate, when: dt.datetime) -> str | None:
-    """Return why ``chain`` (leaf first) does not lead to ``ca`` at ``when``, or ``None`` when it does."""
-    key = tuple(c.public_bytes(serialization.Encoding.DER) for c in (*chain, ca))
-    if key in _VERIFIED_CHAINS:
-        for cert in (*chain, ca):
-            if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
-                return f"{cert.subject.rfc4514_string()} was not valid at {format_instant(when)}"
+def _chain_problem(x5c: tuple[str, ...], certificates: _Certificates, trust: TrustAnchor,
+                   when: dt.datetime) -> str | None:
+    """Return why the chain (leaf first) does not lead to ``trust.ca`` at ``when``, or ``None`` when it does."""
+    ca_der, ca_not_before, ca_not_after = trust._ca_identity
+    key = (x5c, ca_der)
+    if (key in _VERIFIED_CHAINS and ca_not_before <= when <= ca_not_after
+            and all(not_before <= when <= not_after for not_before, not_after, _ in certificates.windows)):
         return None
+    chain = certificates.chain
     try:
-        PolicyBuilder().store(Store([ca])).time(when).build_client_verifier().verify(chain[0], chain[1:])
+        PolicyBuilder().store(Store([trust.ca])).time(when).build_client_verifier().verify(chain[0], chain[1:])
     except VerificationError as exc:
         return str(exc)
-    if len(_VERIFIED_CHAINS) >= _VERIFIED_CHAINS_MAX:
-        _VERIFIED_CHAINS.clear()
-    _VERIFIED_CHAINS[key] = True
+    with _VERIFIED_CHAINS_LOCK:
+        if len(_VERIFIED_CHAINS) >= _VERIFIED_CHAINS_MAX:
+            _VERIFIED_CHAINS.clear()
+        _VERIFIED_CHAINS[key] = True
     return None
 
 
