@@ -115,7 +115,7 @@ def make_message():
                                               "message-event", "code": "safeguarding-referral"},
                               "source": {"name": "Fictional sender", "endpoint": agency},
                               "sender": {"reference": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000002"},
-                              "focus": [{"reference": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000003"}]}},
+                              "focus": [{"reference": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000005"}]}},
                 {"fullUrl": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000002",
                  "resource": {"resourceType": "Organization", "id": "sender",
                               "identifier": [{"system": AGENCY_IDENTIFIER_SYSTEM[kind],
@@ -125,13 +125,23 @@ def make_message():
                  "resource": {"resourceType": "Patient", "id": "child",
                               "identifier": [{"system": NHS_NUMBER, "value": "9990000018"}],
                               "name": [{"family": "Testchild", "given": ["Alex"]}],
-                              "birthDate": "2012-03-04"}},
+                              "birthDate": "2012-03-04",
+                              "address": [{"use": "home", "postalCode": "SP10 1AA"}]}},
                 {"fullUrl": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000004",
                  "resource": {"resourceType": "Observation", "id": "concern", "status": "final",
                               "code": {"text": "Safeguarding concern"},
                               "subject": {"reference": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000003"},
                               "effectiveDateTime": f"{incident_date}T09:30:00+01:00",
                               "valueString": "Fictional concern text \u2014 caf\u00e9, 100% made up."}},
+                # The referral itself, with what the national standard MUSTs ask for.
+                {"fullUrl": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000005",
+                 "resource": {"resourceType": "ServiceRequest", "id": "referral", "status": "active",
+                              "intent": "order",
+                              "category": [{"coding": [{"system": "https://fhir.safeguarding-gateway.example/"
+                                                        "CodeSystem/concern-category", "code": "neglect"}]}],
+                              "subject": {"reference": "urn:uuid:7f0c0b9e-2d7e-4c59-9b1e-000000000003"},
+                              "authoredOn": f"{incident_date}T10:00:00+01:00",
+                              "note": [{"text": "Fictional narrative: came to school hungry again."}]}},
             ],
         }
 

@@ -65,14 +65,18 @@ class Refused(Exception):
     then rolls back and nothing is recorded.
     """
 
-    def __init__(self, status: int, code: str, text: str, expression: str | None = None):
+    def __init__(self, status: int, code: str, text: str, expression: str | None = None,
+                 operation_outcome: dict | None = None):
         super().__init__(text)
         self.status = status
         self.code = code
         self.text = text
         self.expression = expression
+        self.operation_outcome = operation_outcome  # a full OperationOutcome (validation) to answer as is
 
     def outcome(self) -> Outcome:
+        if self.operation_outcome is not None:
+            return Outcome(self.status, json.dumps(self.operation_outcome))
         issue = {"severity": "error", "code": self.code, "diagnostics": self.text, "details": {"text": self.text}}
         if self.expression:
             issue["expression"] = [self.expression]
@@ -84,12 +88,17 @@ class Refused(Exception):
 #: message) or raise :class:`Refused` to refuse the message (nothing commits).
 AcceptStep = Callable[[UnitOfWork, AcceptedMessage, dict], None]
 
+#: Checks a message against the national standard: ``validator(bundle, now)`` returns an
+#: OperationOutcome; an error refuses the message, warnings go back in the response.
+Validator = Callable[[dict, dt.datetime], dict]
+
 
 class MessageIntake:
     """Checks, signs and records incoming messages; see the module docstring."""
 
     def __init__(self, *, store: MessageStore, signer: Callable[[], Signer], trust: Callable[[], TrustAnchor],
-                 replay_window: dt.timedelta, steps: Callable[[], Sequence[AcceptStep]] = tuple):
+                 replay_window: dt.timedelta, steps: Callable[[], Sequence[AcceptStep]] = tuple,
+                 validator: Validator | None = None):
         # signer, trust and steps are callables so that a CRL rewritten on
         # disk, or a step registered after start-up, is seen on the next message.
         self.store = store
@@ -97,6 +106,7 @@ class MessageIntake:
         self.trust = trust
         self.replay_window = replay_window
         self.steps = steps
+        self.validator = validator
 
     def process(self, body: bytes, agency: str | None, *, now: dt.datetime) -> Outcome:
         """Return the response to ``body`` sent by ``agency`` (``None``: no verified certificate) at ``now``."""
@@ -135,12 +145,20 @@ class MessageIntake:
         if "signature" in bundle:
             _check_sender_signature(bundle["signature"], payload, trust, agency, now)
 
+        feedback = None
+        if self.validator is not None:
+            feedback = self.validator(bundle, now)
+            if any(i.get("severity") in ("error", "fatal") for i in feedback.get("issue", [])):
+                # MUST items missing: refused with every reason, so the sender can fix them all at once.
+                raise Refused(422, "business-rule", "the message does not meet the national referral standard",
+                              operation_outcome=feedback)
+
         signer = self.signer()
         try:
             signed = countersign_message(bundle, signer, now=now, payload=payload)
         except UntrustedMessage as exc:  # pragma: no cover - _payload already canonicalised it
             raise Refused(400, "invalid", str(exc)) from None
-        response = sign_message(_response_bundle(header, agency, signer.agency, now), signer, now=now)
+        response = sign_message(_response_bundle(header, agency, signer.agency, now, feedback), signer, now=now)
         record = AcceptedMessage(
             message_id=mid, sender_agency=agency, received_at=now, message_timestamp=sent_at,
             payload_sha256=digest, raw_message=body.decode("utf-8"), signed_message=json.dumps(signed),
@@ -243,7 +261,8 @@ def _check_sender_signature(signature: object, payload: bytes, trust: TrustAncho
                       f"certificate is {agency}'s", "Bundle.signature")
 
 
-def _response_bundle(header: dict, agency: str, gateway_agency: str, now: dt.datetime) -> dict:
+def _response_bundle(header: dict, agency: str, gateway_agency: str, now: dt.datetime,
+                     feedback: dict | None = None) -> dict:
     bundle_id, header_id = str(uuid.uuid4()), str(uuid.uuid4())
     response_header = {"resourceType": "MessageHeader", "id": header_id}
     for event in ("eventCoding", "eventUri"):
@@ -254,11 +273,17 @@ def _response_bundle(header: dict, agency: str, gateway_agency: str, now: dt.dat
         "source": {"name": "Safeguarding gateway", "endpoint": gateway_agency},
         "response": {"identifier": header["id"], "code": "ok"},
     })
+    entries = [{"fullUrl": f"urn:uuid:{header_id}", "resource": response_header}]
+    if feedback is not None:
+        # Accepted, and here is what the standard says is missing (warnings): feedback to the referrer.
+        outcome_id = str(uuid.uuid4())
+        entries.append({"fullUrl": f"urn:uuid:{outcome_id}", "resource": dict(feedback, id=outcome_id)})
+        response_header["response"]["details"] = {"reference": f"urn:uuid:{outcome_id}"}
     return {
         "resourceType": "Bundle",
         "id": bundle_id,
         "identifier": {"system": MESSAGE_ID, "value": f"urn:uuid:{bundle_id}"},
         "type": "message",
         "timestamp": format_instant(now),
-        "entry": [{"fullUrl": f"urn:uuid:{header_id}", "resource": response_header}],
+        "entry": entries,
     }

@@ -61,9 +61,16 @@ def intake_for(app: Flask) -> MessageIntake:
         intake = MessageIntake(
             store=open_store(settings.database_url), signer=signer.get, trust=trust.get,
             replay_window=dt.timedelta(seconds=settings.replay_window_seconds),
-            steps=lambda: tuple(app.extensions.get(STEPS_EXTENSION, ())))
+            steps=lambda: tuple(app.extensions.get(STEPS_EXTENSION, ())),
+            validator=_national_standard)
         app.extensions[INTAKE_EXTENSION] = intake
     return intake
+
+
+def _national_standard(bundle: dict, now: dt.datetime) -> dict:
+    from gateway.validation import validate_bundle
+
+    return validate_bundle(bundle, now=now, base=True)
 
 
 def close_intake(app: Flask) -> None:

@@ -87,7 +87,12 @@ def test_accepts_signs_stores_and_answers(post, make_message, trust_settings, tr
     answer = response.get_json()
     header = answer["entry"][0]["resource"]
     assert answer["type"] == "message"
-    assert header["response"] == {"identifier": "hdr-1", "code": "ok"}
+    assert {k: header["response"][k] for k in ("identifier", "code")} == {"identifier": "hdr-1", "code": "ok"}
+    # Accepted, with the national standard's feedback (what is missing) for the referrer.
+    feedback = next(e["resource"] for e in answer["entry"]
+                    if e["fullUrl"] == header["response"]["details"]["reference"])
+    assert feedback["resourceType"] == "OperationOutcome"
+    assert any(i["severity"] == "warning" for i in feedback["issue"])
     assert header["destination"] == [{"endpoint": SCHOOL}]
     assert verify_message(answer, trust, now=clock["now"]).signature.agency == GATEWAY
 
@@ -258,3 +263,15 @@ def test_gateway_without_certificates_answers_503(tmp_path, make_message):
     response = app.test_client().post(URL, data=json.dumps(make_message(SCHOOL)), environ_base={AGENCY_KEY: SCHOOL})
     assert response.status_code == 503
     assert _issue(response)["code"] == "transient"
+
+
+def test_a_message_missing_a_must_item_is_refused_with_every_reason(post, make_message):
+    message = make_message(SCHOOL)
+    referral = next(e["resource"] for e in message["entry"] if e["resource"]["resourceType"] == "ServiceRequest")
+    del referral["category"], referral["note"]
+    response = post(json.dumps(message).encode())
+    assert response.status_code == 422
+    body = response.get_json()
+    errors = [i for i in body["issue"] if i["severity"] == "error"]
+    assert len(errors) >= 2  # both missing items, at once
+    assert all(i.get("expression") for i in errors)
