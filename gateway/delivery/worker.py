@@ -218,9 +218,18 @@ class OutboxWorker:
             if len(rows) < 100:
                 return total
 
+    def _endpoint(self, claim: Claim) -> str:
+        """The destination's endpoint now (an agency that moved is found at its new address), else as enqueued."""
+        if self.directory is not None:
+            agency = self.directory.agency(claim.destination)
+            if agency is not None and agency.delivery == "push" and agency.endpoint:
+                return agency.endpoint
+        return claim.endpoint
+
     def _attempt(self, claim: Claim) -> _Outcome:
         try:
-            reply = self.client.request("POST", claim.endpoint, body=claim.payload.encode("utf-8"),
+            endpoint = self._endpoint(claim)
+            reply = self.client.request("POST", endpoint, body=claim.payload.encode("utf-8"),
                                         headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON},
                                         expected_agency=claim.destination)
         except DeliveryError as exc:
@@ -237,7 +246,7 @@ class OutboxWorker:
         if ack is not None:
             return _Outcome("retry", f"{claim.destination} answered {ack.code} (HTTP {reply.status})"
                             + (f": {ack.text}" if ack.text else ""))
-        return _Outcome("retry", f"{claim.endpoint} answered HTTP {reply.status} without an acknowledgement "
+        return _Outcome("retry", f"{endpoint} answered HTTP {reply.status} without an acknowledgement "
                         f"of MessageHeader {claim.payload_header_id}: {_snippet(reply.body)}")
 
     def _record(self, claim: Claim, outcome: _Outcome) -> str | None:

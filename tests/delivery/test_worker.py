@@ -215,3 +215,13 @@ def test_a_lapsed_claim_is_taken_over_and_the_late_worker_is_fenced(store, accep
 def test_lease_must_outlast_the_client_timeout(store, deployment):
     with pytest.raises(ValueError, match="lease"):
         OutboxWorker(store, AgencyClient.for_certs_dir(deployment.dir, timeout=30), lease=dt.timedelta(seconds=10))
+
+
+def test_an_agency_that_moved_its_endpoint_gets_pending_deliveries_at_the_new_one(
+        store, accept, step_to, receivers, la_identity, make_worker):
+    directory = _school_directory(f"https://127.0.0.1:{free_port()}/")  # the old address: nothing there
+    record, _ = accept(store, step_to(directory, LA))
+    receiver = receivers.start(la_identity)
+    directory.add(push_agency("la", "999", "Fictional Borough", receiver.url))  # the operator updates the directory
+    assert make_worker(store, directory).run_once().acknowledged == 1
+    assert [a.message_id for a in receiver.receipts.applied()] == [record.message_id]
