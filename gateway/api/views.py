@@ -1,0 +1,64 @@
+"""``POST /ingest/<format>``, ``GET /fhir/metadata`` and ``GET /openapi.json``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from gateway.adapters import get_adapter
+from gateway.adapters.base import InputUnreadable
+from gateway.adapters.errors import AdapterConflict, MappingError
+from gateway.api.ingest import ingest
+from gateway.api.metadata import capability_statement, openapi_document
+from gateway.signing import pki
+from gateway.transport.middleware import AGENCY_KEY
+from gateway.transport.views import CLOCK_KEY, intake_for
+from gateway.web import fhir_response, operation_outcome
+
+blueprint = Blueprint("api", __name__)
+
+
+def _now() -> dt.datetime:
+    clock = current_app.config.get(CLOCK_KEY)
+    return clock() if clock else dt.datetime.now(dt.timezone.utc)
+
+
+@blueprint.post("/ingest/<format_id>")
+def ingest_export(format_id: str) -> Response:
+    """Translate a vendor export and submit each of its referrals as the calling agency."""
+    agency = request.environ.get(AGENCY_KEY)
+    if agency is None:
+        return fhir_response(operation_outcome("error", "login", "no verified agency certificate: connect with "
+                                               "mutual TLS using a certificate issued by the deployment CA"), 401)
+    try:
+        adapter = get_adapter(format_id)
+    except KeyError as exc:
+        return fhir_response(operation_outcome("error", "not-found", exc.args[0]), 404)
+    except (AdapterConflict, MappingError, TypeError) as exc:
+        current_app.logger.error("adapter %s unusable: %s", format_id, exc)
+        return fhir_response(operation_outcome("error", "exception", f"the {format_id} adapter is unusable; "
+                                               "the operators have been told"), 500)
+    try:
+        intake = intake_for(current_app)
+    except (pki.PKIError, OSError) as exc:
+        current_app.logger.error("cannot accept messages: %s", exc)
+        return fhir_response(operation_outcome("error", "transient", "the gateway cannot sign messages at the "
+                                               "moment; try again later"), 503)
+    # request.stream honours MAX_CONTENT_LENGTH: a larger body answers 413 before anything is read.
+    stream = request.stream
+    try:
+        result = ingest(adapter, stream, f"{format_id} upload", intake=intake, agency=agency, now=_now())
+    except InputUnreadable as exc:
+        return fhir_response(operation_outcome("error", "invalid", str(exc)), 400)
+    return fhir_response(result.operation_outcome(), 200)
+
+
+@blueprint.get("/fhir/metadata")
+def metadata() -> Response:
+    return fhir_response(capability_statement(_now().date().isoformat()))
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())
