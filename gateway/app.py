@@ -20,5 +20,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from gateway import web
 
+    if settings.clock_start:
+        from gateway.transport.views import CLOCK_KEY
+
+        app.config[CLOCK_KEY] = settings.clock()
     web.init_app(app)
     return app

@@ -43,6 +43,9 @@ class Settings:
     max_request_bytes: int = 50 * 1024 * 1024
     delivery_max_age_seconds: int = 5 * 24 * 3600
     timezone: str = "Europe/London"
+    # Replaying history (the demo): the gateway's clock starts at this ISO 8601 instant and runs on
+    # from there. Never set in a deployment: every time the gateway records would be made up.
+    clock_start: str | None = None
 
     ENV_PREFIX = "GATEWAY_"
 
@@ -71,3 +74,28 @@ class Settings:
                 raise SettingsError(f"{key}={raw!r}: {exc}") from None
         values.update(overrides)
         return cls(**values)
+
+    def clock(self):
+        """Return the gateway's clock: a callable giving an aware UTC datetime.
+
+        With ``clock_start`` it is a replay clock that starts there and runs
+        at real speed (demo only, and it says so loudly in the log). Raises
+        :class:`SettingsError` when ``clock_start`` is not an ISO 8601
+        instant with an offset.
+        """
+        import datetime as dt
+        import logging
+        import time
+
+        if not self.clock_start:
+            return lambda: dt.datetime.now(dt.timezone.utc)
+        try:
+            start = dt.datetime.fromisoformat(self.clock_start)
+        except ValueError:
+            start = None
+        if start is None or start.tzinfo is None:
+            raise SettingsError(f"GATEWAY_CLOCK_START={self.clock_start!r}: give an ISO 8601 instant with an offset")
+        logging.getLogger("gateway").warning(
+            "REPLAY CLOCK: the gateway's clock starts at %s (GATEWAY_CLOCK_START); for demos only", start.isoformat())
+        origin = time.monotonic()
+        return lambda: (start + dt.timedelta(seconds=time.monotonic() - origin)).astimezone(dt.timezone.utc)
