@@ -1,0 +1,206 @@
+"""The JWS the gateway writes and reads with ``cryptography``: joserfc's wire format, both ways, and its caches."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+from joserfc import jws
+from joserfc.jwk import ECKey
+from joserfc.registry import HeaderParameter
+
+from gateway.signing import Signer, TrustAnchor, UntrustedMessage, sign_message, signed_payload, verify_message
+from gateway.signing import pki
+from gateway.signing import signatures
+from gateway.signing.messages import format_instant
+
+SCHOOL = "urn:x-safeguarding:agency:school:999101"
+UTC = dt.timezone.utc
+
+
+def _registry() -> jws.JWSRegistry:
+    registry = jws.JWSRegistry(header_registry={"sigT": HeaderParameter("signing time", "str")},
+                               algorithms=["ES256"])
+    registry.max_header_length = 64 * 1024
+    registry.max_payload_length = 1 << 30
+    return registry
+
+
+@pytest.fixture
+def now():
+    return dt.datetime.now(UTC)
+
+
+@pytest.fixture
+def trust(deployment):
+    return TrustAnchor.from_files(deployment.ca, deployment.crl)
+
+
+@pytest.fixture
+def school(deployment):
+    return Signer.from_files(f"{deployment.school}.crt", f"{deployment.school}.key")
+
+
+def _compact(signature: dict) -> str:
+    return base64.b64decode(signature["data"]).decode("ascii")
+
+
+def _with_compact(signed: dict, compact: str) -> dict:
+    return {**signed, "signature": {**signed["signature"], "data": base64.b64encode(compact.encode()).decode()}}
+
+
+def _reason(bundle, trust, now):
+    with pytest.raises(UntrustedMessage) as caught:
+        verify_message(bundle, trust, now=now)
+    return caught.value.reason
+
+
+def test_joserfc_verifies_what_the_gateway_signs(make_message, school, now):
+    signed = sign_message(make_message(SCHOOL), school, now=now)
+    compact = _compact(signed["signature"])
+    header_b64, payload_part, signature_b64 = compact.split(".")
+    assert payload_part == "" and len(signature_b64) == 86  # detached; r || s, 64 bytes
+    public = ECKey.import_key(school.chain[0].public_key())
+    obj = jws.deserialize_compact(compact, public, payload=signed_payload(signed), registry=_registry())
+    assert obj.protected == {"alg": "ES256", "x5c": school.x5c, "sigT": signed["signature"]["when"]}
+    # And not over any other payload.
+    with pytest.raises(Exception):
+        jws.deserialize_compact(compact, public, payload=signed_payload(signed) + b" ", registry=_registry())
+
+
+def test_gateway_verifies_what_joserfc_signs(make_message, school, trust, now):
+    message = make_message(SCHOOL)
+    signed = sign_message(message, school, now=now)
+    when = signed["signature"]["when"]
+    header = {"alg": "ES256", "x5c": school.x5c, "sigT": when}
+    theirs = jws.detach_content(jws.serialize_compact(header, signed_payload(message), school.jwk,
+                                                      registry=_registry()))
+    from_joserfc = _with_compact(signed, theirs)
+    assert verify_message(from_joserfc, trust, now=now).signature.agency == SCHOOL
+    # Byte for byte the same wire format: only the (randomised) ECDSA signature differs.
+    ours = _compact(signed["signature"])
+    assert ours.split(".")[:2] == theirs.split(".")[:2]
+    # joserfc's signature over another message does not verify here.
+    other = jws.detach_content(jws.serialize_compact(header, signed_payload(make_message(SCHOOL)), school.jwk,
+                                                     registry=_registry()))
+    assert _reason(_with_compact(signed, other), trust, now) == "payload-changed"
+
+
+def test_protected_header_is_joserfcs_json(school):
+    when = format_instant(dt.datetime(2025, 3, 1, 10, 0, tzinfo=UTC))
+    expected = json.dumps({"alg": "ES256", "x5c": school.x5c, "sigT": when}, ensure_ascii=True,
+                          separators=(",", ":")).encode("ascii")
+    assert school._protected_header(when) == expected
+
+
+def _resign(signed: dict, signer: Signer, header: dict) -> dict:
+    """Return ``signed`` with a JWS over its payload whose protected header is ``header``."""
+    protected = json.dumps(header, separators=(",", ":")).encode()
+    compact = signatures._detached_jws(protected, signed_payload(signed), signer.key).decode()
+    return _with_compact(signed, compact)
+
+
+def test_unsupported_header_extensions_are_refused(make_message, school, trust, now):
+    signed = sign_message(make_message(SCHOOL), school, now=now)
+    base = {"alg": "ES256", "x5c": school.x5c, "sigT": signed["signature"]["when"]}
+    assert verify_message(_resign(signed, school, base), trust, now=now)  # the control: same, no extension
+    for extra in ({"crit": ["exp"], "exp": 1}, {"b64": False, "crit": ["b64"]}, {"b64": True}):
+        assert _reason(_resign(signed, school, {**base, **extra}), trust, now) == "malformed", extra
+    assert _reason(_resign(signed, school, {**base, "alg": "ES384"}), trust, now) == "malformed"
+
+
+def test_signature_has_one_spelling_only(make_message, school, trust, now):
+    signed = sign_message(make_message(SCHOOL), school, now=now)
+    header, _, sig = _compact(signed["signature"]).split(".")
+    raw = base64.urlsafe_b64decode(sig + "==")
+    # The last character carries 2 unused bits: another spelling of the same bytes.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(sig[-1])
+    respelt = sig[:-1] + alphabet[last ^ 1]
+    assert base64.urlsafe_b64decode(respelt + "==") == raw
+    for variant in (respelt, sig + "==", sig.replace("-", "+").replace("_", "/") if ("-" in sig or "_" in sig)
+                    else sig + "=", sig[:-1], sig + "A", " " + sig):
+        assert _reason(_with_compact(signed, f"{header}..{variant}"), trust, now) == "payload-changed", variant
+    assert verify_message(_with_compact(signed, f"{header}..{sig}"), trust, now=now)
+
+
+def test_header_segment_must_be_base64url(make_message, school, trust, now):
+    signed = sign_message(make_message(SCHOOL), school, now=now)
+    header, _, sig = _compact(signed["signature"]).split(".")
+    for variant in (header + "==", header[:10] + "+" + header[11:], header[:10] + "!" + header[11:]):
+        assert _reason(_with_compact(signed, f"{variant}..{sig}"), trust, now) == "malformed"
+
+
+def test_a_certificate_key_other_than_p256_cannot_verify(make_message, school, tmp_path, trust, now):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    signed = sign_message(make_message(SCHOOL), school, now=now)
+    header, _, sig = _compact(signed["signature"]).split(".")
+    other = ec.generate_private_key(ec.SECP384R1()).public_key()
+    assert not signatures._signature_matches(header.encode(), sig.encode(), signed_payload(signed), None)
+    assert signatures._signature_matches(header.encode(), sig.encode(), signed_payload(signed),
+                                         school.chain[0].public_key())
+    assert not signatures._signature_matches(header.encode(), sig.encode(), signed_payload(signed), other)
+
+
+# --- caches -----------------------------------------------------------------
+
+def _chain_key(signed: dict, trust: TrustAnchor):
+    header = json.loads(base64.urlsafe_b64decode(_compact(signed["signature"]).split(".")[0] + "=="))
+    return tuple(header["x5c"]), trust._ca_identity[0]
+
+
+def test_revocation_in_a_new_crl_is_seen_after_the_chain_was_cached(deployment, make_message, tmp_path, now):
+    prefix = deployment.issue(tmp_path / "cached", kind="school", code="999101", name="Fictional Primary School")
+    signer = Signer.from_files(f"{prefix}.crt", f"{prefix}.key")
+    signed = sign_message(make_message(SCHOOL), signer, now=now)
+    before = TrustAnchor.from_files(deployment.ca, deployment.crl)
+    for _ in range(3):  # verified, and its chain cached
+        verify_message(signed, before, now=now)
+    assert _chain_key(signed, before) in signatures._VERIFIED_CHAINS
+
+    pki.CertificateAuthority.open(deployment.dir).write_crl(now=now, revoke=[signer.chain[0].serial_number],
+                                                            reason="key-compromise")
+    after = TrustAnchor.from_files(deployment.ca, deployment.crl)
+    assert _reason(signed, after, now) == "revoked"
+    assert _reason(signed, after, now) == "revoked"  # and again, with everything cached
+    # The old CRL did not list it, and still does not.
+    verify_message(signed, before, now=now)
+
+
+def test_a_failed_chain_is_never_cached(make_message, tmp_path, trust, now):
+    rogue_ca = pki.create_deployment(tmp_path / "rogue", now=now)
+    cert, key = rogue_ca.issue(kind="school", code="999101", name="Fictional Primary School", now=now)
+    rogue = Signer.from_objects([cert], key)
+    signed = sign_message(make_message(SCHOOL), rogue, now=now)
+    for _ in range(2):
+        assert _reason(signed, trust, now) == "untrusted-chain"
+    assert _chain_key(signed, trust) not in signatures._VERIFIED_CHAINS
+    # Under its own CA it verifies; that success does not carry over to another CA.
+    own = TrustAnchor.from_files(tmp_path / "rogue" / pki.CA_CERT, tmp_path / "rogue" / pki.CRL)
+    verify_message(signed, own, now=now)
+    assert _reason(signed, trust, now) == "untrusted-chain"
+
+
+def test_a_cached_chain_is_judged_again_at_another_signing_time(make_message, school, trust, now):
+    signed = sign_message(make_message(SCHOOL), school, now=now)
+    verify_message(signed, trust, now=now)
+    x5c, _ = _chain_key(signed, trust)
+    certificates = signatures._parse_x5c(x5c)
+    assert signatures._chain_problem(x5c, certificates, trust, now) is None
+    ca_end = trust.ca.not_valid_after_utc
+    # After the CA expired (the leaf's own validity is checked before), the
+    # cached success does not apply: the chain is verified again and fails.
+    assert signatures._chain_problem(x5c, certificates, trust, ca_end + dt.timedelta(days=1)) is not None
+    before_ca = trust.ca.not_valid_before_utc - dt.timedelta(days=1)
+    assert signatures._chain_problem(x5c, certificates, trust, before_ca) is not None
+
+
+def test_parsed_x5c_is_cached_by_its_exact_text(school):
+    x5c = tuple(school.x5c)
+    first = signatures._parse_x5c(x5c)
+    assert signatures._parse_x5c(tuple(s[:] for s in x5c)) is first
+    assert first.leaf == school.chain[0]
+    assert signatures._parse_x5c(("AAAA",)) is None
