@@ -58,6 +58,12 @@ def _deliveries(store) -> list[DeliveryRow]:
         return list(unit.session.scalars(select(DeliveryRow).order_by(DeliveryRow.created_at, DeliveryRow.id)))
 
 
+def _original_and_notice(store) -> tuple[DeliveryRow, DeliveryRow]:
+    by_kind = {row.kind: row for row in _deliveries(store)}
+    assert len(by_kind) == 2
+    return by_kind["message"], by_kind[KIND_NOTICE]
+
+
 def _school_directory(endpoint: str) -> StaticDirectory:
     return StaticDirectory(push_agency("la", "999", "Fictional Borough", endpoint),
                            mailbox_agency("school", "999101", "Fictional Primary School"))
@@ -145,7 +151,7 @@ def test_a_fatal_error_answer_dead_letters_and_tells_the_sender(store, accept, s
     with caplog.at_level(logging.ERROR, logger="gateway.delivery.outbox"):
         report = make_worker(store, directory).run_once()
     assert report.dead_lettered == 1
-    original, notice = _deliveries(store)
+    original, notice = _original_and_notice(store)
     assert original.state == DEAD_LETTERED and "fatal-error" in original.last_error
     assert "signature" in original.last_error
     assert receiver.receipts.applied() == []
@@ -167,7 +173,7 @@ def test_dead_lettered_after_the_maximum_age_and_the_sender_is_told(store, accep
             break
         (row,) = _deliveries(store)
         clock.now = row.next_attempt_at
-    original, notice = _deliveries(store)
+    original, notice = _original_and_notice(store)
     assert original.state == DEAD_LETTERED and original.attempts == attempts
     assert original.dead_lettered_at == T0 + dt.timedelta(days=5)
     assert "maximum age" in original.last_error and "last error" in original.last_error
