@@ -84,7 +84,7 @@ def worker_command(once: bool, concurrency: int, certs_dir: Path | None, lease_s
         raise click.ClickException(f"{exc}; create the certificates with 'gateway certs init {certs}'") from None
     store = _store(settings)
     try:
-        worker = OutboxWorker(store, client, signer=signer.get, directory=_directory(store),
+        worker = OutboxWorker(store, client, signer=signer.get, directory=_directory(store), clock=settings.clock(),
                               lease=dt.timedelta(seconds=lease_seconds),
                               max_age=dt.timedelta(seconds=settings.delivery_max_age_seconds),
                               backoff=Backoff(dt.timedelta(seconds=backoff_base_seconds),

@@ -68,9 +68,25 @@ def intake_for(app: Flask) -> MessageIntake:
 
 
 def _national_standard(bundle: dict, now: dt.datetime) -> dict:
+    """Referrals and concern records meet the national referral standard; other messages
+    (outcomes, notifications) must be valid FHIR R4."""
+    from gateway.model import FhirInvalid, validate_resource
+    from gateway.model.systems import EVENT_CONCERN, EVENT_REFERRAL
+    from gateway.signing.messages import message_header
     from gateway.validation import validate_bundle
 
-    return validate_bundle(bundle, now=now, base=True)
+    event = ((message_header(bundle) or {}).get("eventCoding") or {}).get("code")
+    if event in (EVENT_REFERRAL, EVENT_CONCERN):
+        return validate_bundle(bundle, now=now, base=True)
+    try:
+        validate_resource(bundle)
+    except FhirInvalid as exc:
+        return {"resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": "structure", "expression": [path],
+                           "details": {"text": message}} for path, message in exc.errors]}
+    return {"resourceType": "OperationOutcome",
+            "issue": [{"severity": "information", "code": "informational",
+                       "details": {"text": f"{event} message: valid FHIR R4"}}]}
 
 
 def close_intake(app: Flask) -> None:
