@@ -1,0 +1,272 @@
+"""Pipeline benchmark: messages accepted per second and submission-to-acknowledgement latency over mTLS.
+
+    .venv/bin/python bench/pipeline.py                   # SQLite and PostgreSQL
+    .venv/bin/python bench/pipeline.py --backends sqlite --step-seconds 4
+
+It starts real processes on loopback, as a deployment would run them: the
+gateway (``gateway serve``, gunicorn gthread, mutual TLS), its outbox worker
+(``gateway worker``) and a receiving LA endpoint that verifies every
+signature and applies each message once. A school client then submits
+complete referral messages to ``POST /fhir/$process-message`` at rising
+open-loop rates until the gateway saturates, and measures:
+
+* accepted/s: 200 answers (the message, its routing and its deliveries are
+  durably stored when the answer is sent);
+* latency p50/p95/p99 from submission to the receiving endpoint applying the
+  message (its receipt log), i.e. through the outbox, the worker and mTLS;
+* the ceiling: a trivial endpoint (``GET /connection-check``) on the same
+  server and TLS set-up, at the same client concurrency, in the same run.
+
+Goal (from the issue): accepted/s at saturation at least 30% of the ceiling,
+and p99 under 100 ms at half the saturating load. The machine has 2 cores,
+shared by the client, the gateway, the worker, the endpoint and the
+database: figures are for comparison within one run. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gateway.demo.processes import Processes, free_port, wait_listening  # noqa: E402
+from gateway.model import build_bundle  # noqa: E402
+from gateway.model import systems as S  # noqa: E402
+
+SCHOOL, HAMPSHIRE, GATEWAY = (S.agency_uri("school", "999101"), S.agency_uri("la", "850"),
+                              S.agency_uri("gateway", "national"))
+POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def referral(n: int, now: dt.datetime) -> dict:
+    """A complete, fictional school referral (about 8 KB), unique per ``n``."""
+    record = {
+        "format": "bench", "mapping_version": "1", "kind": "referral",
+        "source": {"file": "bench", "location": f"message {n}", "record_id": f"{uuid.uuid4()}"},
+        "sender": {"kind": "school", "code": "999101", "name": "Riverside Infant School"},
+        "referrer": {"name": "Sam Tully", "role": "Designated Safeguarding Lead", "phone": "01632 960001"},
+        "child": {"given": ["Ada"], "family": "Testchild", "birth_date": "2014-03-04", "gender": "female",
+                  "upn": "K850210117001", "address": {"lines": ["1 Example Road"], "town": "Andover",
+                                                      "postcode": "SP10 1AA"}},
+        "people": [{"given": ["Bea"], "family": "Testchild", "relationship": {"code": "MTH", "display": "mother"},
+                    "parental_responsibility": True, "lives_with_child": True}],
+        "concern": {"local_id": n, "narrative": "Fictional benchmark narrative. " * 20,
+                    "categories": [{"label": "Neglect", "mapped": True, "code": "neglect", "display": "Neglect"}],
+                    "occurred": "2026-11-20T09:00:00+00:00", "recorded": "2026-11-20T10:00:00+00:00",
+                    "child_voice": "I am hungry", "child_spoken_to": True, "parents_informed": "yes",
+                    "action_taken": "DSL spoke to the child.", "requested_action": "Assessment"},
+    }
+    return build_bundle(record, now=now)
+
+
+class Stack:
+    """The gateway, worker and LA endpoint for one backend, with a fresh database."""
+
+    def __init__(self, workdir: Path, database_url: str):
+        from gateway.signing import pki
+
+        self.workdir, self.database_url = workdir, database_url
+        self.certs = workdir / "certs"
+        now = dt.datetime.now(dt.timezone.utc)
+        ca = pki.create_deployment(self.certs, now=now)
+        self.identities = {}
+        for uri in (SCHOOL, HAMPSHIRE):
+            kind, code = S.parse_agency_uri(uri)
+            cert, key = ca.issue(kind=kind, code=code, name=uri, now=now, days=30, hosts=("127.0.0.1",))
+            prefix = workdir / "agencies" / f"{kind}-{code}"
+            prefix.parent.mkdir(parents=True, exist_ok=True)
+            pki.write_issued(prefix, cert, key)
+            self.identities[uri] = prefix
+        self.gateway_port, self.receiver_port = free_port(), free_port()
+        self.receipts = workdir / "receipts.sqlite3"
+        self.processes = Processes(workdir, {"GATEWAY_DATABASE_URL": database_url,
+                                             "GATEWAY_CERTS_DIR": str(self.certs)})
+
+    def start(self, threads: int, concurrency: int) -> None:
+        from gateway.routing import Agency, Directory
+        from gateway.routing.services import create_tables
+        from gateway.store import open_store
+
+        store = open_store(self.database_url)
+        try:
+            create_tables(store.engine)
+            directory = Directory(store.engine)
+            directory.load_seed()
+            directory.add_agency(Agency(kind="la", code="850", name="Hampshire (bench endpoint)", delivery="push",
+                                        endpoint=f"https://127.0.0.1:{self.receiver_port}/fhir/$process-message"))
+        finally:
+            store.close()
+        receiver = self.processes.start("receiver", [sys.executable, "-m", "gateway.delivery.receiver",
+                                                     "--certs", str(self.certs),
+                                                     "--identity", str(self.identities[HAMPSHIRE]),
+                                                     "--receipts", str(self.receipts), "--port",
+                                                     str(self.receiver_port), "--threads", "8"])
+        wait_listening(self.receiver_port, process=receiver, name="receiver")
+        gateway = self.processes.start("gateway", self.processes.gateway_command(
+            "serve", "--certs", str(self.certs), "--port", str(self.gateway_port), "--threads", str(threads),
+            "--no-access-log"))
+        wait_listening(self.gateway_port, process=gateway, name="gateway")
+        self.processes.start("worker", self.processes.gateway_command(
+            "worker", "--certs", str(self.certs), "--concurrency", str(concurrency), "--poll-seconds", "0.02",
+            "--keep-alive", "--backoff-base-seconds", "0.2", "--backoff-cap-seconds", "1"))
+
+    def client(self):
+        from gateway.signing import pki
+        from gateway.transport.client import AgencyClient
+
+        prefix = self.identities[SCHOOL]
+        return AgencyClient(ca_file=self.certs / pki.CA_CERT, cert_file=prefix.with_suffix(".crt"),
+                            key_file=prefix.with_suffix(".key"), crl_file=self.certs / pki.CRL, timeout=30)
+
+    def applied(self) -> dict[str, float]:
+        """message id -> when the endpoint applied it (epoch seconds)."""
+        if not self.receipts.exists():
+            return {}
+        with sqlite3.connect(self.receipts) as conn:
+            rows = conn.execute("SELECT message_id, applied_at FROM applied").fetchall()
+        return {mid: dt.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() for mid, at in rows}
+
+    def stop(self) -> None:
+        self.processes.stop_all()
+
+
+def run_load(stack: Stack, rate: float, seconds: float, clients: int, *, trivial: bool = False) -> dict:
+    """Offer ``rate`` requests/s for ``seconds`` (open loop) from ``clients`` threads; return the figures."""
+    local = threading.local()
+    sent: dict[str, float] = {}
+    answers: list[tuple[int, float]] = []
+    lock = threading.Lock()
+
+    def one(n: int) -> None:
+        if not hasattr(local, "client"):
+            local.client = stack.client()
+        start = time.time()
+        if trivial:
+            reply = local.client.request("GET", f"https://127.0.0.1:{stack.gateway_port}/connection-check",
+                                         expected_agency=GATEWAY)
+        else:
+            bundle = referral(n, dt.datetime.now(dt.timezone.utc))
+            mid = bundle["identifier"]["value"]
+            reply = local.client.request("POST", f"https://127.0.0.1:{stack.gateway_port}/fhir/$process-message",
+                                         json.dumps(bundle).encode(), {"Content-Type": "application/fhir+json"},
+                                         expected_agency=GATEWAY)
+            with lock:
+                sent[mid] = start
+        with lock:
+            answers.append((reply.status, time.time() - start))
+
+    total = int(rate * seconds)
+    begin = time.time()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        futures = []
+        for n in range(total):
+            due = begin + n / rate
+            delay = due - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(one, n))
+        for f in futures:
+            f.result()
+    elapsed = time.time() - begin
+    ok = sum(1 for status, _ in answers if status == 200)
+    result = {"offered_per_s": rate, "sent": total, "ok": ok, "accepted_per_s": round(ok / elapsed, 1),
+              "answer_p50_ms": round(statistics.median(t for _, t in answers) * 1000, 1)}
+    if not trivial:
+        deadline = time.time() + 60
+        applied = {}
+        while time.time() < deadline:
+            applied = stack.applied()
+            if all(mid in applied for mid in sent):
+                break
+            time.sleep(0.2)
+        latencies = sorted((applied[mid] - t0) * 1000 for mid, t0 in sent.items() if mid in applied)
+        q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [float("nan")] * 99
+        result.update({"acknowledged": len(latencies), "p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1),
+                       "p99_ms": round(q[98], 1)})
+    return result
+
+
+def bench_backend(name: str, database_url: str, args) -> dict:
+    workdir = ROOT / "var" / "bench" / f"pipeline-{name}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    stack = Stack(workdir, database_url)
+    try:
+        stack.start(threads=args.threads, concurrency=args.worker_concurrency)
+        run_load(stack, 20, 1, args.clients)  # warm up: connections, imports, caches
+        ceiling = run_load(stack, args.ceiling_rate, args.step_seconds, args.clients, trivial=True)
+        print(json.dumps({"backend": name, "ceiling": ceiling}), flush=True)
+        steps, saturated_at = [], None
+        rate = args.start_rate
+        while rate <= args.max_rate:
+            step = run_load(stack, rate, args.step_seconds, args.clients)
+            steps.append(step)
+            print(json.dumps({"backend": name, "step": step}), flush=True)
+            if step["accepted_per_s"] < 0.9 * rate:
+                saturated_at = step
+                break
+            rate *= 2
+        saturating = (saturated_at or steps[-1])["accepted_per_s"]
+        half = run_load(stack, max(1.0, saturating / 2), args.step_seconds * 2, args.clients)
+        print(json.dumps({"backend": name, "half_load": half}), flush=True)
+        return {"backend": name, "ceiling_per_s": ceiling["accepted_per_s"], "saturation_per_s": saturating,
+                "share_of_ceiling": round(saturating / ceiling["accepted_per_s"], 2), "half_load": half}
+    finally:
+        stack.stop()
+
+
+def postgres_url() -> str:
+    """A fresh schema on the real PostgreSQL server, as a URL the gateway's processes can use."""
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", nargs="*", default=["sqlite", "postgres"])
+    parser.add_argument("--step-seconds", type=float, default=5.0)
+    parser.add_argument("--start-rate", type=float, default=10.0)
+    parser.add_argument("--max-rate", type=float, default=640.0)
+    parser.add_argument("--ceiling-rate", type=float, default=2000.0)
+    parser.add_argument("--clients", type=int, default=16, help="client threads (connections)")
+    parser.add_argument("--threads", type=int, default=16, help="gateway threads")
+    parser.add_argument("--worker-concurrency", type=int, default=8)
+    args = parser.parse_args()
+    results = []
+    for backend in args.backends:
+        url = f"sqlite:///{ROOT / 'var' / 'bench' / 'pipeline-sqlite.sqlite3'}" if backend == "sqlite" \
+            else postgres_url()
+        if backend == "sqlite":
+            Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+        results.append(bench_backend(backend, url, args))
+    print()
+    print(f"{'backend':9} {'ceiling/s':>10} {'saturation/s':>13} {'share':>6} {'half load/s':>12} "
+          f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}")
+    for r in results:
+        h = r["half_load"]
+        print(f"{r['backend']:9} {r['ceiling_per_s']:10} {r['saturation_per_s']:13} {r['share_of_ceiling']:6} "
+              f"{h['accepted_per_s']:12} {h['p50_ms']:7} {h['p95_ms']:7} {h['p99_ms']:7}")
+    print("\ngoals: share >= 0.30 of the ceiling; p99 < 100 ms at half the saturating load")
+
+
+if __name__ == "__main__":
+    main()
