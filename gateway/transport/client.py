@@ -107,7 +107,9 @@ class AgencyClient:
                 connection.request(method, path, body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+                    ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
+                # A TLS endpoint that closed an idle kept-alive connection shows up as an EOF.
                 connection.close()
                 if reused and attempt == 1:
                     continue  # the endpoint closed an idle connection; try a fresh one

@@ -58,3 +58,17 @@ def test_unreachable_endpoint_is_a_delivery_error(deployment, unused_port):
     with AgencyClient.for_certs_dir(deployment.dir) as client:
         with pytest.raises(DeliveryError):
             client.request("GET", f"https://127.0.0.1:{unused_port}/")
+
+
+def test_a_kept_alive_connection_the_server_closed_while_idle_is_replaced(gateway_server, deployment):
+    """gunicorn closes idle connections after its keep-alive (2 s); the next request must still go through."""
+    import time
+
+    url = f"{gateway_server.base_url}/connection-check"
+    with AgencyClient.for_certs_dir(deployment.dir) as client:
+        assert client.request("GET", url).status == 200
+        (stale,) = client._idle[("127.0.0.1", gateway_server.port)]
+        time.sleep(3)  # past the server's keep-alive: it closes the connection
+        reply = client.request("GET", url, expected_agency=GATEWAY)
+        assert reply.status == 200
+        assert client._idle[("127.0.0.1", gateway_server.port)] != [stale]
