@@ -95,7 +95,7 @@ class Stack:
         self.processes = Processes(workdir, {"GATEWAY_DATABASE_URL": database_url,
                                              "GATEWAY_CERTS_DIR": str(self.certs)})
 
-    def start(self, threads: int, concurrency: int) -> None:
+    def start(self, threads: int, concurrency: int, workers: int = 1) -> None:
         from gateway.routing import Agency, Directory
         from gateway.routing.services import create_tables
         from gateway.store import open_store
@@ -117,7 +117,7 @@ class Stack:
         wait_listening(self.receiver_port, process=receiver, name="receiver")
         gateway = self.processes.start("gateway", self.processes.gateway_command(
             "serve", "--certs", str(self.certs), "--port", str(self.gateway_port), "--threads", str(threads),
-            "--no-access-log"))
+            "--workers", str(workers), "--no-access-log"))
         wait_listening(self.gateway_port, process=gateway, name="gateway")
         self.processes.start("worker", self.processes.gateway_command(
             "worker", "--certs", str(self.certs), "--concurrency", str(concurrency), "--poll-seconds", "0.02",
@@ -205,7 +205,7 @@ def bench_backend(name: str, database_url: str, args) -> dict:
     workdir.mkdir(parents=True)
     stack = Stack(workdir, database_url)
     try:
-        stack.start(threads=args.threads, concurrency=args.worker_concurrency)
+        stack.start(threads=args.threads, concurrency=args.worker_concurrency, workers=args.workers)
         run_load(stack, 20, 1, args.clients)  # warm up: connections, imports, caches
         ceiling = run_load(stack, args.ceiling_rate, args.step_seconds, args.clients, trivial=True)
         print(json.dumps({"backend": name, "ceiling": ceiling}), flush=True)
@@ -228,7 +228,7 @@ def bench_backend(name: str, database_url: str, args) -> dict:
         stack.stop()
 
 
-def postgres_url() -> str:
+def postgres_url() -> tuple[str, str]:
     """A fresh schema on the real PostgreSQL server, as a URL the gateway's processes can use."""
     from sqlalchemy import create_engine, text
 
@@ -237,7 +237,16 @@ def postgres_url() -> str:
     with engine.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine.dispose()
-    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", schema
+
+
+def drop_schema(schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
 
 
 def main() -> None:
@@ -248,16 +257,22 @@ def main() -> None:
     parser.add_argument("--max-rate", type=float, default=640.0)
     parser.add_argument("--ceiling-rate", type=float, default=2000.0)
     parser.add_argument("--clients", type=int, default=16, help="client threads (connections)")
-    parser.add_argument("--threads", type=int, default=16, help="gateway threads")
+    parser.add_argument("--threads", type=int, default=16, help="gateway threads per process")
+    parser.add_argument("--workers", type=int, default=2, help="gateway processes (the machine has 2 cores)")
     parser.add_argument("--worker-concurrency", type=int, default=8)
     args = parser.parse_args()
     results = []
     for backend in args.backends:
-        url = f"sqlite:///{ROOT / 'var' / 'bench' / 'pipeline-sqlite.sqlite3'}" if backend == "sqlite" \
-            else postgres_url()
         if backend == "sqlite":
+            url = f"sqlite:///{ROOT / 'var' / 'bench' / 'pipeline-sqlite.sqlite3'}"
             Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
-        results.append(bench_backend(backend, url, args))
+            results.append(bench_backend(backend, url, args))
+        else:
+            url, schema = postgres_url()
+            try:
+                results.append(bench_backend(backend, url, args))
+            finally:
+                drop_schema(schema)
     print()
     print(f"{'backend':9} {'ceiling/s':>10} {'saturation/s':>13} {'share':>6} {'half load/s':>12} "
           f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}")
