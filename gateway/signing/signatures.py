@@ -85,6 +85,8 @@ def _b64url_decode(segment: bytes) -> bytes:
 
 
 def _es256_sign(signing_input: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError(f"{ALGORITHM} needs an EC P-256 key")
     r, s = decode_dss_signature(key.sign(signing_input, _ECDSA_SHA256))
     return r.to_bytes(_ES256_HALF, "big") + s.to_bytes(_ES256_HALF, "big")
 
@@ -168,8 +170,7 @@ class Signer:
         # compact, in this key order) up to the value of sigT, which is
         # the one part that changes.
         text = json.dumps({"alg": ALGORITHM, "x5c": self.x5c, "sigT": ""}, ensure_ascii=True, separators=(",", ":"))
-        assert text.endswith(',"sigT":""}')
-        return text[:-3]
+        return text[:-len('""}')]
 
     def _protected_header(self, when: str) -> bytes:
         """Return the JWS protected header (JSON, ASCII) for a signature made at ``when``."""

@@ -133,7 +133,7 @@ def test_header_segment_must_be_base64url(make_message, school, trust, now):
         assert _reason(_with_compact(signed, f"{variant}..{sig}"), trust, now) == "malformed"
 
 
-def test_a_certificate_key_other_than_p256_cannot_verify(make_message, school, tmp_path, trust, now):
+def test_a_certificate_key_other_than_p256_cannot_verify(make_message, school, now):
     from cryptography.hazmat.primitives.asymmetric import ec
 
     signed = sign_message(make_message(SCHOOL), school, now=now)
@@ -204,3 +204,11 @@ def test_parsed_x5c_is_cached_by_its_exact_text(school):
     assert signatures._parse_x5c(tuple(s[:] for s in x5c)) is first
     assert first.leaf == school.chain[0]
     assert signatures._parse_x5c(("AAAA",)) is None
+
+
+def test_only_a_p256_key_signs(make_message, school, now):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    signer = Signer(chain=school.chain, key=ec.generate_private_key(ec.SECP384R1()), agency=SCHOOL)
+    with pytest.raises(ValueError, match="P-256"):
+        sign_message(make_message(SCHOOL), signer, now=now)
