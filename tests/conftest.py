@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses as _dataclasses
+import os as _os
+
 from pathlib import Path
 
 import pytest
@@ -146,3 +149,42 @@ def make_message():
         }
 
     return build
+
+
+# PostgreSQL ----------------------------------------------------------------------------------------
+
+#: The real PostgreSQL server (this machine's, by default). Tests that use it fail, never skip,
+#: when it cannot be reached: a missing database must not pass silently.
+POSTGRES_URL = _os.environ.get("GATEWAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@_dataclasses.dataclass(frozen=True)
+class PostgresSchema:
+    """A fresh schema on the real server: its name, engine options and a URL for other processes."""
+
+    schema: str
+    connect_args: dict
+    url: str
+
+    def __iter__(self):  # ``schema, connect_args = postgres_schema``
+        return iter((self.schema, self.connect_args))
+
+
+@pytest.fixture
+def postgres_schema():
+    """A fresh PostgreSQL schema for one test, dropped afterwards (parallel runs never collide)."""
+    from sqlalchemy import text
+
+    from gateway.store.engine import make_engine
+
+    admin = make_engine(POSTGRES_URL)
+    schema = f"test_{_uuid.uuid4().hex}"
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield PostgresSchema(schema, {"options": f"-csearch_path={schema}", "application_name": schema},
+                             f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -30,7 +30,6 @@ from gateway.signing import Signer, countersign_message, sign_message
 from gateway.store import AcceptedMessage, SqlMessageStore
 from gateway.store.engine import make_engine
 
-POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 START_TIMEOUT = 30.0
 
 SCHOOL = "urn:x-safeguarding:agency:school:999101"
@@ -69,18 +68,9 @@ def push_agency(kind: str, code: str, name: str, endpoint: str) -> Agency:
 # Stores ------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def postgres_url():
+def postgres_url(postgres_schema) -> str:
     """A URL (with its search_path) for a fresh PostgreSQL schema, dropped after the test."""
-    admin = make_engine(POSTGRES_URL)
-    schema = f"test_{uuid.uuid4().hex}"
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    return postgres_schema.url
 
 
 @pytest.fixture

@@ -19,22 +19,7 @@ from gateway.store.engine import make_engine
 
 from .helpers import translate
 
-POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-def postgres_schema():
-    """Return ``(schema, connect_args)`` for a fresh PostgreSQL schema, dropped after the test."""
-    admin = make_engine(POSTGRES_URL)
-    schema = f"test_{uuid.uuid4().hex}"
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield schema, {"options": f"-csearch_path={schema}", "application_name": schema}
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+from tests.conftest import POSTGRES_URL  # noqa: E402  (the shared PostgreSQL settings)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

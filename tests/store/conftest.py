@@ -16,22 +16,7 @@ from sqlalchemy import text
 from gateway.store import SqlMessageStore
 from gateway.store.engine import make_engine
 
-POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-def postgres_schema():
-    """Return ``(url, connect_args)`` for a fresh PostgreSQL schema, dropped after the test."""
-    admin = make_engine(POSTGRES_URL)
-    schema = f"test_{uuid.uuid4().hex}"
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield schema, {"options": f"-csearch_path={schema}", "application_name": schema}
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+from tests.conftest import POSTGRES_URL  # noqa: E402  (the shared PostgreSQL settings)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
