@@ -162,8 +162,9 @@ class OutboxWorker:
             outcomes = list(self._pool.map(self._attempt, claims))
         else:
             outcomes = [self._attempt(claim) for claim in claims]
-        for claim, outcome in zip(claims, outcomes):
-            recorded = self._record(claim, outcome)
+        # One transaction (one commit) records the whole round's outcomes.
+        recorded_kinds = self._record_all(list(zip(claims, outcomes))) if claims else []
+        for recorded in recorded_kinds:
             if recorded is None:
                 report.lost_claims += 1
             elif recorded == "ack":
@@ -249,34 +250,42 @@ class OutboxWorker:
         return _Outcome("retry", f"{endpoint} answered HTTP {reply.status} without an acknowledgement "
                         f"of MessageHeader {claim.payload_header_id}: {_snippet(reply.body)}")
 
-    def _record(self, claim: Claim, outcome: _Outcome) -> str | None:
-        """Record ``outcome`` if ``claim`` still holds; return the outcome kind, or ``None`` if the claim lapsed."""
+    def _record_all(self, attempts: list[tuple[Claim, _Outcome]]) -> list[str | None]:
+        """Record each attempt's outcome in one transaction; return the kinds (``None``: the claim lapsed)."""
         now = self.clock()
         with self.store.transaction() as unit:
             outbox = SqlOutbox(unit.session)
-            row = outbox.held(claim)
-            if row is None:
-                log.warning("delivery %s: the claim of %s lapsed before its outcome (%s) was recorded; another "
-                            "attempt will be made and the receiver will recognise the message id",
-                            claim.id, self.worker_id, outcome.kind)
-                return None
-            if outcome.kind == "ack":
-                acknowledge(row, now)
-                if row.due_at is not None and now > row.due_at:
-                    log.warning("delivery %s to %s acknowledged after its due time %s", row.id, row.destination,
-                                row.due_at.isoformat())
-            elif outcome.kind == "dead":
-                dead_letter(outbox, row, outcome.detail or "refused", now=now, signer=self.signer,
-                            directory=self.directory, max_age=self.max_age, gateway_agency=self._gateway_agency)
-            else:
-                with self._rng_lock:
-                    delay = self.backoff.delay(row.attempts, self.rng)
-                row.state, row.last_error, row.updated_at = PENDING, outcome.detail, now
-                row.next_attempt_at = min(now + delay, row.expires_at)
-                row.claim_token = row.lease_until = None
-                log.info("delivery %s to %s: attempt %d failed (%s); next at %s", row.id, row.destination,
-                         row.attempts, outcome.detail, row.next_attempt_at.isoformat())
-            return outcome.kind
+            return [self._record_in(outbox, claim, outcome, now) for claim, outcome in attempts]
+
+    def _record(self, claim: Claim, outcome: _Outcome) -> str | None:
+        """Record ``outcome`` if ``claim`` still holds; return the outcome kind, or ``None`` if the claim lapsed."""
+        return self._record_all([(claim, outcome)])[0]
+
+    def _record_in(self, outbox: SqlOutbox, claim: Claim, outcome: _Outcome, now: dt.datetime) -> str | None:
+        """Record one outcome inside the caller's transaction (fenced by the claim token)."""
+        row = outbox.held(claim)
+        if row is None:
+            log.warning("delivery %s: the claim of %s lapsed before its outcome (%s) was recorded; another "
+                        "attempt will be made and the receiver will recognise the message id",
+                        claim.id, self.worker_id, outcome.kind)
+            return None
+        if outcome.kind == "ack":
+            acknowledge(row, now)
+            if row.due_at is not None and now > row.due_at:
+                log.warning("delivery %s to %s acknowledged after its due time %s", row.id, row.destination,
+                            row.due_at.isoformat())
+        elif outcome.kind == "dead":
+            dead_letter(outbox, row, outcome.detail or "refused", now=now, signer=self.signer,
+                        directory=self.directory, max_age=self.max_age, gateway_agency=self._gateway_agency)
+        else:
+            with self._rng_lock:
+                delay = self.backoff.delay(row.attempts, self.rng)
+            row.state, row.last_error, row.updated_at = PENDING, outcome.detail, now
+            row.next_attempt_at = min(now + delay, row.expires_at)
+            row.claim_token = row.lease_until = None
+            log.info("delivery %s to %s: attempt %d failed (%s); next at %s", row.id, row.destination,
+                     row.attempts, outcome.detail, row.next_attempt_at.isoformat())
+        return outcome.kind
 
 
 def _days(delta: dt.timedelta) -> str:
