@@ -3,7 +3,8 @@
 A mapping names source values with expressions: a column header (CSV), a
 dotted path (JSON) or an XPath (XML). An accessor evaluates them, names the
 place of each value for error reports, and remembers which expressions were
-read so that a field the mapping never uses can be reported.
+read (when given a ``used`` set) so that a field the mapping never uses can be
+reported; translation itself does not pay for that bookkeeping.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ class CsvAccessor:
 
     def __init__(self, row: dict, location: str, used: set | None = None):
         self.row, self.location = row, location
-        self.used = used if used is not None else set()
+        self.used = used  # a set to record the expressions read (mapping tests), or None
 
     def get(self, expr: str, all_values: bool = False):
-        self.used.add(expr)
+        if self.used is not None:
+            self.used.add(expr)
         value = self.row.get(expr)
         return [value] if all_values and value is not None else value
 
@@ -40,7 +42,7 @@ class JsonAccessor:
 
     def __init__(self, data: Any, pointer: str, used: set | None = None, prefix: str = ""):
         self.data, self.pointer, self.prefix = data, pointer.rstrip("/") or "", prefix
-        self.used = used if used is not None else set()
+        self.used = used  # a set to record the expressions read (mapping tests), or None
 
     def _walk(self, expr: str):
         node = self.data
@@ -51,14 +53,16 @@ class JsonAccessor:
         return node
 
     def get(self, expr: str, all_values: bool = False):
-        self.used.add(self.prefix + expr)
+        if self.used is not None:
+            self.used.add(self.prefix + expr)
         value = self._walk(expr)
         if all_values:
             return value if isinstance(value, list) else ([] if value is None else [value])
         return value
 
     def each(self, expr: str) -> list["JsonAccessor"]:
-        self.used.add(self.prefix + expr)
+        if self.used is not None:
+            self.used.add(self.prefix + expr)
         items = self._walk(expr)
         if not isinstance(items, list):
             return []
@@ -100,7 +104,7 @@ class XmlAccessor:
 
     def __init__(self, element, location: str, namespaces: dict, used: set | None = None, prefix: str = ""):
         self.element, self.location, self.ns, self.prefix = element, location, namespaces, prefix
-        self.used = used if used is not None else set()
+        self.used = used  # a set to record the expressions read (mapping tests), or None
         self._ns_key = tuple(sorted(namespaces.items()))
 
     def _xpath(self, expr: str):
@@ -116,7 +120,8 @@ class XmlAccessor:
         return node.text if node.text is not None else ""
 
     def get(self, expr: str, all_values: bool = False):
-        self.used.add(self.prefix + expr)
+        if self.used is not None:
+            self.used.add(self.prefix + expr)
         result = self._xpath(expr)
         if isinstance(result, (bool, float)):  # boolean() / count() expressions
             return [result] if all_values else result
@@ -128,7 +133,8 @@ class XmlAccessor:
         return values[0] if values else None
 
     def each(self, expr: str) -> list["XmlAccessor"]:
-        self.used.add(self.prefix + expr)
+        if self.used is not None:
+            self.used.add(self.prefix + expr)
         out = []
         for n, node in enumerate(self._xpath(expr), start=1):
             out.append(XmlAccessor(node, f"{self.location}/{expr}[{n}]", self.ns, self.used,

@@ -172,7 +172,7 @@ class Mapping:
             for spec in specs:
                 visit(spec)
         for cond in _conditions(self.spec.get("referral", {}).get("when")):
-            if not only_required:
+            if not only_required and "field" in cond:
                 out.add(cond["field"])
         return out
 
@@ -190,15 +190,19 @@ class Mapping:
         options.setdefault("mappings_dir", self.directory)
         return self._reader(stream, filename, options)
 
-    def accessor(self, record: RawRecord):
-        """Return the accessor for ``record``; ``$context.<path>`` expressions read document-level facts."""
+    def accessor(self, record: RawRecord, *, track: bool = False):
+        """Return the accessor for ``record``; ``$context.<path>`` expressions read document-level facts.
+
+        With ``track``, the accessor's ``used`` set records every expression read.
+        """
         kind = self._reader_kind
+        used = set() if track else None
         if kind == "csv":
-            acc = CsvAccessor(record.data, record.location)
+            acc = CsvAccessor(record.data, record.location, used)
         elif kind.endswith("json"):
-            acc = JsonAccessor(record.data, record.location if record.location != "/" else "")
+            acc = JsonAccessor(record.data, record.location if record.location != "/" else "", used)
         else:
-            acc = XmlAccessor(record.data, record.location, self.namespaces)
+            acc = XmlAccessor(record.data, record.location, self.namespaces, used)
         return ContextAware(acc, record.context)
 
     def translate(self, record: RawRecord, *, filename: str = "", now: dt.datetime | None = None,
@@ -238,6 +242,11 @@ class Mapping:
                 where = acc.where(_first(spec["from"])) if spec.get("from") else record.location
                 problems.append(Problem(target, where, f"'{_first(spec.get('from'))}' is missing or empty",
                                         spec.get("action", "Fill in this required field in the source system.")))
+
+        gate = self.spec.get("skip_unless")
+        if gate and not _holds(gate["when"], acc):
+            # Decided before any field is read: such a record is not this gateway's business.
+            raise RecordSkipped(gate["reason"])
 
         rid_spec = self.spec.get("record_id")
         if rid_spec:
@@ -443,13 +452,16 @@ def _conditions(cond) -> Iterator[dict]:
 
 
 def _holds(cond, acc) -> bool:
-    """Evaluate a referral rule: ``any``/``all`` of ``{field, equals|in|blank}`` tests."""
+    """Evaluate a rule: ``any``/``all`` of ``{field, equals|in|blank}`` or ``{exists: expr}`` tests."""
     if not cond:
         return False
     if "any" in cond:
         return any(_holds(c, acc) for c in cond["any"])
     if "all" in cond:
         return all(_holds(c, acc) for c in cond["all"])
+    if "exists" in cond:
+        found = acc.get(cond["exists"], True)
+        return any(v not in (None, "", False) for v in found)
     value = acc.get(cond["field"])
     text = "" if value is None else str(value).strip()
     if "blank" in cond:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+
+import orjson
 import os
 import sqlite3
 import tempfile
@@ -150,7 +152,7 @@ def _make_message(canonical: dict, location: str, now: dt.datetime, validator: V
     if first is not None:
         duplicates.append(first)
     else:
-        lines.append(json.dumps(bundle, ensure_ascii=False, separators=(",", ":")))
+        lines.append(orjson.dumps(bundle).decode("utf-8"))
     return []
 
 
