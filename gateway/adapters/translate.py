@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-
-import orjson
 import os
 import sqlite3
 import tempfile
@@ -22,6 +20,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, BinaryIO
+
+import orjson
 
 from gateway.adapters.base import Adapter, BadRecord, InputUnreadable
 from gateway.adapters.errors import Problem, RecordRejected, RecordSkipped
