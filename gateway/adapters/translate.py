@@ -159,12 +159,14 @@ def _make_message(canonical: dict, location: str, now: dt.datetime, validator: V
 def translate_stream(adapter: Adapter, stream: BinaryIO, filename: str, out: IO[str] | None,
                      errors: IO[str] | None = None, *, now: dt.datetime | None = None,
                      include_all: bool = False, validator: Validator | None = None,
-                     on_record: Callable[[], None] | None = None) -> Summary:
+                     on_record: Callable[[], None] | None = None, default_sender: dict | None = None) -> Summary:
     """Translate every record of ``stream``; write one Bundle per line to ``out``.
 
     ``validator(bundle)`` returns an OperationOutcome dict; a Bundle with an
     error-severity issue is rejected into the error report, never written.
-    Returns the :class:`Summary`. Raises :class:`InputUnreadable` when the
+    ``default_sender`` (``{"kind", "code"}``) names the sender of records
+    whose input does not (a single concern sent on its own: the gateway
+    knows the school from its certificate). Returns the :class:`Summary`. Raises :class:`InputUnreadable` when the
     input as a whole cannot be read; records already written stay written.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -210,6 +212,8 @@ def translate_stream(adapter: Adapter, stream: BinaryIO, filename: str, out: IO[
             for canonical in canonicals:
                 if canonical["kind"] != "referral" and not include_all:
                     continue
+                if default_sender and not canonical["sender"].get("code"):
+                    canonical["sender"].update(default_sender)
                 problems = _make_message(canonical, raw.location, now, validator, summary, lines, seen,
                                          duplicates)
                 if problems:

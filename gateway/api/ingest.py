@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from gateway.adapters.base import Adapter
 from gateway.adapters.translate import translate_stream
-from gateway.model.systems import extension_url
+from gateway.model.systems import extension_url, parse_agency_uri
 from gateway.transport.intake import MessageIntake
 
 EXT_INGEST_SUMMARY = extension_url("ingest-summary")
@@ -113,6 +113,8 @@ def ingest(adapter: Adapter, stream: BinaryIO, name: str, *, intake: MessageInta
     standard, so translation does not validate twice.
     """
     result = IngestResult(summary=None)
+    kind, code = parse_agency_uri(agency) or (None, None)
     result.summary = translate_stream(adapter, stream, name, _IntakeSink(intake, agency, now, result),
-                                      _ReportSink(result), now=now, validator=None)
+                                      _ReportSink(result), now=now, validator=None,
+                                      default_sender={"kind": kind, "code": code} if code else None)
     return result

@@ -127,3 +127,12 @@ def test_openapi_is_valid_and_the_docs_copy_is_current(api_app):
     assert {"/ingest/{format}", "/fhir/$process-message", "/mailbox", "/messages/{id}/status"} <= set(served["paths"])
     assert DOCS_OPENAPI.read_text(encoding="utf-8") == render_openapi(), \
         "docs/openapi.json is out of date: run python -m gateway.api.metadata"
+
+
+def test_a_single_concern_without_its_school_is_sent_as_the_certificates_school(api_app, tmp_path):
+    """A concern sent on its own names no organisation: the school is the one its certificate names."""
+    concern = json.loads((SAMPLES / "concernhub-sample.json").read_text(encoding="utf-8"))["concerns"][0]
+    response = _ingest(api_app, "concernhub-json", json.dumps(concern).encode(), SCHOOL)
+    outcome = response.get_json()
+    assert response.status_code == 200, outcome
+    assert _counts(outcome)["accepted"] == 1 and _counts(outcome)["refused"] == 0
