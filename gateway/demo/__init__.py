@@ -101,6 +101,16 @@ class Demo:
         self.receivers = {HAMPSHIRE: free_port(), BCP: free_port()}
         self.identities: dict[str, Path] = {}
         self.responses: dict[str, dict] = {}
+        self._store = None
+
+    @property
+    def store(self):
+        """The demo's own view of the gateway's database (opened once, closed by :meth:`run`)."""
+        if self._store is None:
+            from gateway.store import open_store
+
+            self._store = open_store(self.database_url)
+        return self._store
 
     # -- set-up --------------------------------------------------------------------------
 
@@ -133,20 +143,15 @@ class Demo:
     def make_directory(self) -> None:
         from gateway.routing import Agency, Directory
         from gateway.routing.services import create_tables
-        from gateway.store import open_store
 
-        store = open_store(self.database_url)
-        try:
-            create_tables(store.engine)
-            directory = Directory(store.engine)
-            directory.load_seed()
-            # The LAs' systems are the demo's receiving endpoints on loopback.
-            for uri, port in self.receivers.items():
-                agency = directory.agency(uri)
-                directory.add_agency(Agency(kind="la", code=agency.code, name=agency.name, delivery="push",
-                                            endpoint=f"https://127.0.0.1:{port}/fhir/$process-message"))
-        finally:
-            store.close()
+        create_tables(self.store.engine)
+        directory = Directory(self.store.engine)
+        directory.load_seed()
+        # The LAs' systems are the demo's receiving endpoints on loopback.
+        for uri, port in self.receivers.items():
+            agency = directory.agency(uri)
+            directory.add_agency(Agency(kind="la", code=agency.code, name=agency.name, delivery="push",
+                                        endpoint=f"https://127.0.0.1:{port}/fhir/$process-message"))
 
     def start_receivers(self) -> None:
         import sys
@@ -217,21 +222,16 @@ class Demo:
         from sqlalchemy import func, select
 
         from gateway.delivery.models import OPEN_STATES, PUSH, DeliveryRow
-        from gateway.store import open_store
 
-        store = open_store(self.database_url)
-        try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                with store.engine.connect() as conn:
-                    open_push = conn.execute(select(func.count()).select_from(DeliveryRow).where(
-                        DeliveryRow.mode == PUSH, DeliveryRow.state.in_(OPEN_STATES))).scalar_one()
-                if open_push == 0:
-                    return
-                time.sleep(0.2)
-            raise RuntimeError(f"{open_push} deliveries still open after {timeout:.0f} s; see {self.workdir}")
-        finally:
-            store.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.store.engine.connect() as conn:
+                open_push = conn.execute(select(func.count()).select_from(DeliveryRow).where(
+                    DeliveryRow.mode == PUSH, DeliveryRow.state.in_(OPEN_STATES))).scalar_one()
+            if open_push == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{open_push} deliveries still open after {timeout:.0f} s; see {self.workdir}")
 
     def read_mailbox(self, uri: str) -> list[dict]:
         status, bundle = self.call(uri, "GET", "/mailbox")
@@ -297,21 +297,21 @@ class Demo:
         finally:
             self.processes.stop_all()
 
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
     def arrivals(self) -> list[Arrival]:
         from sqlalchemy import select
 
         from gateway.delivery.models import DeliveryRow
         from gateway.signing import pki
         from gateway.signing.signatures import TrustAnchor, UntrustedMessage, verify_message
-        from gateway.store import open_store
 
         trust = TrustAnchor.from_files(self.certs / pki.CA_CERT, self.certs / pki.CRL)
-        store = open_store(self.database_url)
-        try:
-            with store.engine.connect() as conn:
-                rows = conn.execute(select(DeliveryRow).order_by(DeliveryRow.created_at)).all()
-        finally:
-            store.close()
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(DeliveryRow).order_by(DeliveryRow.created_at)).all()
         out = []
         for row in rows:
             payload = json.loads(row.payload)
@@ -418,6 +418,8 @@ def demo_command(check_only: bool, workdir: Path) -> None:
         arrivals = demo.run()
     except (RuntimeError, DeliveryError, PKIError) as exc:
         raise click.ClickException(f"the demo could not run: {exc} (process logs in {workdir})") from None
+    finally:
+        demo.close()
     report(arrivals)
     failures = check(arrivals, demo.receipts())
     click.echo("")
