@@ -25,7 +25,7 @@ import orjson
 
 from gateway.adapters.base import Adapter, BadRecord, InputUnreadable
 from gateway.adapters.errors import Problem, RecordRejected, RecordSkipped
-from gateway.model import build_bundle
+from gateway.model import build_bundle, deterministic_id
 from gateway.model.fhir import FhirInvalid
 
 
@@ -146,8 +146,8 @@ def _make_message(canonical: dict, location: str, now: dt.datetime, validator: V
                             i.get("details", {}).get("text") or i.get("diagnostics", ""),
                             "Add it in the source system and send the record again.")
                     for i in errs]
-        bundle["entry"].append({"fullUrl": f"urn:uuid:{bundle['id']}-outcome",
-                                "resource": dict(outcome, id=f"{bundle['id']}-outcome")})
+        outcome_id = deterministic_id(bundle["id"], "validation-outcome")
+        bundle["entry"].append({"fullUrl": f"urn:uuid:{outcome_id}", "resource": dict(outcome, id=outcome_id)})
     first = seen.first_location(bundle["id"], location)
     if first is not None:
         duplicates.append(first)
