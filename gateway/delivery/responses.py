@@ -8,50 +8,10 @@ A response message is a message Bundle whose MessageHeader has ``response``:
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
-import uuid
 
-from gateway.model.systems import MESSAGE_ID
-from gateway.signing.messages import format_instant, message_header
-
-RESPONSE_CODES = ("ok", "transient-error", "fatal-error")
-
-
-def response_message(*, answers: str, code: str, source: str, destination: str, now: dt.datetime,
-                     text: str | None = None, event: dict | None = None, message_uuid: str | None = None) -> dict:
-    """Return a response message Bundle (unsigned) answering the MessageHeader with id ``answers``.
-
-    ``source`` and ``destination`` are agency URIs; ``text``, when given,
-    goes into an OperationOutcome referenced from ``response.details``.
-    ``message_uuid`` fixes the Bundle id (so a notice made twice is the
-    same message); by default it is random. Raises :class:`ValueError`
-    for a code that is not a FHIR response code.
-    """
-    if code not in RESPONSE_CODES:
-        raise ValueError(f"response code {code!r} is not one of {', '.join(RESPONSE_CODES)}")
-    bundle_id = message_uuid or str(uuid.uuid4())
-    header_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"header:{bundle_id}"))
-    header = {"resourceType": "MessageHeader", "id": header_id,
-              "eventCoding": event or {"system": "http://terminology.hl7.org/CodeSystem/message-events",
-                                       "code": "acknowledgement"},
-              "destination": [{"endpoint": destination}],
-              "source": {"name": "Safeguarding gateway" if ":gateway:" in source else source, "endpoint": source},
-              "response": {"identifier": answers, "code": code}}
-    entries = [{"fullUrl": f"urn:uuid:{header_id}", "resource": header}]
-    if text:
-        outcome_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"outcome:{bundle_id}"))
-        severity = "information" if code == "ok" else "error"
-        issue_code = {"ok": "informational", "transient-error": "transient", "fatal-error": "processing"}[code]
-        entries.append({"fullUrl": f"urn:uuid:{outcome_id}",
-                        "resource": {"resourceType": "OperationOutcome", "id": outcome_id,
-                                     "issue": [{"severity": severity, "code": issue_code, "diagnostics": text,
-                                                "details": {"text": text}}]}})
-        header["response"]["details"] = {"reference": f"urn:uuid:{outcome_id}"}
-    return {"resourceType": "Bundle", "id": bundle_id,
-            "identifier": {"system": MESSAGE_ID, "value": f"urn:uuid:{bundle_id}"},
-            "type": "message", "timestamp": format_instant(now), "entry": entries}
-
+from gateway.model.responses import RESPONSE_CODES, response_message  # noqa: F401  (one builder, re-exported)
+from gateway.signing.messages import message_header
 
 @dataclasses.dataclass(frozen=True)
 class Acknowledgement:

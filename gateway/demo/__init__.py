@@ -245,7 +245,6 @@ class Demo:
     def decide(self, referral: dict, now: dt.datetime) -> None:
         """Hampshire's MASH accepts the school's referral for assessment; the outcome goes back."""
         from gateway.routing.messages import build_outcome_message
-        from gateway.signing import pki
         from gateway.signing.signatures import Signer, sign_message
 
         outcome = build_outcome_message(referral, "accepted-for-assessment",

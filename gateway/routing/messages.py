@@ -22,6 +22,7 @@ from gateway import __version__
 from gateway.model import deterministic_id
 from gateway.model import systems as S
 from gateway.model.bundle import EVENT_DISPLAY
+from gateway.model.responses import response_message
 from gateway.routing import bundles as B
 from gateway.routing.codes import (
     ACK_CODES,
@@ -237,10 +238,6 @@ def build_outcome_message(original_bundle: dict, decision: str, reason: str, dec
     return _message(rid("bundle"), now, message_header, la_org, referrer_org, child, task)
 
 
-_ACK_SEVERITY = {"ok": ("information", "informational"), "transient-error": ("error", "transient"),
-                 "fatal-error": ("fatal", "processing")}
-
-
 def build_acknowledgement(original_bundle: dict, code: str, details: str | None, from_agency: str,
                           now: dt.datetime) -> dict:
     """Return the FHIR response message acknowledging ``original_bundle``.
@@ -249,37 +246,22 @@ def build_acknowledgement(original_bundle: dict, code: str, details: str | None,
     and ``response.code`` is ``code`` (``ok``, ``transient-error``,
     ``fatal-error``); ``details``, when given, is an OperationOutcome
     (``response.details``) whose issue says it. The event is the original's;
-    it goes from ``from_agency`` to the original's sender. Raises
-    :class:`ValueError` for another code or an original without ids or sender.
+    it goes from ``from_agency`` to the original's sender. Built by the one
+    response builder, :func:`gateway.model.responses.response_message`, with
+    ids that follow from what it answers. Raises :class:`ValueError` for
+    another code or an original without ids, sender or event.
     """
     if code not in ACK_CODES:
         raise ValueError(f"response code {code!r} is not one of {', '.join(ACK_CODES)}")
     header, mid, sender = _original(original_bundle)
+    if not isinstance(header.get("eventCoding"), dict):
+        raise ValueError(f"message {mid} has no event (MessageHeader.eventCoding): a response must repeat it")
 
     def rid(role: str) -> str:
         return deterministic_id("acknowledgement", mid, from_agency, code, details, _instant(now), role)
 
     from_org = _agency_organization(rid("from"), from_agency,
                                     GATEWAY_NAME if from_agency == DEFAULT_GATEWAY_AGENCY else None)
-    outcome = None
-    response = {"identifier": header["id"], "code": code}
-    if details:
-        severity, issue_code = _ACK_SEVERITY[code]
-        outcome = {"resourceType": "OperationOutcome", "id": rid("outcome"),
-                   "issue": [{"severity": severity, "code": issue_code, "diagnostics": details,
-                              "details": {"text": details}}]}
-        response["details"] = _ref(outcome)
-    message_header = {"resourceType": "MessageHeader", "id": rid("message-header")}
-    if isinstance(header.get("eventCoding"), dict):
-        message_header["eventCoding"] = header["eventCoding"]
-    elif isinstance(header.get("eventUri"), str):
-        message_header["eventUri"] = header["eventUri"]
-    else:
-        raise ValueError(f"message {mid} has no event (MessageHeader.eventCoding): a response must repeat it")
-    message_header.update({
-        "destination": [{"endpoint": sender}],
-        "sender": _ref(from_org),
-        "source": {"name": from_org["name"], "endpoint": from_agency},
-        "response": response,
-    })
-    return _message(rid("bundle"), now, message_header, from_org, outcome)
+    return response_message(answers=header["id"], code=code, source=from_agency, destination=sender, now=now,
+                            text=details, event=header["eventCoding"], message_uuid=rid("bundle"),
+                            sender=from_org, source_name=from_org["name"])

@@ -111,7 +111,7 @@ def _stdlib_safe(value) -> bool:
     if not _fast_path_safe(value) or not _keys_in_bmp(value):
         return False
     stack = [value]
-    pop, push = stack.pop, stack.append
+    pop = stack.pop
     while stack:
         item = pop()
         kind = type(item)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from gateway.model.systems import AGENCY_IDENTIFIER_SYSTEM, parse_agency_uri
+from gateway.model.responses import format_instant  # noqa: F401  (one definition, re-exported)
 
 
 def message_header(bundle: dict) -> dict | None:
@@ -89,8 +90,3 @@ def parse_instant(value: object) -> dt.datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
-
-
-def format_instant(value: dt.datetime) -> str:
-    """Return an aware datetime as a FHIR ``instant`` in UTC with milliseconds."""
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

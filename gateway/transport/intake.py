@@ -22,10 +22,10 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import uuid
 from collections.abc import Callable, Sequence
 
-from gateway.model.systems import MESSAGE_ID, parse_agency_uri
+from gateway.model.responses import response_message
+from gateway.model.systems import parse_agency_uri
 from gateway.signing.messages import (
     format_instant,
     identifies_agency,
@@ -263,27 +263,7 @@ def _check_sender_signature(signature: object, payload: bytes, trust: TrustAncho
 
 def _response_bundle(header: dict, agency: str, gateway_agency: str, now: dt.datetime,
                      feedback: dict | None = None) -> dict:
-    bundle_id, header_id = str(uuid.uuid4()), str(uuid.uuid4())
-    response_header = {"resourceType": "MessageHeader", "id": header_id}
-    for event in ("eventCoding", "eventUri"):
-        if event in header:
-            response_header[event] = header[event]
-    response_header.update({
-        "destination": [{"endpoint": agency}],
-        "source": {"name": "Safeguarding gateway", "endpoint": gateway_agency},
-        "response": {"identifier": header["id"], "code": "ok"},
-    })
-    entries = [{"fullUrl": f"urn:uuid:{header_id}", "resource": response_header}]
-    if feedback is not None:
-        # Accepted, and here is what the standard says is missing (warnings): feedback to the referrer.
-        outcome_id = str(uuid.uuid4())
-        entries.append({"fullUrl": f"urn:uuid:{outcome_id}", "resource": dict(feedback, id=outcome_id)})
-        response_header["response"]["details"] = {"reference": f"urn:uuid:{outcome_id}"}
-    return {
-        "resourceType": "Bundle",
-        "id": bundle_id,
-        "identifier": {"system": MESSAGE_ID, "value": f"urn:uuid:{bundle_id}"},
-        "type": "message",
-        "timestamp": format_instant(now),
-        "entry": entries,
-    }
+    """The answer to an accepted message: ``ok``, with the standard's feedback (warnings) as its details."""
+    event = header.get("eventCoding") if isinstance(header.get("eventCoding"), dict) else None
+    return response_message(answers=header["id"], code="ok", source=gateway_agency, destination=agency, now=now,
+                            details=feedback, event=event)
