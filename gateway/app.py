@@ -25,4 +25,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
         app.config[CLOCK_KEY] = settings.clock()
     web.init_app(app)
+
+    from gateway.store.people import record_people
+    from gateway.transport.views import register_accept_step
+
+    # Who each accepted message is about, searchable, in the same transaction.
+    register_accept_step(app, record_people)
     return app

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, Index, Integer, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -61,3 +61,40 @@ class AcceptedMessageRow(Base):
     response_body: Mapped[str] = mapped_column(Text, nullable=False)
 
     __table_args__ = (Index("ix_accepted_message_sender_received", "sender_agency", "received_at"),)
+
+
+class MessagePersonRow(Base):
+    """A person a message is about, normalised for searching (one row per Patient / RelatedPerson).
+
+    The message keeps everything as sent; this row keeps only what finding
+    the same person again needs, in a few known columns (so the person index
+    of a later step, and encryption at rest, have one place to look). An
+    identifier that failed its check is never stored here: it must never link.
+    """
+
+    __tablename__ = "message_person"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(255), ForeignKey("accepted_message.message_id"), nullable=False)
+    # The referral's ServiceRequest id: the same for every version of one source record.
+    record_id: Mapped[str | None] = mapped_column(String(64))
+    resource: Mapped[str] = mapped_column(String(80), nullable=False)        # e.g. Patient/<id>
+    role: Mapped[str] = mapped_column(String(64), nullable=False)            # child, or the RoleCode (MTH, ...)
+    nhs_number: Mapped[str | None] = mapped_column(String(10))               # valid ones only
+    upn: Mapped[str | None] = mapped_column(String(13))                      # valid ones only
+    family: Mapped[str | None] = mapped_column(String(255))                  # case- and accent-folded
+    given: Mapped[str | None] = mapped_column(String(255))                   # case- and accent-folded, space-joined
+    birth_date: Mapped[str | None] = mapped_column(String(10))               # YYYY-MM-DD
+    postcode: Mapped[str | None] = mapped_column(String(8))                  # normalised, "SP10 1AA"
+    postcode_district: Mapped[str | None] = mapped_column(String(4))
+    # When it happened (the source's event time) and when it was recorded, kept apart.
+    occurred_at: Mapped[str | None] = mapped_column(String(40))
+    recorded_at: Mapped[str | None] = mapped_column(String(40))
+
+    __table_args__ = (
+        Index("ix_message_person_nhs", "nhs_number"),
+        Index("ix_message_person_upn", "upn"),
+        Index("ix_message_person_name_dob", "family", "birth_date"),
+        Index("ix_message_person_record", "record_id"),
+        Index("ix_message_person_message", "message_id"),
+    )

@@ -275,3 +275,21 @@ def test_a_message_missing_a_must_item_is_refused_with_every_reason(post, make_m
     errors = [i for i in body["issue"] if i["severity"] == "error"]
     assert len(errors) >= 2  # both missing items, at once
     assert all(i.get("expression") for i in errors)
+
+
+def test_who_an_accepted_message_is_about_is_recorded_with_it(post, make_message, trust_settings):
+    from sqlalchemy import select
+
+    from gateway.store.models import MessagePersonRow
+
+    message = make_message(SCHOOL)
+    assert post(message).status_code == 200
+    store = open_store(trust_settings.database_url)
+    try:
+        with store.transaction() as unit:
+            rows = unit.session.execute(select(MessagePersonRow).where(
+                MessagePersonRow.message_id == message["identifier"]["value"])).scalars().all()
+            found = [(r.role, r.nhs_number, r.family, r.postcode_district) for r in rows]
+    finally:
+        store.close()
+    assert found == [("child", "9990000018", "testchild", "SP10")]
