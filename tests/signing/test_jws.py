@@ -28,21 +28,6 @@ def _registry() -> jws.JWSRegistry:
     return registry
 
 
-@pytest.fixture
-def now():
-    return dt.datetime.now(UTC)
-
-
-@pytest.fixture
-def trust(deployment):
-    return TrustAnchor.from_files(deployment.ca, deployment.crl)
-
-
-@pytest.fixture
-def school(deployment):
-    return Signer.from_files(f"{deployment.school}.crt", f"{deployment.school}.key")
-
-
 def _compact(signature: dict) -> str:
     return base64.b64decode(signature["data"]).decode("ascii")
 

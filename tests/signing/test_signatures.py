@@ -28,21 +28,6 @@ UTC = dt.timezone.utc
 
 
 @pytest.fixture
-def now():
-    return dt.datetime.now(UTC)
-
-
-@pytest.fixture
-def trust(deployment):
-    return TrustAnchor.from_files(deployment.ca, deployment.crl)
-
-
-@pytest.fixture
-def school(deployment):
-    return Signer.from_files(f"{deployment.school}.crt", f"{deployment.school}.key")
-
-
-@pytest.fixture
 def gateway_signer(deployment):
     return Signer.from_files(deployment.dir / pki.GATEWAY_CERT, deployment.dir / pki.GATEWAY_KEY)
 
