@@ -9,6 +9,7 @@ never used for linking) instead of being dropped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 from stdnum import exceptions as stdnum_errors
@@ -80,9 +81,16 @@ def is_temporary_upn(upn: str) -> bool:
     return len(upn) == 13 and upn[-1].isalpha()
 
 
+#: DfE numbers of local authorities made after python-stdnum's list was drawn up
+#: (Dorset 838 and Bournemouth, Christchurch and Poole 839 in 2019; the Northamptonshire
+#: unitaries 940/941 in 2021; Cumberland 942 and Westmorland and Furness 943 in 2023).
+NEWER_LA_NUMBERS = frozenset({838, 839, 940, 941, 942, 943})
+
+
+@functools.cache
 def known_la_numbers() -> frozenset[int]:
-    """Return the DfE local-authority numbers known to ``python-stdnum``'s UPN module."""
-    return frozenset(_upn._la_numbers)  # the published DfE list, kept up to date by stdnum
+    """Return the DfE local-authority numbers: python-stdnum's published list plus :data:`NEWER_LA_NUMBERS`."""
+    return frozenset(_upn._la_numbers) | NEWER_LA_NUMBERS
 
 
 def check_la_number(raw: str) -> Checked:

@@ -9,10 +9,6 @@ from gateway.model.identifiers import Checked, known_la_numbers, postcode_distri
 
 _DISTRICT = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?$")
 
-#: DfE numbers of local authorities made after python-stdnum's list was drawn up
-#: (Dorset 838 and Bournemouth, Christchurch and Poole 839 in 2019; the Northamptonshire
-#: unitaries 940/941 in 2021; Cumberland 942 and Westmorland and Furness 943 in 2023).
-NEWER_LA_NUMBERS = frozenset({"838", "839", "940", "941", "942", "943"})
 
 
 def normalise_district(text: str) -> str | None:
@@ -30,17 +26,12 @@ def normalise_district(text: str) -> str | None:
     return compact if _DISTRICT.match(compact) else None
 
 
-@functools.lru_cache(maxsize=1)
-def _known() -> frozenset[str]:
-    return frozenset(f"{n:03d}" for n in known_la_numbers()) | NEWER_LA_NUMBERS
-
-
 # Cached: an import checks the same few hundred numbers millions of times.
 @functools.lru_cache(maxsize=4096)
 def check_la_code(raw: str, *, allow_unknown: bool = False) -> Checked:
     """Return a DfE LA number checked for form (3 digits) and, unless ``allow_unknown``, known.
 
-    Known means on python-stdnum's DfE list or in :data:`NEWER_LA_NUMBERS`. An
+    Known means in :func:`gateway.model.identifiers.known_la_numbers`. An
     ONS code (``E10000014``) is not a DfE number and is refused with a hint.
     """
     original = str(raw).strip()
@@ -48,6 +39,6 @@ def check_la_code(raw: str, *, allow_unknown: bool = False) -> Checked:
         hint = " (it looks like an ONS/GSS code; the directory uses DfE LA numbers such as 850)" \
             if re.fullmatch(r"[EWSN]\d{8}", original) else ""
         return Checked(original, original, f"LA number {original!r} is not a DfE LA number: it must be 3 digits{hint}")
-    if not allow_unknown and original not in _known():
+    if not allow_unknown and int(original) not in known_la_numbers():
         return Checked(original, original, f"LA number {original!r} is not a known DfE local authority")
     return Checked(original, original)

@@ -129,3 +129,11 @@ def test_dfe_la_number_is_three_known_digits():
     assert check_la_number(850).valid
     assert "3 digits" in check_la_number("85").problem
     assert "not a known local authority" in check_la_number("999").problem
+
+
+def test_local_authorities_newer_than_stdnums_list_are_known():
+    """BCP (839) and Dorset (838) exist since 2019: the standard and the directory agree on them."""
+    from gateway.routing.places import check_la_code
+
+    for number in ("838", "839", "943"):
+        assert check_la_number(number).valid and check_la_code(number).valid
