@@ -8,6 +8,8 @@ empty result) rather than raising: a message routing cannot read is
 from __future__ import annotations
 
 from gateway.model import systems as S
+# The readers every message handler shares (defined once, in the signing layer).
+from gateway.signing.messages import message_header, message_id, resolve_reference, source_endpoint  # noqa: F401
 
 
 def resources(bundle: dict, resource_type: str) -> list[dict]:
@@ -20,49 +22,17 @@ def resources(bundle: dict, resource_type: str) -> list[dict]:
     return out
 
 
-def message_header(bundle: dict) -> dict | None:
-    """Return the MessageHeader (the first entry), or ``None``."""
-    entries = bundle.get("entry")
-    if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
-        return None
-    resource = entries[0].get("resource")
-    return resource if isinstance(resource, dict) and resource.get("resourceType") == "MessageHeader" else None
-
-
-def message_id(bundle: dict) -> str | None:
-    """Return ``Bundle.identifier.value`` (``urn:uuid:…``), else ``urn:uuid:<Bundle.id>``, else ``None``."""
-    identifier = bundle.get("identifier")
-    if isinstance(identifier, dict) and isinstance(identifier.get("value"), str) and identifier["value"]:
-        return identifier["value"]
-    return f"urn:uuid:{bundle['id']}" if isinstance(bundle.get("id"), str) and bundle["id"] else None
-
-
 def resolve(bundle: dict, reference: object) -> dict | None:
-    """Return the resource a Reference (dict) or reference string points at in the Bundle, or ``None``."""
+    """Return the resource a Reference (or its ``reference`` text) points at inside ``bundle``, or ``None``."""
     if isinstance(reference, dict):
         reference = reference.get("reference")
-    if not isinstance(reference, str):
-        return None
-    for entry in bundle.get("entry") or ():
-        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
-            continue
-        resource = entry["resource"]
-        if entry.get("fullUrl") == reference or reference == f"{resource.get('resourceType')}/{resource.get('id')}":
-            return resource
-    return None
+    return resolve_reference(bundle, reference) if isinstance(reference, str) else None
 
 
 def event_code(header: dict) -> str | None:
     """Return ``MessageHeader.eventCoding.code``, or ``None``."""
     coding = header.get("eventCoding")
     return coding.get("code") if isinstance(coding, dict) and isinstance(coding.get("code"), str) else None
-
-
-def source_endpoint(header: dict) -> str | None:
-    """Return ``MessageHeader.source.endpoint`` (the sending agency URI), or ``None``."""
-    source = header.get("source")
-    endpoint = source.get("endpoint") if isinstance(source, dict) else None
-    return endpoint if isinstance(endpoint, str) else None
 
 
 def destination_endpoints(header: dict) -> list[str]:
