@@ -143,6 +143,39 @@ class Stack:
         self.processes.stop_all()
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each part of the run, from /proc (Linux): the bench process (the
+    client), each started process with its children (its session), and the PostgreSQL server."""
+    clock = os.sysconf("SC_CLK_TCK")
+    by_session: dict[int, float] = {}
+    postgres = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        used = (int(fields[11]) + int(fields[12])) / clock  # utime + stime
+        if name.startswith("postgres"):
+            postgres += used
+        by_session[int(fields[3])] = by_session.get(int(fields[3]), 0.0) + used
+    own = os.times()
+    return {"session": by_session, "postgres": postgres, "client": own.user + own.system}
+
+
+def cpu_per_message(stack: "Stack", before: dict, after: dict, messages: int) -> dict[str, float]:
+    """Milliseconds of CPU per message for each part, between two :func:`cpu_seconds` readings."""
+    parts = {name: proc.pid for name, proc in stack.processes.running.items()}
+    used = {name: after["session"].get(sid, 0.0) - before["session"].get(sid, 0.0) for name, sid in parts.items()}
+    used["client"] = after["client"] - before["client"]
+    used["postgres"] = after["postgres"] - before["postgres"]
+    return {name: round(seconds * 1000 / max(messages, 1), 2) for name, seconds in used.items() if seconds > 0}
+
+
 def run_load(stack: Stack, rate: float, seconds: float, clients: int, *, trivial: bool = False) -> dict:
     """Offer ``rate`` requests/s for ``seconds`` (open loop) from ``clients`` threads; return the figures."""
     local = threading.local()
@@ -172,6 +205,7 @@ def run_load(stack: Stack, rate: float, seconds: float, clients: int, *, trivial
         with lock:
             answers.append((reply.status, time.time() - start))
 
+    cpu_before = cpu_seconds()
     begin = time.time()
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
         futures = []
@@ -199,6 +233,8 @@ def run_load(stack: Stack, rate: float, seconds: float, clients: int, *, trivial
         q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [float("nan")] * 99
         result.update({"acknowledged": len(latencies), "p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1),
                        "p99_ms": round(q[98], 1)})
+    # After the deliveries (above), so the worker's and the endpoint's share of each message is in.
+    result["cpu_ms_per_message"] = cpu_per_message(stack, cpu_before, cpu_seconds(), ok)
     return result
 
 

@@ -151,12 +151,15 @@ def _enqueue(outbox: SqlOutbox, plan: object, accepted: AcceptedMessage, accepte
     header = message_header(bundle)
     if payload_id is None or header is None or not isinstance(header.get("id"), str):
         return f"rule {plan.rule} planned a message for {destination} without an id or MessageHeader.id"
-    if (destination, payload_id) in seen or outbox.has_delivery(destination, payload_id):
+    if (destination, payload_id) in seen:
         return None  # two rules planned the same message to the same agency: it gets it once
     seen.add((destination, payload_id))
     mode = PUSH if agency.delivery == PUSH and agency.endpoint else MAILBOX
+    # add_delivery adds nothing when the agency already has this message id from an earlier message.
+    # The accepted message itself is delivered as recorded (its JSON is already made).
+    payload = accepted.signed_message if bundle is accepted_bundle else bundle
     outbox.add_delivery(message_id=accepted.message_id, destination=destination, mode=mode,
-                        endpoint=agency.endpoint if mode == PUSH else None, payload=bundle,
+                        endpoint=agency.endpoint if mode == PUSH else None, payload=payload,
                         payload_message_id=payload_id, payload_header_id=header["id"], now=now,
                         expires_at=now + max_age, rule=plan.rule, due_at=getattr(plan, "due", None))
     return None
@@ -195,8 +198,6 @@ def dead_letter(outbox: SqlOutbox, row: DeliveryRow, reason: str, *, now: dt.dat
                               destination=sender, now=now, text=text, message_uuid=notice_uuid,
                               event=header.get("eventCoding"))
     signed = sign_message(notice, signer(), now=now)
-    if outbox.has_delivery(sender, message_id(signed)):
-        return None
     agency = directory.agency(sender) if directory is not None else None
     mode = PUSH if agency is not None and agency.delivery == PUSH and agency.endpoint else MAILBOX
     return outbox.add_delivery(message_id=row.message_id, destination=sender, mode=mode,

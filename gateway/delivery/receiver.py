@@ -30,6 +30,7 @@ import json
 import sqlite3
 import ssl
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +67,7 @@ class ReceiptLog:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
@@ -78,19 +80,26 @@ class ReceiptLog:
         connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         return connection
 
+    def _thread_connection(self) -> sqlite3.Connection:
+        """This thread's own connection, opened once (the server's threads live as long as it does)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                                                  check_same_thread=True)
+        return connection
+
     def received(self, message_id: str | None, now: dt.datetime) -> None:
-        """Count one HTTP receipt of ``message_id`` (before any check: the raw count)."""
-        connection = self._connect()
-        try:
-            connection.execute("INSERT INTO received (message_id, at) VALUES (?, ?)", (message_id, now.isoformat()))
-        finally:
-            connection.close()
+        """Count one HTTP receipt of ``message_id`` that will not be applied (unreadable or untrusted)."""
+        self._thread_connection().execute("INSERT INTO received (message_id, at) VALUES (?, ?)",
+                                          (message_id, now.isoformat()))
 
     def apply_once(self, message_id: str, sender: str | None, now: dt.datetime) -> bool:
-        """Record ``message_id`` as applied; return ``True`` the first time, ``False`` for a resubmission."""
-        connection = self._connect()
+        """Count the receipt and record ``message_id`` as applied, in one transaction; return ``True``
+        the first time, ``False`` for a resubmission (it is counted, not applied again)."""
+        connection = self._thread_connection()
+        connection.execute("BEGIN IMMEDIATE")
         try:
-            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("INSERT INTO received (message_id, at) VALUES (?, ?)", (message_id, now.isoformat()))
             updated = connection.execute("UPDATE applied SET receipts = receipts + 1 WHERE message_id = ?",
                                          (message_id,)).rowcount
             if not updated:
@@ -101,8 +110,6 @@ class ReceiptLog:
         except BaseException:
             connection.execute("ROLLBACK")
             raise
-        finally:
-            connection.close()
 
     def applied(self) -> list[Receipt]:
         """Return every applied message id, in the order they were first applied."""
@@ -155,14 +162,16 @@ def create_receiver_app(*, agency: str, trust: Callable[[], TrustAnchor], receip
         except (UnicodeDecodeError, ValueError):
             receipts.received(None, now)
             return outcome(400, "invalid", "the body is not JSON")
+        # Every arrival is counted (the raw count), before any check; an applied one with its applying.
         mid = message_id(bundle) if isinstance(bundle, dict) else None
-        receipts.received(mid, now)
         header = message_header(bundle) if isinstance(bundle, dict) else None
         if mid is None or header is None or not isinstance(header.get("id"), str):
+            receipts.received(mid, now)
             return outcome(400, "structure", "not a message Bundle with an id and a MessageHeader.id")
         try:
             verified = verify_message(bundle, trust(), now=now)
         except UntrustedMessage as exc:
+            receipts.received(mid, now)
             answer = response_message(answers=header["id"], code="fatal-error", source=agency, destination=caller,
                                       now=now, text=f"signature not trusted: {exc} ({exc.reason})")
             return Response(json.dumps(answer), status=422, mimetype=FHIR_JSON)

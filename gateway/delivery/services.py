@@ -13,7 +13,8 @@ import datetime as dt
 import json
 import uuid
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.delivery.models import (
@@ -28,7 +29,7 @@ from gateway.delivery.models import (
     DeliveryRow,
     UnroutableRow,
 )
-from gateway.store.models import AcceptedMessageRow
+from gateway.store.models import AcceptedMessageRow, UTCDateTime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Claim:
     attempts: int
     expires_at: dt.datetime
     lease_until: dt.datetime
+    due_at: dt.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +98,17 @@ class UnroutableEntry:
     resolution: str | None
 
 
+_DELIVERY = DeliveryRow.__table__
 _DELIVERY_FIELDS = [f.name for f in dataclasses.fields(Delivery)]
+_ACKNOWLEDGE = (_DELIVERY.update()
+                .where(_DELIVERY.c.id == bindparam("b_id"), _DELIVERY.c.state == IN_FLIGHT,
+                       _DELIVERY.c.claim_token == bindparam("b_token"))
+                .values(state=ACKNOWLEDGED, acknowledged_at=bindparam("b_now", type_=UTCDateTime()),
+                        updated_at=bindparam("b_now", type_=UTCDateTime()),
+                        claim_token=None, lease_until=None))
+# Enqueueing, per dialect, built once: a destination's second delivery of a message id adds nothing.
+_ADD = {dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_DELIVERY).on_conflict_do_nothing(
+    index_elements=["destination", "payload_message_id"]) for dialect in (postgresql, sqlite)}
 _UNROUTABLE_FIELDS = [f.name for f in dataclasses.fields(UnroutableEntry)]
 
 
@@ -116,17 +128,27 @@ class SqlOutbox:
 
     # Enqueueing ---------------------------------------------------------------------------
 
-    def add_delivery(self, *, message_id: str, destination: str, mode: str, endpoint: str | None, payload: dict,
-                     payload_message_id: str, payload_header_id: str, now: dt.datetime, expires_at: dt.datetime,
-                     rule: str | None = None, due_at: dt.datetime | None = None, kind: str = KIND_MESSAGE) -> str:
-        """Add a pending delivery (attempted from ``now``) and return its id."""
+    def add_delivery(self, *, message_id: str, destination: str, mode: str, endpoint: str | None,
+                     payload: dict | str, payload_message_id: str, payload_header_id: str, now: dt.datetime,
+                     expires_at: dt.datetime, rule: str | None = None, due_at: dt.datetime | None = None,
+                     kind: str = KIND_MESSAGE) -> str | None:
+        """Add a pending delivery (attempted from ``now``) and return its id.
+
+        ``payload`` is the signed Bundle, or its JSON text when the caller
+        already has it. Returns ``None``, adding nothing, when
+        ``destination`` already has a delivery of ``payload_message_id``
+        (a destination receives a message id once). One statement: an
+        ``INSERT ... ON CONFLICT DO NOTHING`` on the unique constraint.
+        """
         delivery_id = str(uuid.uuid4())
-        self.session.add(DeliveryRow(
+        values = dict(
             id=delivery_id, message_id=message_id, kind=kind, destination=destination, mode=mode,
-            endpoint=endpoint if mode == PUSH else None, rule=rule, payload=json.dumps(payload),
+            endpoint=endpoint if mode == PUSH else None, rule=rule,
+            payload=payload if isinstance(payload, str) else json.dumps(payload),
             payload_message_id=payload_message_id, payload_header_id=payload_header_id, state=PENDING,
-            attempts=0, next_attempt_at=now, due_at=due_at, expires_at=expires_at, created_at=now, updated_at=now))
-        return delivery_id
+            attempts=0, next_attempt_at=now, due_at=due_at, expires_at=expires_at, created_at=now, updated_at=now)
+        connection = self.session.connection()
+        return delivery_id if connection.execute(_ADD[connection.dialect.name], values).rowcount == 1 else None
 
     def has_delivery(self, destination: str, payload_message_id: str) -> bool:
         """Return whether ``destination`` already has a delivery of this message id."""
@@ -153,11 +175,8 @@ class SqlOutbox:
         workers claim disjoint sets; on SQLite the engine's ``BEGIN
         IMMEDIATE`` serialises claims. Each claim counts as an attempt.
         """
-        due = or_(and_(DeliveryRow.state == PENDING, DeliveryRow.next_attempt_at <= now),
-                  and_(DeliveryRow.state == IN_FLIGHT, DeliveryRow.lease_until <= now))
         query = (select(DeliveryRow)
-                 .where(DeliveryRow.mode == PUSH, DeliveryRow.state.in_(OPEN_STATES), due,
-                        DeliveryRow.expires_at > now)
+                 .where(*_due(now))
                  .order_by(DeliveryRow.due_at.is_(None), DeliveryRow.due_at, DeliveryRow.next_attempt_at,
                            DeliveryRow.id)
                  .limit(limit)
@@ -177,8 +196,18 @@ class SqlOutbox:
                                 destination=row.destination, endpoint=row.endpoint, payload=row.payload,
                                 payload_message_id=row.payload_message_id,
                                 payload_header_id=row.payload_header_id, attempts=row.attempts,
-                                expires_at=row.expires_at, lease_until=row.lease_until))
+                                expires_at=row.expires_at, lease_until=row.lease_until, due_at=row.due_at))
         return claims
+
+    def acknowledge_claim(self, claim: Claim, now: dt.datetime) -> bool:
+        """Close ``claim``'s delivery as acknowledged at ``now`` if the claim still holds; return whether it did.
+
+        One fenced ``UPDATE`` (the claim token must still be the row's):
+        the worker's common case, without reading the row first.
+        """
+        result = self.session.connection().execute(_ACKNOWLEDGE, {
+            "b_id": claim.id, "b_token": claim.token, "b_now": now})
+        return result.rowcount == 1
 
     def held(self, claim: Claim) -> DeliveryRow | None:
         """Return the claimed row, locked, if ``claim`` still holds it; else ``None`` (another worker took it)."""
@@ -283,6 +312,19 @@ class SqlOutbox:
         row.claimed_by = row.claim_token = row.lease_until = None
         row.updated_at = now
         return _delivery(row)
+
+
+def any_due(connection, now: dt.datetime) -> bool:
+    """Return whether a push delivery is due at ``now`` (a read: a worker asks before it claims)."""
+    return connection.execute(select(DeliveryRow.id).where(*_due(now)).limit(1)).first() is not None
+
+
+def _due(now: dt.datetime) -> tuple:
+    """The conditions of a claimable delivery: an open push delivery whose attempt is due, or whose
+    worker's lease ran out, and that has not expired."""
+    due = or_(and_(DeliveryRow.state == PENDING, DeliveryRow.next_attempt_at <= now),
+              and_(DeliveryRow.state == IN_FLIGHT, DeliveryRow.lease_until <= now))
+    return DeliveryRow.mode == PUSH, DeliveryRow.state.in_(OPEN_STATES), due, DeliveryRow.expires_at > now
 
 
 def acknowledge(row: DeliveryRow, now: dt.datetime) -> None:

@@ -2,11 +2,15 @@
 
 One round (:meth:`OutboxWorker.run_once`):
 
-1. dead-letter deliveries past their maximum age (and tell their senders);
-2. claim up to ``concurrency`` due push deliveries, each leased until
+1. dead-letter deliveries past their maximum age (and tell their senders),
+   at most every ``expire_every`` (the maximum age is days; looking every
+   round would only add a transaction to each);
+2. ask whether anything is due (a read, which on SQLite takes no write lock
+   and so never queues the gateway's accepts behind an idle worker); if so,
+   claim up to ``concurrency`` due push deliveries, each leased until
    ``now + lease`` (one short transaction);
 3. POST each signed Bundle to its agency's endpoint (no transaction open);
-4. record each outcome, if the claim still holds (one short transaction each).
+4. record the outcomes, each if its claim still holds (one transaction for the round).
 
 A worker killed between 2 and 4 leaves its claims in flight; they become
 claimable again when their lease runs out, so nothing is lost. Because the
@@ -32,8 +36,9 @@ from gateway.delivery.interfaces import AgencyLookup
 from gateway.delivery.models import PENDING
 from gateway.delivery.outbox import DEFAULT_MAX_AGE, dead_letter
 from gateway.delivery.responses import read_acknowledgement
-from gateway.delivery.services import Claim, SqlOutbox, acknowledge
+from gateway.delivery.services import Claim, SqlOutbox, any_due
 from gateway.signing.signatures import Signer
+from gateway.store.engine import READ_ONLY
 from gateway.store.services import SqlMessageStore
 from gateway.transport.client import AgencyClient, DeliveryError
 from gateway.transport.intake import FHIR_JSON
@@ -114,7 +119,8 @@ class OutboxWorker:
                  directory: AgencyLookup | None = None, clock: Callable[[], dt.datetime] = system_clock,
                  rng: random.Random | None = None, backoff: Backoff = Backoff(),
                  lease: dt.timedelta = dt.timedelta(minutes=5), max_age: dt.timedelta = DEFAULT_MAX_AGE,
-                 concurrency: int = 4, worker_id: str | None = None):
+                 concurrency: int = 4, worker_id: str | None = None,
+                 expire_every: dt.timedelta = dt.timedelta(seconds=30)):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if lease.total_seconds() <= client.timeout:
@@ -131,6 +137,8 @@ class OutboxWorker:
         self.lease = lease
         self.max_age = max_age
         self.concurrency = concurrency
+        self.expire_every = expire_every
+        self._next_expiry: dt.datetime | None = None  # on the worker's clock; None: at the next round
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._gateway_agency = signer().agency if signer is not None else None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="outbox") if concurrency > 1 else None
@@ -152,11 +160,11 @@ class OutboxWorker:
     def run_once(self) -> RoundReport:
         """Expire, claim, deliver and record once; return what happened."""
         report = RoundReport()
-        report.expired = self.expire()
         now = self.clock()
-        with self.store.transaction() as unit:
-            claims = SqlOutbox(unit.session).claim(now=now, limit=self.concurrency, worker=self.worker_id,
-                                                   lease=self.lease)
+        if self._next_expiry is None or now >= self._next_expiry:
+            report.expired = self.expire()
+            self._next_expiry = now + self.expire_every
+        claims = self.claim(now) if self._anything_due(now) else []
         report.claimed = len(claims)
         if self._pool is not None and len(claims) > 1:
             outcomes = list(self._pool.map(self._attempt, claims))
@@ -199,6 +207,16 @@ class OutboxWorker:
             stop.wait(poll_interval)
 
     # Steps ---------------------------------------------------------------------------------------
+    def _anything_due(self, now: dt.datetime) -> bool:
+        with self.store.engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
+            return any_due(connection, now)
+
+    def claim(self, now: dt.datetime) -> list[Claim]:
+        """Claim up to ``concurrency`` due push deliveries (one short transaction) and return them."""
+        with self.store.transaction() as unit:
+            return SqlOutbox(unit.session).claim(now=now, limit=self.concurrency, worker=self.worker_id,
+                                                 lease=self.lease)
+
 
     def expire(self) -> int:
         """Dead-letter every open delivery past its maximum age that no live claim holds; return how many."""
@@ -263,18 +281,17 @@ class OutboxWorker:
 
     def _record_in(self, outbox: SqlOutbox, claim: Claim, outcome: _Outcome, now: dt.datetime) -> str | None:
         """Record one outcome inside the caller's transaction (fenced by the claim token)."""
+        if outcome.kind == "ack":
+            if not outbox.acknowledge_claim(claim, now):
+                return self._lapsed(claim, outcome)
+            if claim.due_at is not None and now > claim.due_at:
+                log.warning("delivery %s to %s acknowledged after its due time %s", claim.id, claim.destination,
+                            claim.due_at.isoformat())
+            return outcome.kind
         row = outbox.held(claim)
         if row is None:
-            log.warning("delivery %s: the claim of %s lapsed before its outcome (%s) was recorded; another "
-                        "attempt will be made and the receiver will recognise the message id",
-                        claim.id, self.worker_id, outcome.kind)
-            return None
-        if outcome.kind == "ack":
-            acknowledge(row, now)
-            if row.due_at is not None and now > row.due_at:
-                log.warning("delivery %s to %s acknowledged after its due time %s", row.id, row.destination,
-                            row.due_at.isoformat())
-        elif outcome.kind == "dead":
+            return self._lapsed(claim, outcome)
+        if outcome.kind == "dead":
             dead_letter(outbox, row, outcome.detail or "refused", now=now, signer=self.signer,
                         directory=self.directory, max_age=self.max_age, gateway_agency=self._gateway_agency)
         else:
@@ -286,6 +303,12 @@ class OutboxWorker:
             log.info("delivery %s to %s: attempt %d failed (%s); next at %s", row.id, row.destination,
                      row.attempts, outcome.detail, row.next_attempt_at.isoformat())
         return outcome.kind
+
+    def _lapsed(self, claim: Claim, outcome: _Outcome) -> None:
+        log.warning("delivery %s: the claim of %s lapsed before its outcome (%s) was recorded; another "
+                    "attempt will be made and the receiver will recognise the message id",
+                    claim.id, self.worker_id, outcome.kind)
+        return None
 
 
 def _days(delta: dt.timedelta) -> str:

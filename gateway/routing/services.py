@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +24,7 @@ from gateway.model.identifiers import check_urn
 from gateway.routing.interfaces import Agency, ImportFormatError, ImportReport, School
 from gateway.routing.models import AgencyRow, ForceAreaRow, PostcodeDistrictRow, SchoolRow
 from gateway.routing.places import check_la_code, normalise_district
+from gateway.store.engine import READ_ONLY
 from gateway.store.models import Base
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -41,7 +42,19 @@ def create_tables(engine: Engine) -> None:
     Base.metadata.create_all(engine)
 
 
-def _agency(row: AgencyRow) -> Agency:
+_AGENCY = AgencyRow.__table__
+_AGENCY_SELECT = select(_AGENCY.c.kind, _AGENCY.c.code, _AGENCY.c.name, _AGENCY.c.delivery, _AGENCY.c.endpoint)
+# The lookups routing makes for every message, built once with bound parameters.
+_AGENCY_BY_URI = _AGENCY_SELECT.where(_AGENCY.c.uri == bindparam("uri"))
+_AGENCY_BY_CODE = _AGENCY_SELECT.where(_AGENCY.c.kind == bindparam("kind"), _AGENCY.c.code == bindparam("code"))
+_LA_OF_DISTRICT = select(PostcodeDistrictRow.__table__.c.la_code).where(
+    PostcodeDistrictRow.__table__.c.district == bindparam("district"))
+_SCHOOL = select(SchoolRow.__table__.c.urn, SchoolRow.__table__.c.name, SchoolRow.__table__.c.la_code).where(
+    SchoolRow.__table__.c.urn == bindparam("urn"))
+_FORCE_AREA = select(ForceAreaRow.__table__.c.la_code).where(ForceAreaRow.__table__.c.force_code == bindparam("force"))
+
+
+def _agency(row) -> Agency:
     return Agency(kind=row.kind, code=row.code, name=row.name, delivery=row.delivery, endpoint=row.endpoint)
 
 
@@ -63,6 +76,7 @@ class Directory:
         else:
             self._session = None
             self._sessions = sessionmaker(bind, expire_on_commit=False)
+        self._engine = bind.get_bind() if isinstance(bind, Session) else bind
 
     @contextmanager
     def _use(self) -> Iterator[Session]:
@@ -72,35 +86,44 @@ class Directory:
         with self._sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A connection for lookups: the caller's transaction, or a short read-only one of its own."""
+        if self._session is not None:
+            yield self._session.connection()
+            return
+        with self._engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
+            yield connection
+
     # Lookups -----------------------------------------------------------------------
+    # Core statements, not the ORM: routing runs several lookups for every accepted message.
     def agency(self, uri: str) -> Agency | None:
-        with self._use() as session:
-            row = session.get(AgencyRow, uri)
+        with self._read() as connection:
+            row = connection.execute(_AGENCY_BY_URI, {"uri": uri}).first()
             return _agency(row) if row is not None else None
 
     def agency_by_code(self, kind: str, code: str) -> Agency | None:
-        with self._use() as session:
-            row = session.scalars(select(AgencyRow).where(AgencyRow.kind == kind, AgencyRow.code == code)).first()
+        with self._read() as connection:
+            row = connection.execute(_AGENCY_BY_CODE, {"kind": kind, "code": code}).first()
             return _agency(row) if row is not None else None
 
     def agencies(self, kind: str | None = None) -> list[Agency]:
-        query = select(AgencyRow).order_by(AgencyRow.kind, AgencyRow.code)
+        query = _AGENCY_SELECT.order_by(_AGENCY.c.kind, _AGENCY.c.code)
         if kind is not None:
-            query = query.where(AgencyRow.kind == kind)
-        with self._use() as session:
-            return [_agency(row) for row in session.scalars(query)]
+            query = query.where(_AGENCY.c.kind == kind)
+        with self._read() as connection:
+            return [_agency(row) for row in connection.execute(query)]
 
     def la_for_postcode(self, postcode: str) -> str | None:
         district = normalise_district(postcode)
         if district is None:
             return None
-        with self._use() as session:
-            row = session.get(PostcodeDistrictRow, district)
-            return row.la_code if row is not None else None
+        with self._read() as connection:
+            return connection.execute(_LA_OF_DISTRICT, {"district": district}).scalar()
 
     def school(self, urn: str) -> School | None:
-        with self._use() as session:
-            row = session.get(SchoolRow, str(urn).strip())
+        with self._read() as connection:
+            row = connection.execute(_SCHOOL, {"urn": str(urn).strip()}).first()
             return School(row.urn, row.name, row.la_code) if row is not None else None
 
     def la_of_school(self, urn: str) -> str | None:
@@ -111,9 +134,8 @@ class Directory:
         return self.agency_by_code("school", str(urn).strip())
 
     def force_area(self, force_code: str) -> frozenset[str]:
-        with self._use() as session:
-            return frozenset(session.scalars(select(ForceAreaRow.la_code)
-                                             .where(ForceAreaRow.force_code == force_code)))
+        with self._read() as connection:
+            return frozenset(connection.execute(_FORCE_AREA, {"force": force_code}).scalars())
 
     def districts_of(self, la_code: str) -> list[str]:
         """Return the postcode districts the directory puts in ``la_code``, sorted."""

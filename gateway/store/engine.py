@@ -17,6 +17,11 @@ from sqlalchemy.exc import ArgumentError
 
 log = logging.getLogger(__name__)
 
+#: Execution options for a connection that only reads: on SQLite its transaction
+#: starts with a plain (deferred) ``BEGIN`` instead of ``BEGIN IMMEDIATE``, so
+#: reads run beside a writer (WAL) instead of queueing for the write lock.
+READ_ONLY = {"gateway_read_only": True}
+
 
 class StoreConfigError(ValueError):
     """The database URL names a backend or driver the store does not support."""
@@ -67,6 +72,7 @@ def _sqlite_engine(parsed, **options) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get("gateway_read_only", False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from sqlalchemy import insert
+
 from gateway.model import systems as S
 from gateway.model.identifiers import check_nhs_number, check_postcode, check_upn, postcode_district
 from gateway.store.interfaces import AcceptedMessage, UnitOfWork
@@ -82,5 +84,6 @@ def people_of(bundle: dict) -> list[dict]:
 
 def record_people(unit: UnitOfWork, accepted: AcceptedMessage, bundle: dict) -> None:
     """Accept step: write who ``bundle`` is about to ``message_person`` in the accepting transaction."""
-    for values in people_of(bundle):
-        unit.session.add(MessagePersonRow(message_id=accepted.message_id, **values))
+    rows = [dict(values, message_id=accepted.message_id) for values in people_of(bundle)]
+    if rows:  # one statement for all of them (executemany), not the ORM's unit of work
+        unit.session.connection().execute(insert(MessagePersonRow.__table__), rows)

@@ -6,19 +6,29 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.store.engine import make_engine
+from gateway.store.engine import READ_ONLY, make_engine
 from gateway.store.interfaces import AcceptedMessage, AlreadyAccepted
 from gateway.store.models import AcceptedMessageRow, Base
 
 _FIELDS = [field.name for field in dataclasses.fields(AcceptedMessage)]
+_TABLE = AcceptedMessageRow.__table__
+# Core statements on the table (compiled once, cached by SQLAlchemy): the accept path runs them
+# for every message, and the ORM's unit of work would cost several times as much for one row.
+_SELECT_ONE = select(*(_TABLE.c[name] for name in _FIELDS)).where(_TABLE.c.message_id == bindparam("message_id"))
+_INSERT = insert(_TABLE)
 
 
-def _record(row: AcceptedMessageRow) -> AcceptedMessage:
+def _record(row) -> AcceptedMessage:
     return AcceptedMessage(**{name: getattr(row, name) for name in _FIELDS})
+
+
+def _get(connection, message_id: str) -> AcceptedMessage | None:
+    row = connection.execute(_SELECT_ONE, {"message_id": message_id}).first()
+    return _record(row) if row is not None else None
 
 
 class _DuplicateMessageId(Exception):
@@ -34,20 +44,16 @@ class SqlAcceptedMessages:
         self.session = session
 
     def get(self, message_id: str) -> AcceptedMessage | None:
-        row = self.session.get(AcceptedMessageRow, message_id)
-        return _record(row) if row is not None else None
+        return _get(self.session.connection(), message_id)
 
     def add(self, message: AcceptedMessage) -> None:
-        existing = self.get(message.message_id)
-        if existing is not None:
-            raise AlreadyAccepted(existing)
-        self.session.add(AcceptedMessageRow(**dataclasses.asdict(message)))
+        # Insert first, ask later: the primary key refuses a second message
+        # with the same id (one committed before, or by a concurrent request).
+        # The transaction is then spoilt, so the store reads the winner in a
+        # fresh one and raises AlreadyAccepted (see SqlMessageStore.transaction).
         try:
-            self.session.flush()
+            self.session.connection().execute(_INSERT, dataclasses.asdict(message))
         except IntegrityError:
-            # A concurrent request committed the same id between our read
-            # and our insert; the transaction is spoilt, so the store reads
-            # the winner in a fresh one (see SqlMessageStore.transaction).
             raise _DuplicateMessageId(message.message_id) from None
 
     def recent(self, *, sender_agency: str | None = None, limit: int = 100) -> list[AcceptedMessage]:
@@ -101,8 +107,9 @@ class SqlMessageStore:
             raise AlreadyAccepted(existing) from None
 
     def find_accepted(self, message_id: str) -> AcceptedMessage | None:
-        with self._sessions() as session, session.begin():
-            return SqlAcceptedMessages(session).get(message_id)
+        # A read: on SQLite it does not take the write lock (see gateway.store.engine.READ_ONLY).
+        with self.engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
+            return _get(connection, message_id)
 
     def close(self) -> None:
         self.engine.dispose()

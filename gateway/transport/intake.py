@@ -8,12 +8,18 @@ HTTP status and body to answer. In order:
 2. the body must be a FHIR message Bundle with ids (400);
 3. its sender (``MessageHeader.source.endpoint`` and the ``sender``
    Organization) must be the certificate's agency (403);
-4. a message id accepted before returns the stored response (replay);
-5. ``Bundle.timestamp`` must be within the replay window of now (422);
-6. a sender signature must verify and be the sender's (422/403);
+4. ``Bundle.timestamp`` must be within the replay window of now (422);
+5. a sender signature must verify and be the sender's (422/403);
+6. the message must meet the national standard (422, every reason at once);
 7. the gateway counter-signs, and in ONE transaction records the message
-   and its response and runs the accept steps (the seam where routing,
-   validation and the outbox plug in: :data:`AcceptStep`).
+   and its response and runs the accept steps (the seam where routing and
+   the outbox plug in: :data:`AcceptStep`).
+
+A message id accepted before returns the stored response (a replay; 409
+when the content differs), whatever steps 4-6 would now say. The store is
+not asked up front: the message's primary key refuses the second insert
+(step 7), and a refusal in steps 4-6 looks the id up before answering. So
+the common case (a new message) costs no extra read.
 """
 
 from __future__ import annotations
@@ -135,23 +141,13 @@ class MessageIntake:
         _check_sender(bundle, header, agency)
         payload = _payload(bundle)
         digest = hashlib.sha256(payload).hexdigest()
-
-        existing = self.store.find_accepted(mid)
-        if existing is not None:
-            return _replay(existing, agency, digest)
-
-        sent_at = _check_timestamp(bundle, now, self.replay_window)
-        trust = self.trust()
-        if "signature" in bundle:
-            _check_sender_signature(bundle["signature"], payload, trust, agency, now)
-
-        feedback = None
-        if self.validator is not None:
-            feedback = self.validator(bundle, now)
-            if any(i.get("severity") in ("error", "fatal") for i in feedback.get("issue", [])):
-                # MUST items missing: refused with every reason, so the sender can fix them all at once.
-                raise Refused(422, "business-rule", "the message does not meet the national referral standard",
-                              operation_outcome=feedback)
+        try:
+            sent_at, feedback = self._check(bundle, payload, agency, now)
+        except Refused:
+            existing = self.store.find_accepted(mid)
+            if existing is not None:  # accepted before: a replay, whatever the checks now say
+                return _replay(existing, agency, digest)
+            raise
 
         signer = self.signer()
         try:
@@ -171,6 +167,20 @@ class MessageIntake:
         except AlreadyAccepted as exc:  # a concurrent request with the same id won
             return _replay(exc.existing, agency, digest)
         return Outcome(record.response_status, record.response_body)
+
+    def _check(self, bundle: dict, payload: bytes, agency: str, now: dt.datetime) -> tuple[dt.datetime, dict | None]:
+        """Steps 4-6: return when the sender sent it and the standard's feedback, or raise :class:`Refused`."""
+        sent_at = _check_timestamp(bundle, now, self.replay_window)
+        if "signature" in bundle:
+            _check_sender_signature(bundle["signature"], payload, self.trust(), agency, now)
+        feedback = None
+        if self.validator is not None:
+            feedback = self.validator(bundle, now)
+            if any(i.get("severity") in ("error", "fatal") for i in feedback.get("issue", [])):
+                # MUST items missing: refused with every reason, so the sender can fix them all at once.
+                raise Refused(422, "business-rule", "the message does not meet the national referral standard",
+                              operation_outcome=feedback)
+        return sent_at, feedback
 
 
 def _parse(body: bytes) -> dict:

@@ -115,6 +115,19 @@ def test_replay_returns_the_same_response(post, make_message, clock):
     assert again.get_data() == first.get_data()
 
 
+def test_replay_inside_the_window_is_the_stored_response_and_recorded_once(post, make_message, clock,
+                                                                             trust_settings):
+    # Nothing is looked up before the checks: the second insert of the id is what finds the replay.
+    message = make_message(SCHOOL)
+    first = post(message)
+    clock["now"] += dt.timedelta(seconds=5)  # a new answer would carry another time
+    again = post(message)
+    assert again.status_code == 200
+    assert again.get_data() == first.get_data()
+    stored = _stored(trust_settings, message["identifier"]["value"])
+    assert stored.received_at == clock["now"] - dt.timedelta(seconds=5)
+
+
 def test_same_id_other_content_is_a_conflict(post, make_message):
     message = make_message(SCHOOL)
     assert post(message).status_code == 200
