@@ -166,10 +166,12 @@ class OutboxWorker:
             self._next_expiry = now + self.expire_every
         claims = self.claim(now) if self._anything_due(now) else []
         report.claimed = len(claims)
+        endpoints = self._endpoints(claims)
+        attempt = lambda claim: self._attempt(claim, endpoints[claim.destination])  # noqa: E731
         if self._pool is not None and len(claims) > 1:
-            outcomes = list(self._pool.map(self._attempt, claims))
+            outcomes = list(self._pool.map(attempt, claims))
         else:
-            outcomes = [self._attempt(claim) for claim in claims]
+            outcomes = [attempt(claim) for claim in claims]
         # One transaction (one commit) records the whole round's outcomes.
         recorded_kinds = self._record_all(list(zip(claims, outcomes))) if claims else []
         for recorded in recorded_kinds:
@@ -237,17 +239,27 @@ class OutboxWorker:
             if len(rows) < 100:
                 return total
 
-    def _endpoint(self, claim: Claim) -> str:
-        """The destination's endpoint now (an agency that moved is found at its new address), else as enqueued."""
-        if self.directory is not None:
-            agency = self.directory.agency(claim.destination)
+    def _endpoints(self, claims: list[Claim]) -> dict[str, str]:
+        """Each claimed destination's endpoint now (an agency that moved is found at its new address), else
+        as enqueued; looked up once per destination per round."""
+        endpoints = {}
+        for claim in claims:
+            if claim.destination in endpoints:
+                continue
+            endpoints[claim.destination] = claim.endpoint
+            if self.directory is None:
+                continue
+            try:
+                agency = self.directory.agency(claim.destination)
+            except Exception:  # the claims are held: attempt them at the address they were enqueued with
+                log.exception("delivery %s: looking up %s in the directory failed", claim.id, claim.destination)
+                continue
             if agency is not None and agency.delivery == "push" and agency.endpoint:
-                return agency.endpoint
-        return claim.endpoint
+                endpoints[claim.destination] = agency.endpoint
+        return endpoints
 
-    def _attempt(self, claim: Claim) -> _Outcome:
+    def _attempt(self, claim: Claim, endpoint: str) -> _Outcome:
         try:
-            endpoint = self._endpoint(claim)
             reply = self.client.request("POST", endpoint, body=claim.payload.encode("utf-8"),
                                         headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON},
                                         expected_agency=claim.destination)

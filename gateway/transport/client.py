@@ -103,7 +103,9 @@ class AgencyClient:
             try:
                 if connection.sock is None:
                     connection.connect()
-                peer_agency = self._peer_agency(connection, expected_agency, url)
+                    # Read once per connection: the peer cannot change on it.
+                    connection.gateway_peer_agency = self._peer_agency(connection, None, url)
+                peer_agency = self._check_peer(connection.gateway_peer_agency, expected_agency, url)
                 connection.request(method, path, body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
@@ -148,6 +150,10 @@ class AgencyClient:
     def _peer_agency(connection: http.client.HTTPSConnection, expected: str | None, url: str) -> str | None:
         der = connection.sock.getpeercert(binary_form=True)
         agency = pki.certificate_agency(x509.load_der_x509_certificate(der)) if der else None
+        return AgencyClient._check_peer(agency, expected, url)
+
+    @staticmethod
+    def _check_peer(agency: str | None, expected: str | None, url: str) -> str | None:
         if expected is not None and agency != expected:
             raise DeliveryError(f"{url}: the endpoint's certificate is {agency or 'no agency'}'s, not {expected}'s")
         return agency

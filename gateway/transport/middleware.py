@@ -9,6 +9,8 @@ request itself can set these keys: HTTP headers arrive as ``HTTP_*``.
 
 from __future__ import annotations
 
+import functools
+
 from cryptography import x509
 
 from gateway.signing.pki import certificate_agency
@@ -29,6 +31,15 @@ def peer_certificate(environ: dict) -> bytes | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)
+def agency_of_certificate(der: bytes) -> str | None:
+    """Return the agency a (verified) certificate names; cached, as the same few agencies call all day.
+
+    Only the parse is cached: revocation and validity are checked in each handshake, before this.
+    """
+    return certificate_agency(x509.load_der_x509_certificate(der))
+
+
 class ClientCertificateMiddleware:
     """WSGI middleware: sets :data:`AGENCY_KEY` and :data:`CERTIFICATE_KEY` from the TLS peer."""
 
@@ -41,7 +52,7 @@ class ClientCertificateMiddleware:
         der = peer_certificate(environ)
         if der is not None:
             environ[CERTIFICATE_KEY] = der
-            agency = certificate_agency(x509.load_der_x509_certificate(der))
+            agency = agency_of_certificate(der)
             if agency is not None:
                 environ[AGENCY_KEY] = agency
         return self.app(environ, start_response)
