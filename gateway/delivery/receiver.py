@@ -68,6 +68,7 @@ class ReceiptLog:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._local = threading.local()
+        self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
@@ -97,6 +98,13 @@ class ReceiptLog:
         """Count the receipt and record ``message_id`` as applied, in one transaction; return ``True``
         the first time, ``False`` for a resubmission (it is counted, not applied again)."""
         connection = self._thread_connection()
+        # One writer at a time in this process: a thread waiting on a Python lock wakes as soon as it is
+        # free, while one waiting on SQLite's busy handler sleeps in steps of up to 100 ms.
+        with self._write_lock:
+            return self._apply_once(connection, message_id, sender, now)
+
+    @staticmethod
+    def _apply_once(connection: sqlite3.Connection, message_id: str, sender: str | None, now: dt.datetime) -> bool:
         connection.execute("BEGIN IMMEDIATE")
         try:
             connection.execute("INSERT INTO received (message_id, at) VALUES (?, ?)", (message_id, now.isoformat()))
