@@ -30,6 +30,8 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 
+import orjson
+
 from gateway.model.responses import response_message
 from gateway.model.systems import parse_agency_uri
 from gateway.signing.messages import (
@@ -157,8 +159,8 @@ class MessageIntake:
         response = sign_message(_response_bundle(header, agency, signer.agency, now, feedback), signer, now=now)
         record = AcceptedMessage(
             message_id=mid, sender_agency=agency, received_at=now, message_timestamp=sent_at,
-            payload_sha256=digest, raw_message=body.decode("utf-8"), signed_message=json.dumps(signed),
-            response_status=200, response_body=json.dumps(response))
+            payload_sha256=digest, raw_message=body.decode("utf-8"), signed_message=_dumps(signed),
+            response_status=200, response_body=_dumps(response))
         try:
             with self.store.transaction() as unit:
                 unit.messages.add(record)
@@ -181,6 +183,11 @@ class MessageIntake:
                 raise Refused(422, "business-rule", "the message does not meet the national referral standard",
                               operation_outcome=feedback)
         return sent_at, feedback
+
+
+def _dumps(value: dict) -> str:
+    """JSON text of a Bundle the gateway made (orjson: several times faster than json for ~10 KB)."""
+    return orjson.dumps(value).decode("utf-8")
 
 
 def _parse(body: bytes) -> dict:
