@@ -111,6 +111,15 @@ _CLAIM = (_DELIVERY.update()
           .values(state=IN_FLIGHT, claimed_by=bindparam("b_worker"), claim_token=bindparam("b_token"),
                   lease_until=bindparam("b_lease", type_=UTCDateTime()), attempts=bindparam("b_attempts"),
                   updated_at=bindparam("b_now", type_=UTCDateTime()), last_error=bindparam("b_error")))
+# A claimable delivery: an open push delivery whose attempt is due, or whose worker's lease ran out,
+# and that has not expired (at :b_now). Built once: workers ask every round.
+_NOW = bindparam("b_now", type_=UTCDateTime())
+_DUE = (_DELIVERY.c.mode == PUSH, _DELIVERY.c.state.in_(OPEN_STATES),
+        or_(and_(_DELIVERY.c.state == PENDING, _DELIVERY.c.next_attempt_at <= _NOW),
+            and_(_DELIVERY.c.state == IN_FLIGHT, _DELIVERY.c.lease_until <= _NOW)),
+        _DELIVERY.c.expires_at > _NOW)
+_ANY_DUE = select(_DELIVERY.c.id).where(*_DUE).limit(1)
+_CLAIM_QUERIES: dict = {}
 # Enqueueing, per dialect, built once: a destination's second delivery of a message id adds nothing.
 _ADD = {dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_DELIVERY).on_conflict_do_nothing(
     index_elements=["destination", "payload_message_id"]) for dialect in (postgresql, sqlite)}
@@ -182,18 +191,10 @@ class SqlOutbox:
         """
         # Core statements (a select of the columns a claim needs, then one executemany UPDATE):
         # a worker claims every round, and the ORM's identity map and unit of work cost more than the SQL.
-        d = _DELIVERY.c
-        query = (select(d.id, d.message_id, d.kind, d.destination, d.endpoint, d.payload, d.payload_message_id,
-                        d.payload_header_id, d.attempts, d.expires_at, d.due_at, d.state, d.claimed_by,
-                        d.lease_until, d.last_error)
-                 .where(*_due(now))
-                 .order_by(d.due_at.is_(None), d.due_at, d.next_attempt_at, d.id)
-                 .limit(limit)
-                 .with_for_update(skip_locked=True))
         connection = self.session.connection()
         claims, updates = [], []
         lease_until = now + lease
-        for row in connection.execute(query):
+        for row in connection.execute(_claim_query(limit), {"b_now": now}):
             last_error = row.last_error
             if row.state == IN_FLIGHT:
                 last_error = (f"the claim of worker {row.claimed_by} lapsed at "
@@ -327,15 +328,23 @@ class SqlOutbox:
 
 def any_due(connection, now: dt.datetime) -> bool:
     """Return whether a push delivery is due at ``now`` (a read: a worker asks before it claims)."""
-    return connection.execute(select(DeliveryRow.id).where(*_due(now)).limit(1)).first() is not None
+    return connection.execute(_ANY_DUE, {"b_now": now}).first() is not None
 
 
-def _due(now: dt.datetime) -> tuple:
-    """The conditions of a claimable delivery: an open push delivery whose attempt is due, or whose
-    worker's lease ran out, and that has not expired."""
-    due = or_(and_(DeliveryRow.state == PENDING, DeliveryRow.next_attempt_at <= now),
-              and_(DeliveryRow.state == IN_FLIGHT, DeliveryRow.lease_until <= now))
-    return DeliveryRow.mode == PUSH, DeliveryRow.state.in_(OPEN_STATES), due, DeliveryRow.expires_at > now
+def _claim_query(limit: int):
+    """The claim's SELECT for ``limit`` rows, built once per limit (a worker always asks for the same)."""
+    query = _CLAIM_QUERIES.get(limit)
+    if query is None:
+        d = _DELIVERY.c
+        query = _CLAIM_QUERIES[limit] = (
+            select(d.id, d.message_id, d.kind, d.destination, d.endpoint, d.payload, d.payload_message_id,
+                   d.payload_header_id, d.attempts, d.expires_at, d.due_at, d.state, d.claimed_by,
+                   d.lease_until, d.last_error)
+            .where(*_DUE)
+            .order_by(d.due_at.is_(None), d.due_at, d.next_attempt_at, d.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True))
+    return query
 
 
 def acknowledge(row: DeliveryRow, now: dt.datetime) -> None:

@@ -6,9 +6,10 @@ One round (:meth:`OutboxWorker.run_once`):
    at most every ``expire_every`` (the maximum age is days; looking every
    round would only add a transaction to each);
 2. ask whether anything is due (a read, which on SQLite takes no write lock
-   and so never queues the gateway's accepts behind an idle worker); if so,
-   claim up to ``concurrency`` due push deliveries, each leased until
-   ``now + lease`` (one short transaction);
+   and so never queues the gateway's accepts behind an idle worker; skipped
+   after a round that claimed all it could); if so, claim up to
+   ``concurrency`` due push deliveries, each leased until ``now + lease``
+   (one short transaction);
 3. POST each signed Bundle to its agency's endpoint (no transaction open);
 4. record the outcomes, each if its claim still holds (one transaction for the round).
 
@@ -139,6 +140,7 @@ class OutboxWorker:
         self.concurrency = concurrency
         self.expire_every = expire_every
         self._next_expiry: dt.datetime | None = None  # on the worker's clock; None: at the next round
+        self._busy = False  # the last round claimed all it could
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._gateway_agency = signer().agency if signer is not None else None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="outbox") if concurrency > 1 else None
@@ -164,7 +166,9 @@ class OutboxWorker:
         if self._next_expiry is None or now >= self._next_expiry:
             report.expired = self.expire()
             self._next_expiry = now + self.expire_every
-        claims = self.claim(now) if self._anything_due(now) else []
+        # After a busy round more is likely due: claim straight away. After an idle one, ask first.
+        claims = self.claim(now) if self._busy or self._anything_due(now) else []
+        self._busy = len(claims) == self.concurrency
         report.claimed = len(claims)
         endpoints = self._endpoints(claims)
         attempt = lambda claim: self._attempt(claim, endpoints[claim.destination])  # noqa: E731

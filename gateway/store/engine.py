@@ -8,7 +8,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -76,3 +80,55 @@ def _sqlite_engine(parsed, **options) -> Engine:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+class WriteLock:
+    """One writer at a time on an SQLite database, queued without sleeping.
+
+    SQLite allows one writer; a second ``BEGIN IMMEDIATE`` waits in SQLite's
+    busy handler, which sleeps in growing steps (1, 2, 5 ... 100 ms) and so
+    lets the lock sit free while writers sleep: under load, the gateway's
+    processes and its worker spent more time asleep there than working.
+    Writers of the store therefore queue first on a Python lock (the threads
+    of a process) and an exclusive ``flock`` on ``<database>.write-lock``
+    (the processes on the host); both wake the next writer as soon as the
+    lock is released. SQLite's own locking still guards the data; this only
+    orders the queue. A database without a file (``:memory:``) gets the
+    thread lock only, and so does a platform without ``fcntl``.
+    """
+
+    def __init__(self, database: str | None):
+        self._threads = threading.Lock()
+        self._path = None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            self._path = Path(database).with_name(Path(database).name + ".write-lock")
+        self._fd: int | None = None
+        self._pid: int | None = None
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._threads:
+            fd = self._file()
+            if fd is None:
+                yield
+                return
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _file(self) -> int | None:
+        if self._path is None or fcntl is None:
+            return None
+        # Opened once per process, under the thread lock. A forked child (gunicorn's workers) opens
+        # its own: flock excludes open files, and one inherited across fork would be shared.
+        if self._fd is None or self._pid != os.getpid():
+            self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+        return self._fd
+
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None  # type: ignore[assignment]

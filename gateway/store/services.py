@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,7 +11,7 @@ from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.store.engine import READ_ONLY, make_engine
+from gateway.store.engine import READ_ONLY, WriteLock, make_engine
 from gateway.store.interfaces import AcceptedMessage, AlreadyAccepted
 from gateway.store.models import AcceptedMessageRow, Base
 
@@ -79,10 +78,10 @@ class SqlMessageStore:
     def __init__(self, engine: Engine):
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        # SQLite has one writer at a time. Threads of this process queue on a Python lock, which wakes
-        # the next one as soon as it is free; left to SQLite's busy handler they would sleep in steps of
-        # up to 100 ms. (Other processes still meet the busy handler; PostgreSQL needs neither.)
-        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        # SQLite has one writer at a time: writers queue on a lock that wakes the next one at once
+        # (gateway.store.engine.WriteLock). PostgreSQL locks rows and needs none.
+        self._write_lock = (WriteLock(engine.url.database) if engine.dialect.name == "sqlite"
+                            else contextlib.nullcontext)
 
     @classmethod
     def from_url(cls, url: str, *, create_schema: bool = True, **options) -> "SqlMessageStore":
@@ -104,7 +103,7 @@ class SqlMessageStore:
     @contextmanager
     def transaction(self) -> Iterator[SqlUnitOfWork]:
         try:
-            with self._write_lock, self._sessions() as session, session.begin():
+            with self._write_lock(), self._sessions() as session, session.begin():
                 yield SqlUnitOfWork(session=session, messages=SqlAcceptedMessages(session))
         except _DuplicateMessageId as exc:
             existing = self.find_accepted(exc.message_id)

@@ -144,3 +144,44 @@ def test_plain_postgresql_url_means_psycopg3():
 def test_unsupported_urls_are_refused(url):
     with pytest.raises(StoreConfigError):
         make_engine(url)
+
+
+def test_sqlite_writers_of_two_processes_take_turns_on_the_write_lock(tmp_path):
+    """The store's SQLite write lock excludes another process (a flock), not only other threads."""
+    import multiprocessing
+    import time
+
+    from gateway.store.engine import WriteLock
+
+    database = str(tmp_path / "gateway.sqlite3")
+    lock = WriteLock(database)
+    held = multiprocessing.get_context("fork").Event()
+    release = multiprocessing.get_context("fork").Event()
+
+    def hold_in_child():
+        with WriteLock(database)():
+            held.set()
+            release.wait(10)
+
+    child = multiprocessing.get_context("fork").Process(target=hold_in_child)
+    child.start()
+    try:
+        assert held.wait(10)
+        waited = []
+
+        def take():
+            start = time.monotonic()
+            with lock():
+                waited.append(time.monotonic() - start)
+
+        import threading
+        taker = threading.Thread(target=take)
+        taker.start()
+        time.sleep(0.3)
+        assert waited == []  # still waiting for the other process
+        release.set()
+        taker.join(10)
+        assert len(waited) == 1 and waited[0] >= 0.3
+    finally:
+        release.set()
+        child.join(10)
