@@ -5,6 +5,7 @@ Import FHIR things from here (``gateway.model``), never from
 """
 
 from gateway.model.bundle import build_bundle, deterministic_id
-from gateway.model.fhir import FHIR_VERSION, FhirInvalid, model_class, validate_resource
+from gateway.model.fhir import FHIR_VERSION, FhirInvalid, check_resource, model_class, validate_resource
 
-__all__ = ["FHIR_VERSION", "FhirInvalid", "build_bundle", "deterministic_id", "model_class", "validate_resource"]
+__all__ = ["FHIR_VERSION", "FhirInvalid", "build_bundle", "check_resource", "deterministic_id", "model_class",
+           "validate_resource"]

@@ -70,7 +70,7 @@ def intake_for(app: Flask) -> MessageIntake:
 def _national_standard(bundle: dict, now: dt.datetime) -> dict:
     """Referrals and concern records meet the national referral standard; other messages
     (outcomes, notifications) must be valid FHIR R4."""
-    from gateway.model import FhirInvalid, validate_resource
+    from gateway.model import FhirInvalid, check_resource
     from gateway.model.systems import EVENT_CONCERN, EVENT_REFERRAL
     from gateway.signing.messages import message_header
     from gateway.validation import validate_bundle
@@ -79,7 +79,7 @@ def _national_standard(bundle: dict, now: dt.datetime) -> dict:
     if event in (EVENT_REFERRAL, EVENT_CONCERN):
         return validate_bundle(bundle, now=now, base=True)
     try:
-        validate_resource(bundle)
+        check_resource(bundle)
     except FhirInvalid as exc:
         return {"resourceType": "OperationOutcome",
                 "issue": [{"severity": "error", "code": "structure", "expression": [path],

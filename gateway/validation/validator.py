@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from gateway.model import identifiers as ids
 from gateway.model import systems as S
-from gateway.model import FhirInvalid, validate_resource
+from gateway.model import FhirInvalid, check_resource
 from gateway.validation import extensions as X
 from gateway.validation.checks import CHECKS, MessageView, _d, _l, _s
 from gateway.validation.standard import Standard, load_standard
@@ -42,7 +42,7 @@ def _issue(severity: str, code: str, text: str, expression: str | None, item_id:
 def base_issues(bundle: dict) -> list[dict]:
     """Return error issues for everything the FHIR R4 base model rejects in ``bundle`` (none when valid)."""
     try:
-        validate_resource(bundle)
+        check_resource(bundle)
     except FhirInvalid as exc:
         return [_issue("error", "structure", f"Not valid FHIR R4: {message}", path, "fhir-base", "FHIR R4 base model")
                 for path, message in exc.errors]
