@@ -81,6 +81,11 @@ def validate_resource(resource: dict):
     except ValidationError as exc:
         errors = [(_fhirpath(resource_type, tuple(e.get("loc", ()))), e.get("msg", "invalid")) for e in exc.errors()]
         raise FhirInvalid(resource_type, errors) from None
+    except (AttributeError, TypeError) as exc:
+        # Some of the library's own validators crash on a value of the wrong JSON type (a url that is
+        # a number: AttributeError) instead of reporting it; the resource is still not valid.
+        raise FhirInvalid(resource_type, [(resource_type, f"a value of the wrong JSON type somewhere in the "
+                                           f"resource ({type(exc).__name__}: {exc})")]) from None
 
 
 def check_resource(resource: dict) -> None:

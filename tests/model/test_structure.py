@@ -683,3 +683,27 @@ def test_remembered_strings_do_not_leak_across_types_or_json_types():
     assert_declined(patient(name=[{"family": 1}]), reference=False)  # "1" passed as a string; 1 is no string
     assert_declined(message(timestamp="2019-06-10"), reference=False)  # a string, a date, but no instant
     assert_fast(patient(name=[{"family": "1", "text": "2019-06-10"}]))
+
+
+def test_a_wrong_json_type_that_crashes_the_library_is_invalid_not_an_exception():
+    # fhir.resources raises AttributeError for a url that is a number; the gateway reports it as invalid.
+    from gateway.model import FhirInvalid, check_resource
+
+    resource = {"resourceType": "DocumentReference", "status": "current", "content": [{"attachment": {"url": 0}}]}
+    with pytest.raises(FhirInvalid) as caught:
+        check_resource(resource)
+    assert "wrong JSON type" in str(caught.value)
+
+
+def test_a_wrong_json_type_is_an_error_issue_of_the_standard_check():
+    import datetime as dt
+
+    from gateway.validation import validate_bundle
+
+    bundle = {"resourceType": "Bundle", "type": "message", "entry": [
+        {"fullUrl": "urn:uuid:0f0b6a55-5b7e-4d38-9d2e-000000000001",
+         "resource": {"resourceType": "DocumentReference", "status": "current",
+                      "content": [{"attachment": {"url": 0}}]}}]}
+    outcome = validate_bundle(bundle, now=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    errors = [i for i in outcome["issue"] if i["severity"] == "error" and "wrong JSON type" in i["details"]["text"]]
+    assert errors
