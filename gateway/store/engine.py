@@ -51,6 +51,12 @@ def make_engine(url: str, **options) -> Engine:
         if parsed.drivername != "postgresql+psycopg":
             raise StoreConfigError(f"database URL uses driver {parsed.drivername!r}; use postgresql+psycopg://")
         options.setdefault("pool_pre_ping", True)
+        # Enough kept-open connections for a gunicorn process's threads (16 by default): past
+        # pool_size, SQLAlchemy opens overflow connections and closes them again on return, and a
+        # new PostgreSQL connection (a forked backend, authentication) costs more than the
+        # transaction it serves.
+        options.setdefault("pool_size", 20)
+        options.setdefault("max_overflow", 10)
         return create_engine(parsed, **options)
     raise StoreConfigError(f"database URL {parsed.render_as_string(hide_password=True)!r}: unsupported backend "
                            f"{backend!r}; use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
