@@ -13,7 +13,11 @@ HTTP status and body to answer. In order:
 6. the message must meet the national standard (422, every reason at once);
 7. the gateway counter-signs, and in ONE transaction records the message
    and its response and runs the accept steps (the seam where routing and
-   the outbox plug in: :data:`AcceptStep`).
+   the outbox plug in: :data:`AcceptStep`). On SQLite the store may share
+   that transaction with other messages that arrive together (group commit,
+   :meth:`gateway.store.SqlMessageStore.together`), each message in its own
+   savepoint, so each is still all or nothing, and is committed before its
+   sender is answered.
 
 A message id accepted before returns the stored response (a replay; 409
 when the content differs), whatever steps 4-6 would now say. The store is
@@ -161,11 +165,20 @@ class MessageIntake:
             message_id=mid, sender_agency=agency, received_at=now, message_timestamp=sent_at,
             payload_sha256=digest, raw_message=body.decode("utf-8"), signed_message=_dumps(signed),
             response_status=200, response_body=_dumps(response))
+        steps = self.steps()
+
+        def accept(unit: UnitOfWork) -> None:
+            unit.messages.add(record)
+            for step in steps:
+                step(unit, record, signed)
+
+        together = getattr(self.store, "together", None)  # group commit, where the store has it
         try:
-            with self.store.transaction() as unit:
-                unit.messages.add(record)
-                for step in self.steps():
-                    step(unit, record, signed)
+            if together is not None:
+                together(accept)
+            else:
+                with self.store.transaction() as unit:
+                    accept(unit)
         except AlreadyAccepted as exc:  # a concurrent request with the same id won
             return _replay(exc.existing, agency, digest)
         return Outcome(record.response_status, record.response_body)

@@ -185,3 +185,95 @@ def test_sqlite_writers_of_two_processes_take_turns_on_the_write_lock(tmp_path):
     finally:
         release.set()
         child.join(10)
+
+
+def test_work_run_together_commits_each_piece_and_keeps_failures_apart(store):
+    """Group commit (SQLite) or a transaction each (PostgreSQL): the same outcome for every caller."""
+    barrier = threading.Barrier(12)
+    results: dict[int, object] = {}
+
+    def submit(n: int) -> None:
+        message = _message(f"urn:uuid:00000000-0000-4000-8000-{n:012d}")
+
+        def work(unit):
+            unit.messages.add(message)
+            if n % 4 == 3:
+                raise RuntimeError(f"step of message {n} failed")
+            return n * 10
+
+        barrier.wait()
+        try:
+            results[n] = store.together(work)
+        except Exception as exc:  # noqa: BLE001 - each caller's own outcome is what is checked
+            results[n] = exc
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for n in range(12):
+        stored = store.find_accepted(f"urn:uuid:00000000-0000-4000-8000-{n:012d}")
+        if n % 4 == 3:
+            assert isinstance(results[n], RuntimeError) and f"message {n}" in str(results[n])
+            assert stored is None  # its own savepoint rolled back
+        else:
+            assert results[n] == n * 10
+            assert stored is not None  # committed before together() returned
+
+
+def test_the_same_id_twice_together_is_already_accepted_with_the_first(store):
+    first = _message()
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def submit(message):
+        barrier.wait()
+        try:
+            store.together(lambda unit: unit.messages.add(message))
+            outcomes.append("stored")
+        except AlreadyAccepted as exc:
+            outcomes.append(exc.existing)
+
+    threads = [threading.Thread(target=submit, args=(m,))
+               for m in (first, dataclasses.replace(first, response_body="{}"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes, key=str)[-1] == "stored" and len(outcomes) == 2
+    existing = next(o for o in outcomes if o != "stored")
+    assert existing == store.find_accepted(first.message_id)
+
+
+def test_on_sqlite_work_that_waits_together_shares_one_commit(tmp_path):
+    from sqlalchemy import event
+
+    store = SqlMessageStore.from_url(f"sqlite:///{tmp_path / 'gateway.sqlite3'}")
+    commits = []
+    event.listen(store.engine, "commit", lambda connection: commits.append(1))
+    try:
+        started, release = threading.Event(), threading.Event()
+
+        def first(unit):  # holds the committing thread while the others queue
+            started.set()
+            assert release.wait(10)
+            unit.messages.add(_message("urn:uuid:00000000-0000-4000-8000-000000000100"))
+
+        threads = [threading.Thread(target=store.together, args=(first,))]
+        threads[0].start()
+        assert started.wait(10)
+        for n in range(5):
+            message = _message(f"urn:uuid:00000000-0000-4000-8000-{n:012d}")
+            threads.append(threading.Thread(target=store.together, args=(lambda unit, m=message: unit.messages.add(m),)))
+            threads[-1].start()
+        deadline = dt.datetime.now() + dt.timedelta(seconds=10)
+        while store._group._queue.qsize() < 5 and dt.datetime.now() < deadline:
+            threading.Event().wait(0.01)
+        release.set()
+        for thread in threads:
+            thread.join(10)
+        assert len(commits) == 2  # the first alone, then the five that waited, in one transaction
+        assert all(store.find_accepted(f"urn:uuid:00000000-0000-4000-8000-{n:012d}") for n in range(5))
+    finally:
+        store.close()
