@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import ipaddress
 import os
 from collections.abc import Iterable, Sequence
@@ -172,6 +173,13 @@ def certificate_agency(cert: x509.Certificate) -> str | None:
     agencies = [uri for uri in san.get_values_for_type(x509.UniformResourceIdentifier)
                 if parse_agency_uri(uri) is not None]
     return agencies[0] if len(agencies) == 1 else None
+
+
+@functools.lru_cache(maxsize=1024)
+def der_certificate_agency(der: bytes) -> str | None:
+    """:func:`certificate_agency` of a DER certificate (a TLS peer's); cached, as the same few agencies
+    connect all day. Only the parse is cached: the handshake checks validity and revocation first."""
+    return certificate_agency(x509.load_der_x509_certificate(der))
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -21,8 +21,6 @@ import urllib.parse
 from collections import defaultdict
 from pathlib import Path
 
-from cryptography import x509
-
 from gateway.signing import pki
 from gateway.transport.tls import client_context
 from gateway.transport.watch import Reloading
@@ -103,9 +101,7 @@ class AgencyClient:
             try:
                 if connection.sock is None:
                     connection.connect()
-                    # Read once per connection: the peer cannot change on it.
-                    connection.gateway_peer_agency = self._peer_agency(connection, None, url)
-                peer_agency = self._check_peer(connection.gateway_peer_agency, expected_agency, url)
+                peer_agency = self._peer_agency(connection, expected_agency, url)
                 connection.request(method, path, body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
@@ -149,11 +145,7 @@ class AgencyClient:
     @staticmethod
     def _peer_agency(connection: http.client.HTTPSConnection, expected: str | None, url: str) -> str | None:
         der = connection.sock.getpeercert(binary_form=True)
-        agency = pki.certificate_agency(x509.load_der_x509_certificate(der)) if der else None
-        return AgencyClient._check_peer(agency, expected, url)
-
-    @staticmethod
-    def _check_peer(agency: str | None, expected: str | None, url: str) -> str | None:
+        agency = pki.der_certificate_agency(der) if der else None
         if expected is not None and agency != expected:
             raise DeliveryError(f"{url}: the endpoint's certificate is {agency or 'no agency'}'s, not {expected}'s")
         return agency

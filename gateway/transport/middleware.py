@@ -9,11 +9,7 @@ request itself can set these keys: HTTP headers arrive as ``HTTP_*``.
 
 from __future__ import annotations
 
-import functools
-
-from cryptography import x509
-
-from gateway.signing.pki import certificate_agency
+from gateway.signing.pki import der_certificate_agency
 
 AGENCY_KEY = "gateway.agency"                   # urn:x-safeguarding:agency:<kind>:<code>, or absent
 CERTIFICATE_KEY = "gateway.client_certificate"  # the peer certificate (DER), or absent
@@ -31,15 +27,6 @@ def peer_certificate(environ: dict) -> bytes | None:
         return None
 
 
-@functools.lru_cache(maxsize=1024)
-def agency_of_certificate(der: bytes) -> str | None:
-    """Return the agency a (verified) certificate names; cached, as the same few agencies call all day.
-
-    Only the parse is cached: revocation and validity are checked in each handshake, before this.
-    """
-    return certificate_agency(x509.load_der_x509_certificate(der))
-
-
 class ClientCertificateMiddleware:
     """WSGI middleware: sets :data:`AGENCY_KEY` and :data:`CERTIFICATE_KEY` from the TLS peer."""
 
@@ -52,7 +39,7 @@ class ClientCertificateMiddleware:
         der = peer_certificate(environ)
         if der is not None:
             environ[CERTIFICATE_KEY] = der
-            agency = agency_of_certificate(der)
+            agency = der_certificate_agency(der)
             if agency is not None:
                 environ[AGENCY_KEY] = agency
         return self.app(environ, start_response)
