@@ -39,7 +39,7 @@ from gateway.delivery.outbox import DEFAULT_MAX_AGE, dead_letter
 from gateway.delivery.responses import read_acknowledgement
 from gateway.delivery.services import Claim, SqlOutbox, any_due
 from gateway.signing.signatures import Signer
-from gateway.store.engine import READ_ONLY
+from gateway.store.engine import read_only
 from gateway.store.services import SqlMessageStore
 from gateway.transport.client import AgencyClient, DeliveryError
 from gateway.transport.intake import FHIR_JSON
@@ -214,7 +214,7 @@ class OutboxWorker:
 
     # Steps ---------------------------------------------------------------------------------------
     def _anything_due(self, now: dt.datetime) -> bool:
-        with self.store.engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
+        with read_only(self.store.engine) as connection:
             return any_due(connection, now)
 
     def claim(self, now: dt.datetime) -> list[Claim]:
@@ -222,7 +222,6 @@ class OutboxWorker:
         with self.store.transaction() as unit:
             return SqlOutbox(unit.session).claim(now=now, limit=self.concurrency, worker=self.worker_id,
                                                  lease=self.lease)
-
 
     def expire(self) -> int:
         """Dead-letter every open delivery past its maximum age that no live claim holds; return how many."""

@@ -24,7 +24,7 @@ from gateway.model.identifiers import check_urn
 from gateway.routing.interfaces import Agency, ImportFormatError, ImportReport, School
 from gateway.routing.models import AgencyRow, ForceAreaRow, PostcodeDistrictRow, SchoolRow
 from gateway.routing.places import check_la_code, normalise_district
-from gateway.store.engine import READ_ONLY
+from gateway.store.engine import read_only
 from gateway.store.models import Base
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -92,7 +92,7 @@ class Directory:
         if self._session is not None:
             yield self._session.connection()
             return
-        with self._engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
+        with read_only(self._engine) as connection:
             yield connection
 
     # Lookups -----------------------------------------------------------------------

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -25,6 +25,13 @@ log = logging.getLogger(__name__)
 #: starts with a plain (deferred) ``BEGIN`` instead of ``BEGIN IMMEDIATE``, so
 #: reads run beside a writer (WAL) instead of queueing for the write lock.
 READ_ONLY = {"gateway_read_only": True}
+
+
+@contextlib.contextmanager
+def read_only(engine: Engine) -> Iterator[Connection]:
+    """A short transaction that only reads (on SQLite: no write lock, see :data:`READ_ONLY`)."""
+    with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
+        yield connection
 
 
 class StoreConfigError(ValueError):

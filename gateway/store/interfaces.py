@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +74,15 @@ class MessageStore(Protocol):
 
         It commits when the block ends normally and rolls back when it
         raises; the exception then propagates.
+        """
+
+    def together(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run ``work(unit)`` in a unit of work and return its result once it has committed.
+
+        The store may commit it together with other callers' work, each in
+        its own savepoint; ``work`` that raises rolls back alone and its
+        exception is raised here. Raises :class:`AlreadyAccepted` as
+        :meth:`transaction` does.
         """
 
     def find_accepted(self, message_id: str) -> AcceptedMessage | None:

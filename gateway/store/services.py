@@ -8,14 +8,14 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import TypeVar
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.store.engine import READ_ONLY, WriteLock, make_engine
+from gateway.store.engine import WriteLock, make_engine, read_only
 from gateway.store.interfaces import AcceptedMessage, AlreadyAccepted
 from gateway.store.models import AcceptedMessageRow, Base
 
@@ -112,13 +112,23 @@ class SqlMessageStore:
     @contextmanager
     def transaction(self) -> Iterator[SqlUnitOfWork]:
         try:
-            with self._write_lock(), self._sessions() as session, session.begin():
-                yield SqlUnitOfWork(session=session, messages=SqlAcceptedMessages(session))
+            with self._unit() as unit:
+                yield unit
         except _DuplicateMessageId as exc:
-            existing = self.find_accepted(exc.message_id)
-            if existing is None:  # pragma: no cover - the winner rolled back after all
-                raise
-            raise AlreadyAccepted(existing) from None
+            raise self._already_accepted(exc) from None
+
+    @contextmanager
+    def _unit(self) -> Iterator[SqlUnitOfWork]:
+        """One write transaction (on SQLite, once this process's turn at the write lock has come)."""
+        with self._write_lock(), self._sessions() as session, session.begin():
+            yield SqlUnitOfWork(session=session, messages=SqlAcceptedMessages(session))
+
+    def _already_accepted(self, duplicate: "_DuplicateMessageId") -> Exception:
+        """What a refused second insert of a message id means, read after its transaction ended:
+        :class:`AlreadyAccepted` with the stored message (or the duplicate itself, should the winner
+        have rolled back after all)."""
+        existing = self.find_accepted(duplicate.message_id)
+        return AlreadyAccepted(existing) if existing is not None else duplicate
 
     def together(self, work: Callable[[SqlUnitOfWork], T]) -> T:
         """Run ``work(unit)`` and return its result once its transaction has committed.
@@ -141,8 +151,7 @@ class SqlMessageStore:
         return self._group.run(work)
 
     def find_accepted(self, message_id: str) -> AcceptedMessage | None:
-        # A read: on SQLite it does not take the write lock (see gateway.store.engine.READ_ONLY).
-        with self.engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
+        with read_only(self.engine) as connection:
             return _get(connection, message_id)
 
     def close(self) -> None:
@@ -220,16 +229,13 @@ class GroupCommit:
                     waiting.done.set()
 
     def _commit(self, batch: list[_Job]) -> None:
-        with self.store._write_lock(), self.store._sessions() as session, session.begin():
-            unit = SqlUnitOfWork(session=session, messages=SqlAcceptedMessages(session))
+        with self.store._unit() as unit:
             for job in batch:
                 try:
-                    with session.begin_nested():
+                    with unit.session.begin_nested():
                         job.result = job.work(unit)
                 except Exception as exc:
                     job.error = exc
         for job in batch:  # after the commit: a duplicate id is a replay of what is stored
             if isinstance(job.error, _DuplicateMessageId):
-                existing = self.store.find_accepted(job.error.message_id)
-                if existing is not None:
-                    job.error = AlreadyAccepted(existing)
+                job.error = self.store._already_accepted(job.error)

@@ -172,13 +172,8 @@ class MessageIntake:
             for step in steps:
                 step(unit, record, signed)
 
-        together = getattr(self.store, "together", None)  # group commit, where the store has it
         try:
-            if together is not None:
-                together(accept)
-            else:
-                with self.store.transaction() as unit:
-                    accept(unit)
+            self.store.together(accept)  # committed before the sender is answered
         except AlreadyAccepted as exc:  # a concurrent request with the same id won
             return _replay(exc.existing, agency, digest)
         return Outcome(record.response_status, record.response_body)
