@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import uuid
 
@@ -119,10 +120,9 @@ _DUE = (_DELIVERY.c.mode == PUSH, _DELIVERY.c.state.in_(OPEN_STATES),
             and_(_DELIVERY.c.state == IN_FLIGHT, _DELIVERY.c.lease_until <= _NOW)),
         _DELIVERY.c.expires_at > _NOW)
 _ANY_DUE = select(_DELIVERY.c.id).where(*_DUE).limit(1)
-_CLAIM_QUERIES: dict = {}
 # Enqueueing, per dialect, built once: a destination's second delivery of a message id adds nothing.
-_ADD = {dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_DELIVERY).on_conflict_do_nothing(
-    index_elements=["destination", "payload_message_id"]) for dialect in (postgresql, sqlite)}
+_ADD = {name: dialect.insert(_DELIVERY).on_conflict_do_nothing(index_elements=["destination", "payload_message_id"])
+        for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 _UNROUTABLE_FIELDS = [f.name for f in dataclasses.fields(UnroutableEntry)]
 
 
@@ -331,20 +331,17 @@ def any_due(connection, now: dt.datetime) -> bool:
     return connection.execute(_ANY_DUE, {"b_now": now}).first() is not None
 
 
+@functools.lru_cache(maxsize=16)
 def _claim_query(limit: int):
     """The claim's SELECT for ``limit`` rows, built once per limit (a worker always asks for the same)."""
-    query = _CLAIM_QUERIES.get(limit)
-    if query is None:
-        d = _DELIVERY.c
-        query = _CLAIM_QUERIES[limit] = (
-            select(d.id, d.message_id, d.kind, d.destination, d.endpoint, d.payload, d.payload_message_id,
+    d = _DELIVERY.c
+    return (select(d.id, d.message_id, d.kind, d.destination, d.endpoint, d.payload, d.payload_message_id,
                    d.payload_header_id, d.attempts, d.expires_at, d.due_at, d.state, d.claimed_by,
                    d.lease_until, d.last_error)
             .where(*_DUE)
             .order_by(d.due_at.is_(None), d.due_at, d.next_attempt_at, d.id)
             .limit(limit)
             .with_for_update(skip_locked=True))
-    return query
 
 
 def acknowledge(row: DeliveryRow, now: dt.datetime) -> None:

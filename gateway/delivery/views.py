@@ -22,8 +22,8 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from gateway.config import Settings
 from gateway.delivery.outbox import routing_step
-from gateway.delivery.models import ACKNOWLEDGED, DEAD_LETTERED, PENDING
-from gateway.delivery.services import SqlOutbox
+from gateway.delivery.models import DEAD_LETTERED, PENDING
+from gateway.delivery.services import SqlOutbox, acknowledge
 from gateway.model.systems import extension_url, parse_agency_uri
 from gateway.signing.messages import format_instant
 from gateway.store import SqlMessageStore, open_store
@@ -154,7 +154,7 @@ def mailbox_ack(delivery_id: str) -> Response:
                 f"{_instant(row.dead_lettered_at)} (not acknowledged within its maximum age) and its sender told "
                 "it was not received; contact the sender"), 409)
         if row.state == PENDING:
-            row.state, row.acknowledged_at, row.updated_at = ACKNOWLEDGED, now, now
+            acknowledge(row, now)
         acknowledged_at = row.acknowledged_at
         message = row.payload_message_id
     return fhir_response(operation_outcome("information", "informational",
