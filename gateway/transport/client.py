@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import select
 import ssl
 import threading
 import urllib.parse
@@ -85,8 +86,9 @@ class AgencyClient:
         """Send one request and return the endpoint's :class:`Reply`.
 
         With ``expected_agency``, the endpoint's certificate must name that
-        agency. A kept-alive connection the endpoint closed meanwhile is
-        replaced once. Raises :class:`DeliveryError` when the endpoint
+        agency. A kept-alive connection the endpoint has closed meanwhile is
+        not used (:meth:`_checkout` looks first); one that closes as the
+        request goes out is replaced by a new connection once. Raises :class:`DeliveryError` when the endpoint
         cannot be reached, its certificate is not trusted, or it is another
         agency.
         """
@@ -97,7 +99,8 @@ class AgencyClient:
         path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
         headers = {"Connection": "keep-alive" if self.reuse_connections else "close", **(headers or {})}
         for attempt in (1, 2):
-            connection, reused = self._checkout(target)
+            # The second attempt never takes another idle connection: those are as old as the first.
+            connection, reused = self._checkout(target, fresh=attempt == 2)
             try:
                 if connection.sock is None:
                     connection.connect()
@@ -129,11 +132,17 @@ class AgencyClient:
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _checkout(self, target: tuple[str, int]) -> tuple[http.client.HTTPSConnection, bool]:
-        with self._lock:
-            pool = self._idle.get(target)
-            if pool:
-                return pool.pop(), True
+    def _checkout(self, target: tuple[str, int], *, fresh: bool = False) -> tuple[http.client.HTTPSConnection, bool]:
+        """An idle connection to ``target`` that is still open (the most recently used first), else a new one."""
+        while not fresh:
+            with self._lock:
+                pool = self._idle.get(target)
+                if not pool:
+                    break
+                connection = pool.pop()
+            if not _dropped(connection):
+                return connection, True
+            connection.close()
         connection = http.client.HTTPSConnection(target[0], target[1], timeout=self.timeout,
                                                  context=self._context.get())
         return connection, False
@@ -149,3 +158,19 @@ class AgencyClient:
         if expected is not None and agency != expected:
             raise DeliveryError(f"{url}: the endpoint's certificate is {agency or 'no agency'}'s, not {expected}'s")
         return agency
+
+
+def _dropped(connection: http.client.HTTPSConnection) -> bool:
+    """Whether the endpoint has closed an idle connection (as urllib3 checks before reusing one).
+
+    Between requests nothing is owed on a kept-alive connection, so a socket
+    with something to read holds the endpoint's close (EOF or TLS
+    close_notify). Servers close idle connections after their own keep-alive
+    time (gunicorn: 2 s), and sending a delivery into one would fail it.
+    """
+    sock = connection.sock
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))

@@ -72,3 +72,43 @@ def test_a_kept_alive_connection_the_server_closed_while_idle_is_replaced(gatewa
         reply = client.request("GET", url, expected_agency=GATEWAY)
         assert reply.status == 200
         assert client._idle[("127.0.0.1", gateway_server.port)] != [stale]
+
+
+def test_several_idle_connections_the_server_closed_are_all_passed_over(gateway_server, deployment):
+    """After a quiet spell every pooled connection is closed at the server's end: a request must neither fail nor
+    retry into another closed one (each would cost a delivery a failed attempt and a backoff)."""
+    import threading
+    import time
+
+    url = f"{gateway_server.base_url}/connection-check"
+    target = ("127.0.0.1", gateway_server.port)
+    with AgencyClient.for_certs_dir(deployment.dir) as client:
+        # Three connections in the pool: three requests in flight at once.
+        held = [client._checkout(target)[0] for _ in range(3)]
+        for connection in held:
+            connection.connect()
+            connection.request("GET", "/connection-check")
+            connection.getresponse().read()
+            client._checkin(target, connection)
+        stale = list(client._idle[target])
+        assert len(stale) == 3 and not any(c.sock is None for c in stale)
+        time.sleep(3)  # past the server's keep-alive (2 s): it closes all three
+
+        statuses = []
+        threads = [threading.Thread(target=lambda: statuses.append(client.request("GET", url).status)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert statuses == [200, 200]
+        assert not any(c in stale for c in client._idle[target])
+        assert all(c.sock is None for c in stale)  # closed on our side too, not leaked
+
+
+def test_a_live_idle_connection_is_not_mistaken_for_a_closed_one(gateway_server, deployment):
+    from gateway.transport.client import _dropped
+
+    with AgencyClient.for_certs_dir(deployment.dir) as client:
+        client.request("GET", f"{gateway_server.base_url}/connection-check")
+        (connection,) = client._idle[("127.0.0.1", gateway_server.port)]
+        assert not _dropped(connection)
