@@ -60,7 +60,7 @@ class SqlAcceptedMessages:
         # The transaction is then spoilt, so the store reads the winner in a
         # fresh one and raises AlreadyAccepted (see SqlMessageStore.transaction).
         try:
-            self.session.connection().execute(_INSERT, dataclasses.asdict(message))
+            self.session.connection().execute(_INSERT, {name: getattr(message, name) for name in _FIELDS})
         except IntegrityError:
             raise _DuplicateMessageId(message.message_id) from None
 
@@ -229,13 +229,21 @@ class GroupCommit:
                     waiting.done.set()
 
     def _commit(self, batch: list[_Job]) -> None:
-        with self.store._unit() as unit:
-            for job in batch:
-                try:
-                    with unit.session.begin_nested():
-                        job.result = job.work(unit)
-                except Exception as exc:
-                    job.error = exc
+        if len(batch) == 1:  # alone: its own transaction, no savepoint needed to keep it apart
+            (job,) = batch
+            try:
+                with self.store._unit() as unit:
+                    job.result = job.work(unit)
+            except Exception as exc:
+                job.error = exc
+        else:
+            with self.store._unit() as unit:
+                for job in batch:
+                    try:
+                        with unit.session.begin_nested():
+                            job.result = job.work(unit)
+                    except Exception as exc:
+                        job.error = exc
         for job in batch:  # after the commit: a duplicate id is a replay of what is stored
             if isinstance(job.error, _DuplicateMessageId):
                 job.error = self.store._already_accepted(job.error)

@@ -222,6 +222,23 @@ def test_work_run_together_commits_each_piece_and_keeps_failures_apart(store):
             assert stored is not None  # committed before together() returned
 
 
+def test_work_alone_that_fails_stores_nothing_and_raises(store):
+    """One piece on its own (no savepoint on SQLite: the transaction is its own) rolls back whole."""
+    message = _message("urn:uuid:00000000-0000-4000-8000-000000000201")
+
+    def work(unit):
+        unit.messages.add(message)
+        raise RuntimeError("the routing step failed")
+
+    with pytest.raises(RuntimeError, match="routing step"):
+        store.together(work)
+    assert store.find_accepted(message.message_id) is None
+    assert store.together(lambda unit: unit.messages.add(message)) is None  # the id is still free
+    with pytest.raises(AlreadyAccepted) as replay:  # and alone, a second one is a replay of the first
+        store.together(lambda unit: unit.messages.add(dataclasses.replace(message, response_body="{}")))
+    assert replay.value.existing == store.find_accepted(message.message_id)
+
+
 def test_the_same_id_twice_together_is_already_accepted_with_the_first(store):
     first = _message()
     barrier = threading.Barrier(2)
