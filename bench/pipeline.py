@@ -63,11 +63,11 @@ SCHOOL, HAMPSHIRE, GATEWAY = (S.agency_uri("school", "999101"), S.agency_uri("la
 POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def referral(n: int, now: dt.datetime) -> dict:
-    """A complete, fictional school referral (about 8 KB), unique per ``n``."""
-    record = {
+def referral_record(n: int, record_id: str | None = None) -> dict:
+    """The translated record of a complete, fictional school referral, unique per ``n`` (and ``record_id``)."""
+    return {
         "format": "bench", "mapping_version": "1", "kind": "referral",
-        "source": {"file": "bench", "location": f"message {n}", "record_id": f"{uuid.uuid4()}"},
+        "source": {"file": "bench", "location": f"message {n}", "record_id": record_id or f"{uuid.uuid4()}"},
         "sender": {"kind": "school", "code": "999101", "name": "Riverside Infant School"},
         "referrer": {"name": "Sam Tully", "role": "Designated Safeguarding Lead", "phone": "01632 960001"},
         "child": {"given": ["Ada"], "family": "Testchild", "birth_date": "2014-03-04", "gender": "female",
@@ -81,7 +81,11 @@ def referral(n: int, now: dt.datetime) -> dict:
                     "child_voice": "I am hungry", "child_spoken_to": True, "parents_informed": "yes",
                     "action_taken": "DSL spoke to the child.", "requested_action": "Assessment"},
     }
-    return build_bundle(record, now=now)
+
+
+def referral(n: int, now: dt.datetime) -> dict:
+    """A complete, fictional school referral message (about 8 KB), unique per ``n``."""
+    return build_bundle(referral_record(n), now=now)
 
 
 class Stack:

@@ -67,6 +67,7 @@ def worker_command(once: bool, concurrency: int, certs_dir: Path | None, lease_s
     (BEGIN IMMEDIATE). SIGTERM/SIGINT finish the current round, then stop.
     """
     from gateway.delivery.worker import Backoff, OutboxWorker
+    from gateway.runtime import settle
     from gateway.signing import pki
     from gateway.signing.signatures import Signer
     from gateway.transport.client import AgencyClient
@@ -95,6 +96,7 @@ def worker_command(once: bool, concurrency: int, certs_dir: Path | None, lease_s
         raise click.ClickException(str(exc)) from None
     stop = threading.Event()
     previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
+    settle()  # the start-up heap leaves garbage collection (gateway.runtime)
     log.info("outbox worker %s started (concurrency %d, lease %.0f s)", worker.worker_id, concurrency, lease_seconds)
     try:
         worker.run(stop, poll_interval=poll_seconds, once=once)

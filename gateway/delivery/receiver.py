@@ -40,6 +40,7 @@ from gunicorn.app.base import BaseApplication
 
 from gateway.delivery.responses import response_message
 from gateway.model.systems import parse_agency_uri
+from gateway.runtime import settle
 from gateway.signing import pki
 from gateway.signing.messages import message_header, message_id
 from gateway.signing.signatures import TrustAnchor, UntrustedMessage, verify_message
@@ -235,6 +236,7 @@ class ReceiverServer(BaseApplication):
                           lambda: TrustAnchor.from_files(files["ca_file"], files["crl_file"]))
         app = create_receiver_app(agency=self.agency, trust=trust.get, receipts=ReceiptLog(self.receipts_path),
                                   hold_file=self.hold_file)
+        settle(trust.get)  # the start-up heap leaves garbage collection (gateway.runtime)
         return ClientCertificateMiddleware(app)
 
 

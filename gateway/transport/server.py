@@ -60,5 +60,9 @@ class GatewayServer(BaseApplication):
         # In the worker, after the fork: database engines are not shared
         # between processes.
         from gateway.app import create_app
+        from gateway.runtime import settle
+        from gateway.transport.views import warm_up
 
-        return ClientCertificateMiddleware(create_app(self.settings))
+        app = create_app(self.settings)
+        settle(lambda: warm_up(app))  # the start-up heap leaves garbage collection (gateway.runtime)
+        return ClientCertificateMiddleware(app)

@@ -89,6 +89,41 @@ def _national_standard(bundle: dict, now: dt.datetime) -> dict:
                        "details": {"text": f"{event} message: valid FHIR R4"}}]}
 
 
+#: A complete, fictional school referral (as an adapter translates one) for :func:`warm_up`.
+_WARM_UP_RECORD = {
+    "format": "warm-up", "mapping_version": "1", "kind": "referral",
+    "source": {"file": "warm-up", "location": "record 1", "record_id": "00000000-0000-4000-8000-000000000001"},
+    "sender": {"kind": "school", "code": "999101", "name": "Riverside Infant School"},
+    "referrer": {"name": "Sam Tully", "role": "Designated Safeguarding Lead", "phone": "01632 960001"},
+    "child": {"given": ["Ada"], "family": "Testchild", "birth_date": "2014-03-04", "gender": "female",
+              "nhs_number": "9990000018", "upn": "K850210117001",
+              "address": {"lines": ["1 Example Road"], "town": "Andover", "postcode": "SP10 1AA"}},
+    "people": [{"given": ["Bea"], "family": "Testchild", "relationship": {"code": "MTH", "display": "mother"},
+                "parental_responsibility": True, "lives_with_child": True}],
+    "concern": {"local_id": 1, "narrative": "Fictional warm-up narrative.",
+                "categories": [{"label": "Neglect", "mapped": True, "code": "neglect", "display": "Neglect"}],
+                "occurred": "2026-01-05T09:00:00+00:00", "recorded": "2026-01-05T10:00:00+00:00",
+                "child_voice": "I am hungry", "child_spoken_to": True, "parents_informed": "yes",
+                "action_taken": "DSL spoke to the child.", "requested_action": "Assessment"},
+}
+
+
+def warm_up(app: Flask) -> None:
+    """Do once, at start-up, what the first message would load: build the intake (certificates, store
+    engine) and check and counter-sign a fictional referral (the FHIR models the checks read, the
+    national standard, signing). Nothing is stored or sent. See :func:`gateway.runtime.settle`."""
+    from gateway.model import build_bundle
+    from gateway.signing.signatures import countersign_message, signed_payload
+
+    intake = intake_for(app)
+    now = _system_clock()
+    bundle = build_bundle(_WARM_UP_RECORD, now=now)
+    feedback = _national_standard(bundle, now)
+    if any(issue.get("severity") in ("error", "fatal") for issue in feedback.get("issue", [])):
+        raise RuntimeError(f"the warm-up referral does not meet the national standard: {feedback}")
+    countersign_message(bundle, intake.signer(), now=now, payload=signed_payload(bundle))
+
+
 def close_intake(app: Flask) -> None:
     """Release the intake's database connections (tests, orderly shutdown)."""
     intake = app.extensions.pop(INTAKE_EXTENSION, None)

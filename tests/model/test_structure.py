@@ -70,24 +70,13 @@ def _bench_records(count: int) -> list[dict]:
 
 
 def _pipeline_referral(n: int) -> dict:
-    """A complete school referral shaped like bench/pipeline.py's (fictional people)."""
-    return {
-        "format": "bench", "mapping_version": "1", "kind": "referral",
-        "source": {"file": "bench", "location": f"message {n}", "record_id": f"00000000-0000-4000-8000-{n:012d}"},
-        "sender": {"kind": "school", "code": "999101", "name": "Riverside Infant School"},
-        "referrer": {"name": "Marigold Ashcombe-Vane", "role": "Designated Safeguarding Lead",
-                     "phone": "01632 960001"},
-        "child": {"given": ["Ada"], "family": "Testchild", "birth_date": "2014-03-04", "gender": "female",
-                  "nhs_number": RB.NHS_OK, "upn": "K850210117001",
-                  "address": {"lines": ["1 Example Road"], "town": "Andover", "postcode": "SP10 1AA"}},
-        "people": [{"given": ["Bea"], "family": "Testchild", "relationship": {"code": "MTH", "display": "mother"},
-                    "parental_responsibility": True, "lives_with_child": True}],
-        "concern": {"local_id": n, "narrative": "Fictional benchmark narrative. " * 20,
-                    "categories": [{"label": "Neglect", "mapped": True, "code": "neglect", "display": "Neglect"}],
-                    "occurred": "2026-11-20T09:00:00+00:00", "recorded": "2026-11-20T10:00:00+00:00",
-                    "child_voice": "I am hungry", "child_spoken_to": True, "parents_informed": "yes",
-                    "action_taken": "DSL spoke to the child.", "requested_action": "Assessment"},
-    }
+    """bench/pipeline.py's complete school referral, with an NHS number besides."""
+    spec = importlib.util.spec_from_file_location("bench_pipeline_records", ROOT / "bench" / "pipeline.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    record = bench.referral_record(n, record_id=f"00000000-0000-4000-8000-{n:012d}")
+    record["child"]["nhs_number"] = RB.NHS_OK
+    return record
 
 
 @functools.cache
