@@ -52,9 +52,10 @@ def _directory(store):
               help="Connect/read timeout of one delivery attempt (must be below the lease).")
 @click.option("--poll-seconds", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Pause after a round that found nothing due.")
-@click.option("--keep-alive/--no-keep-alive", default=False, show_default=True,
-              help="Reuse connections to endpoints. Off by default: the transport client does not yet retry a "
-                   "kept-alive TLS connection the endpoint closed while idle (it fails the attempt).")
+@click.option("--keep-alive/--no-keep-alive", default=True, show_default=True,
+              help="Reuse TLS connections to endpoints (one handshake per connection, not per delivery). A "
+                   "connection the endpoint closed while idle is passed over, and one lost in a request is "
+                   "replaced once.")
 @click.option("--backoff-base-seconds", type=click.FloatRange(min=0.01), default=10.0, show_default=True)
 @click.option("--backoff-cap-seconds", type=click.FloatRange(min=0.01), default=3600.0, show_default=True)
 def worker_command(once: bool, concurrency: int, certs_dir: Path | None, lease_seconds: float,
