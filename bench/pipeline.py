@@ -26,8 +26,9 @@ The endpoint stands in for an agency's own system, which never runs on the
 gateway's host; on this machine it shares the cores, at the gateway's
 priority by default. ``--endpoint-nice N`` lowers its priority: it then
 takes less of the gateway's CPU at saturation, but waits for CPU itself, and
-each worker round waits for it (on 2026-11-22 a niceness of 10 gave no more
-accepted/s and a p99 at half load of up to 180 ms instead of 60 ms).
+each worker round waits for it. On 2026-11-22, same code, three runs at
+niceness 10 gave 262-304 accepted/s and a p99 at half load of 51-124 ms;
+two at 0 gave 299 and 318/s, and 66 and 61 ms.
 
 Goal (from the issue): accepted/s at saturation at least 30% of the ceiling,
 and p99 under 100 ms at half the saturating load. The machine has 2 cores,
