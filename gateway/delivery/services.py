@@ -101,12 +101,19 @@ class UnroutableEntry:
 
 _DELIVERY = DeliveryRow.__table__
 _DELIVERY_FIELDS = [f.name for f in dataclasses.fields(Delivery)]
+
+
+def _acknowledged(now) -> dict:
+    """What an acknowledgement sets on a delivery: one definition for the worker's fenced UPDATE
+    (``now`` a bind parameter) and a mailbox ``$ack`` (:func:`acknowledge`, ``now`` a datetime)."""
+    return {"state": ACKNOWLEDGED, "acknowledged_at": now, "updated_at": now, "claim_token": None,
+            "lease_until": None}
+
+
 _ACKNOWLEDGE = (_DELIVERY.update()
                 .where(_DELIVERY.c.id == bindparam("b_id"), _DELIVERY.c.state == IN_FLIGHT,
                        _DELIVERY.c.claim_token == bindparam("b_token"))
-                .values(state=ACKNOWLEDGED, acknowledged_at=bindparam("b_now", type_=UTCDateTime()),
-                        updated_at=bindparam("b_now", type_=UTCDateTime()),
-                        claim_token=None, lease_until=None))
+                .values(_acknowledged(bindparam("b_now", type_=UTCDateTime()))))
 _CLAIM = (_DELIVERY.update()
           .where(_DELIVERY.c.id == bindparam("b_id"))
           .values(state=IN_FLIGHT, claimed_by=bindparam("b_worker"), claim_token=bindparam("b_token"),
@@ -346,5 +353,5 @@ def _claim_query(limit: int):
 
 def acknowledge(row: DeliveryRow, now: dt.datetime) -> None:
     """Close ``row`` as acknowledged at ``now``."""
-    row.state, row.acknowledged_at, row.updated_at = ACKNOWLEDGED, now, now
-    row.claim_token = row.lease_until = None
+    for column, value in _acknowledged(now).items():
+        setattr(row, column, value)
