@@ -188,3 +188,30 @@ def postgres_schema():
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+# A real headless browser (Debian's chromium and chromedriver; `make test` installs them) ----------------------
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Chromium, headless, driven over WebDriver. Fails (does not skip) when it is not installed."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not _os.access(path, _os.X_OK)]
+    if missing:
+        pytest.fail(f"page tests need a real browser: {', '.join(missing)} not found. `make test` installs Debian's "
+                    "chromium and chromium-driver (apt-get, as root); install them by hand otherwise")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1000"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

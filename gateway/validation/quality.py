@@ -170,15 +170,26 @@ def _histogram_svg(distribution: list[tuple[str, int]]) -> str:
     return "".join(out)
 
 
+def _label(title: str, limit: int = 44) -> str:
+    """``title`` cut at a word to at most ``limit`` characters, with an ellipsis when cut (the table has it whole)."""
+    if len(title) <= limit:
+        return title
+    cut = title[:limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,;:") + "\u2026"
+
+
 def _gaps_svg(gaps: list[tuple[str, int]], total: int) -> str:
-    row, label_width, bar_width = 22, 330, 300
+    # The label column fits 44 characters of 12 px text (about 8 px each at most); a longer title
+    # is cut at a word, and kept whole in the label's tooltip and in the table below the chart.
+    row, label_width, bar_width = 22, 360, 300
     height = row * len(gaps) + 10
     out = [f'<svg role="img" aria-label="most common gaps" width="{label_width + bar_width + 60}" height="{height}" '
            'xmlns="http://www.w3.org/2000/svg">']
     for k, (title, n) in enumerate(gaps):
         y = 5 + row * k
         w = round(bar_width * n / max(total, 1))
-        out.append(f'<text x="{label_width - 6}" y="{y + 14}" text-anchor="end">{html.escape(title[:55])}</text>')
+        out.append(f'<text x="{label_width - 6}" y="{y + 14}" text-anchor="end"><title>{html.escape(title)}</title>'
+                   f'{html.escape(_label(title))}</text>')
         out.append(f'<rect class="gap" x="{label_width}" y="{y + 2}" width="{w}" height="{row - 6}"></rect>')
         out.append(f'<text x="{label_width + w + 4}" y="{y + 14}">{n}</text>')
     out.append("</svg>")

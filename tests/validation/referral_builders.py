@@ -6,6 +6,7 @@ Everything is fictional: NHS numbers start with 999, school URNs with 999.
 from __future__ import annotations
 
 import copy
+import json
 import datetime as dt
 
 from gateway.model import build_bundle
@@ -136,3 +137,21 @@ def flagged(outcome: dict) -> set[str]:
 
 def clone(bundle: dict) -> dict:
     return copy.deepcopy(bundle)
+
+
+def quality_input(tmp_path):
+    """An NDJSON file for ``gateway quality``: three school referrals (complete to lacking), a police one, a bad line."""
+    school = complete_bundle("school")
+    lacking = clone(school)
+    sr = first(lacking, "ServiceRequest")
+    sr["extension"] = [e for e in sr["extension"] if e["url"] not in (S.EXT_CHILDS_VOICE, S.EXT_IMMEDIATE_RISK)]
+    lacking_more = clone(lacking)
+    first(lacking_more, "PractitionerRole").pop("telecom")
+    first(lacking_more, "Practitioner").pop("telecom")
+    sr = first(lacking_more, "ServiceRequest")
+    sr["extension"] = [e for e in sr["extension"]
+                       if e["url"] not in (S.EXT_OCCURRED, S.EXT_PARENTS_INFORMED, S.EXT_CONSENT_TO_SHARE)]
+    police = complete_bundle("police")
+    path = tmp_path / "messages.ndjson"
+    path.write_text("".join(json.dumps(b) + "\n" for b in (school, lacking, lacking_more, police)) + "[1]\n")
+    return path

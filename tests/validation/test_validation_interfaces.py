@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from .referral_builders import NOW, clone, complete_bundle, first
+from .referral_builders import NOW, clone, complete_bundle, first, quality_input
 
 from gateway.cli import main
 from gateway.model import systems as S
@@ -139,25 +139,8 @@ def test_validate_missing_file_is_a_usage_error(runner, tmp_path):
 
 
 # gateway quality -------------------------------------------------------------------------------------------
-def _quality_input(tmp_path):
-    school = complete_bundle("school")
-    lacking = clone(school)
-    sr = first(lacking, "ServiceRequest")
-    sr["extension"] = [e for e in sr["extension"] if e["url"] not in (S.EXT_CHILDS_VOICE, S.EXT_IMMEDIATE_RISK)]
-    lacking_more = clone(lacking)
-    first(lacking_more, "PractitionerRole").pop("telecom")
-    first(lacking_more, "Practitioner").pop("telecom")
-    sr = first(lacking_more, "ServiceRequest")
-    sr["extension"] = [e for e in sr["extension"]
-                       if e["url"] not in (S.EXT_OCCURRED, S.EXT_PARENTS_INFORMED, S.EXT_CONSENT_TO_SHARE)]
-    police = complete_bundle("police")
-    path = tmp_path / "messages.ndjson"
-    path.write_text("".join(json.dumps(b) + "\n" for b in (school, lacking, lacking_more, police)) + "[1]\n")
-    return path
-
-
 def test_quality_per_sender(runner, tmp_path):
-    result = runner.invoke(main, ["quality", str(_quality_input(tmp_path)), *NOW_ARG])
+    result = runner.invoke(main, ["quality", str(quality_input(tmp_path)), *NOW_ARG])
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Referral quality: 4 message(s) from 2 sender(s)" in out
@@ -189,7 +172,7 @@ def test_quality_lists_at_most_ten_gaps(runner, tmp_path):
 
 def test_quality_html_has_a_chart_and_no_external_assets(runner, tmp_path):
     out = tmp_path / "report" / "quality.html"
-    result = runner.invoke(main, ["quality", str(_quality_input(tmp_path)), "--html", str(out), *NOW_ARG])
+    result = runner.invoke(main, ["quality", str(quality_input(tmp_path)), "--html", str(out), *NOW_ARG])
     assert result.exit_code == 0, result.output
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
