@@ -17,6 +17,10 @@ open-loop rates until the gateway saturates, and measures:
   message (its receipt log), i.e. through the outbox, the worker and mTLS;
 * the ceiling: a trivial endpoint (``GET /connection-check``) on the same
   server and TLS set-up, at the same client concurrency, in the same run.
+* half load: half the saturating rate, measured once the machine is quiet
+  again after the saturation steps (their aftermath, such as PostgreSQL's
+  autovacuum and checkpoints, is not steady state; the wait is printed as
+  ``quiet_after_s``).
 
 * CPU milliseconds per message of each process (the client, the gateway,
   the worker, the endpoint, PostgreSQL), from /proc, so the figures say
@@ -189,6 +193,25 @@ def cpu_seconds() -> dict[str, float]:
     return {"session": by_session, "postgres": postgres, "client": own.user + own.system}
 
 
+def wait_quiet(*, idle_share: float = 0.1, window: float = 1.0, limit: float = 60.0) -> float:
+    """Wait until the whole machine (every process, from /proc/stat) was at most ``idle_share`` busy
+    for ``window`` seconds, or ``limit`` seconds passed; return how long it took."""
+    def busy_and_total() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    begin = time.time()
+    while time.time() - begin < limit:
+        busy0, total0 = busy_and_total()
+        time.sleep(window)
+        busy1, total1 = busy_and_total()
+        if (busy1 - busy0) <= idle_share * max(total1 - total0, 1):
+            break
+    return round(time.time() - begin, 1)
+
+
 def cpu_per_message(stack: "Stack", before: dict, after: dict, messages: int) -> dict[str, float]:
     """Milliseconds of CPU per message for each part, between two :func:`cpu_seconds` readings."""
     parts = {name: proc.pid for name, proc in stack.processes.running.items()}
@@ -283,7 +306,11 @@ def bench_backend(name: str, database_url: str, args) -> dict:
         # Throughput at saturation: the most accepted per second in any step (past saturation an
         # overloaded step can accept fewer than the one before it).
         saturating = max(step["accepted_per_s"] for step in steps)
+        # The overloaded steps leave work behind even after every message is applied (PostgreSQL's
+        # autovacuum and checkpoint, SQLite's WAL): half load is measured once the machine is quiet.
+        quiet_after = wait_quiet()
         half = run_load(stack, max(1.0, saturating / 2), args.step_seconds * 2, args.clients)
+        half["quiet_after_s"] = quiet_after
         print(json.dumps({"backend": name, "half_load": half}), flush=True)
         return {"backend": name, "ceiling_per_s": ceiling["accepted_per_s"], "saturation_per_s": saturating,
                 "share_of_ceiling": round(saturating / ceiling["accepted_per_s"], 2), "half_load": half}
