@@ -89,10 +89,10 @@ def _national_standard(bundle: dict, now: dt.datetime) -> dict:
                        "details": {"text": f"{event} message: valid FHIR R4"}}]}
 
 
-#: A complete, fictional school referral (as an adapter translates one) for :func:`warm_up`.
+#: A complete, fictional school referral (as an adapter translates one) for :func:`warm_up`; see :func:`warm_up_record`.
 _WARM_UP_RECORD = {
     "format": "warm-up", "mapping_version": "1", "kind": "referral",
-    "source": {"file": "warm-up", "location": "record 1", "record_id": "00000000-0000-4000-8000-000000000001"},
+    "source": {"file": "warm-up", "location": "record 1"},
     "sender": {"kind": "school", "code": "999101", "name": "Riverside Infant School"},
     "referrer": {"name": "Sam Tully", "role": "Designated Safeguarding Lead", "phone": "01632 960001"},
     "child": {"given": ["Ada"], "family": "Testchild", "birth_date": "2014-03-04", "gender": "female",
@@ -102,10 +102,17 @@ _WARM_UP_RECORD = {
                 "parental_responsibility": True, "lives_with_child": True}],
     "concern": {"local_id": 1, "narrative": "Fictional warm-up narrative.",
                 "categories": [{"label": "Neglect", "mapped": True, "code": "neglect", "display": "Neglect"}],
-                "occurred": "2026-01-05T09:00:00+00:00", "recorded": "2026-01-05T10:00:00+00:00",
                 "child_voice": "I am hungry", "child_spoken_to": True, "parents_informed": "yes",
                 "action_taken": "DSL spoke to the child.", "requested_action": "Assessment"},
 }
+
+
+def warm_up_record(now: dt.datetime, record_id: str = "00000000-0000-4000-8000-000000000001") -> dict:
+    """The warm-up's fictional referral, about events of the day before ``now`` (whenever the server starts)."""
+    concern = {**_WARM_UP_RECORD["concern"], "occurred": (now - dt.timedelta(days=1)).isoformat(timespec="seconds"),
+               "recorded": (now - dt.timedelta(hours=23)).isoformat(timespec="seconds")}
+    return {**_WARM_UP_RECORD, "concern": concern,
+            "source": {**_WARM_UP_RECORD["source"], "record_id": record_id}}
 
 
 def warm_up(app: Flask) -> None:
@@ -117,7 +124,7 @@ def warm_up(app: Flask) -> None:
 
     intake = intake_for(app)
     now = _system_clock()
-    bundle = build_bundle(_WARM_UP_RECORD, now=now)
+    bundle = build_bundle(warm_up_record(now), now=now)
     feedback = _national_standard(bundle, now)
     if any(issue.get("severity") in ("error", "fatal") for issue in feedback.get("issue", [])):
         raise RuntimeError(f"the warm-up referral does not meet the national standard: {feedback}")

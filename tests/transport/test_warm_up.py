@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
     from gateway.app import create_app
     from gateway.model import build_bundle
     from gateway.runtime import settle
-    from gateway.transport.views import _WARM_UP_RECORD, intake_for, warm_up
+    from gateway.transport.views import intake_for, warm_up, warm_up_record
 
     app = create_app(Settings.from_env())
     frozen = settle((lambda: warm_up(app)) if sys.argv[1] == "warm" else None)
@@ -35,8 +35,7 @@ SCRIPT = textwrap.dedent("""
     gc.collect()
     before = len(gc.get_objects())
     now = dt.datetime.now(dt.timezone.utc)
-    record = dict(_WARM_UP_RECORD, source={"file": "test", "location": "1", "record_id": "test-1"})
-    body = json.dumps(build_bundle(record, now=now)).encode()
+    body = json.dumps(build_bundle(warm_up_record(now, record_id="test-1"), now=now)).encode()
     with app.app_context():
         outcome = intake.process(body, "urn:x-safeguarding:agency:school:999101", now=now)
     gc.collect()
@@ -64,3 +63,12 @@ def test_without_it_the_first_message_loads_the_request_path_after_the_freeze(de
     cold = _run("cold", deployment, tmp_path)
     assert cold["status"] == 200
     assert cold["growth"] > 20_000  # FHIR models, the standard, ...: left for full collections to walk
+
+
+def test_the_real_server_warms_up_without_a_failure(gateway_server):
+    """``gateway serve`` settles each worker after its warm-up; a failing warm-up would be logged (and the
+    server would still start, which is why only its log tells)."""
+    # The fixture has had an mTLS answer, so the worker has loaded the app: its warm-up is over.
+    log = gateway_server.log.read_text(encoding="utf-8")
+    assert "Booting worker" in log
+    assert "warm-up failed" not in log
