@@ -88,9 +88,9 @@ class AgencyClient:
         With ``expected_agency``, the endpoint's certificate must name that
         agency. A kept-alive connection the endpoint has closed meanwhile is
         not used (:meth:`_checkout` looks first); one that closes as the
-        request goes out is replaced by a new connection once. Raises :class:`DeliveryError` when the endpoint
-        cannot be reached, its certificate is not trusted, or it is another
-        agency.
+        request goes out is replaced by a new connection once. Raises
+        :class:`DeliveryError` when the endpoint cannot be reached, its
+        certificate is not trusted, or it is another agency.
         """
         parts = urllib.parse.urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:

@@ -95,7 +95,8 @@ def test_several_idle_connections_the_server_closed_are_all_passed_over(gateway_
         time.sleep(3)  # past the server's keep-alive (2 s): it closes all three
 
         statuses = []
-        threads = [threading.Thread(target=lambda: statuses.append(client.request("GET", url).status)) for _ in range(2)]
+        threads = [threading.Thread(target=lambda: statuses.append(client.request("GET", url).status))
+                   for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:

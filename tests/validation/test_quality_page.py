@@ -13,7 +13,8 @@ from .referral_builders import NOW, quality_input
 @pytest.fixture
 def page(browser, runner, tmp_path):
     out = tmp_path / "quality.html"
-    result = runner.invoke(main, ["quality", str(quality_input(tmp_path)), "--html", str(out), "--now", NOW.isoformat()])
+    result = runner.invoke(main, ["quality", str(quality_input(tmp_path)), "--html", str(out),
+                                  "--now", NOW.isoformat()])
     assert result.exit_code == 0, result.output
     browser.get(out.as_uri())
     return browser
