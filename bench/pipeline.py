@@ -293,14 +293,13 @@ def bench_backend(name: str, database_url: str, args) -> dict:
         run_load(stack, 20, 1, args.clients)  # warm up: connections, imports, caches
         ceiling = run_load(stack, args.ceiling_rate, args.step_seconds, args.clients, trivial=True)
         print(json.dumps({"backend": name, "ceiling": ceiling}), flush=True)
-        steps, saturated_at = [], None
+        steps = []
         rate = args.start_rate
         while rate <= args.max_rate:
             step = run_load(stack, rate, args.step_seconds, args.clients)
             steps.append(step)
             print(json.dumps({"backend": name, "step": step}), flush=True)
             if step["accepted_per_s"] < 0.9 * rate:
-                saturated_at = step
                 break
             rate *= 2
         # Throughput at saturation: the most accepted per second in any step (past saturation an

@@ -86,8 +86,7 @@ class ReceiptLog:
         """This thread's own connection, opened once (the server's threads live as long as it does)."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = self._local.connection = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                                                  check_same_thread=True)
+            connection = self._local.connection = self._connect()
         return connection
 
     def received(self, message_id: str | None, now: dt.datetime) -> None:

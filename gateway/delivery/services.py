@@ -101,6 +101,7 @@ class UnroutableEntry:
 
 _DELIVERY = DeliveryRow.__table__
 _DELIVERY_FIELDS = [f.name for f in dataclasses.fields(Delivery)]
+_NOW = bindparam("b_now", type_=UTCDateTime())  # the time every statement below is run at
 
 
 def _acknowledged(now) -> dict:
@@ -113,15 +114,14 @@ def _acknowledged(now) -> dict:
 _ACKNOWLEDGE = (_DELIVERY.update()
                 .where(_DELIVERY.c.id == bindparam("b_id"), _DELIVERY.c.state == IN_FLIGHT,
                        _DELIVERY.c.claim_token == bindparam("b_token"))
-                .values(_acknowledged(bindparam("b_now", type_=UTCDateTime()))))
+                .values(_acknowledged(_NOW)))
 _CLAIM = (_DELIVERY.update()
           .where(_DELIVERY.c.id == bindparam("b_id"))
           .values(state=IN_FLIGHT, claimed_by=bindparam("b_worker"), claim_token=bindparam("b_token"),
                   lease_until=bindparam("b_lease", type_=UTCDateTime()), attempts=bindparam("b_attempts"),
-                  updated_at=bindparam("b_now", type_=UTCDateTime()), last_error=bindparam("b_error")))
+                  updated_at=_NOW, last_error=bindparam("b_error")))
 # A claimable delivery: an open push delivery whose attempt is due, or whose worker's lease ran out,
 # and that has not expired (at :b_now). Built once: workers ask every round.
-_NOW = bindparam("b_now", type_=UTCDateTime())
 _DUE = (_DELIVERY.c.mode == PUSH, _DELIVERY.c.state.in_(OPEN_STATES),
         or_(and_(_DELIVERY.c.state == PENDING, _DELIVERY.c.next_attempt_at <= _NOW),
             and_(_DELIVERY.c.state == IN_FLIGHT, _DELIVERY.c.lease_until <= _NOW)),

@@ -121,12 +121,13 @@ def warm_up(app: Flask) -> None:
     national standard, signing). Nothing is stored or sent. See :func:`gateway.runtime.settle`."""
     from gateway.model import build_bundle
     from gateway.signing.signatures import countersign_message, signed_payload
+    from gateway.validation import has_errors
 
     intake = intake_for(app)
     now = _system_clock()
     bundle = build_bundle(warm_up_record(now), now=now)
     feedback = _national_standard(bundle, now)
-    if any(issue.get("severity") in ("error", "fatal") for issue in feedback.get("issue", [])):
+    if has_errors(feedback):
         raise RuntimeError(f"the warm-up referral does not meet the national standard: {feedback}")
     countersign_message(bundle, intake.signer(), now=now, payload=signed_payload(bundle))
 
