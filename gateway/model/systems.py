@@ -80,6 +80,9 @@ EVENT_REFERRAL = "safeguarding-referral"
 EVENT_CONCERN = "safeguarding-concern"
 EVENT_ENCOMPASS = "operation-encompass-notification"
 EVENT_OUTCOME = "referral-outcome"
+# Built by the gateway itself (step 5): an escalation rule fired about a child, and a deadline passed.
+EVENT_ALERT = "safeguarding-alert"
+EVENT_OVERDUE = "deadline-overdue"
 
 # Extensions ---------------------------------------------------------------------
 def extension_url(name: str) -> str:
