@@ -63,17 +63,34 @@ def check_nhs_number(raw: str) -> Checked:
 
 
 def check_upn(raw: str) -> Checked:
-    """Return the UPN upper-cased without spaces, with its check letter checked.
+    """Return the UPN upper-cased without spaces, with its check letter and LA checked.
 
-    Temporary UPNs (a letter in position 13) are accepted when their check
-    letter matches.
+    The check letter is python-stdnum's (``calc_check_digit``); the LA
+    (characters 2-4) is checked against :func:`known_la_numbers`, the
+    project's own list, because python-stdnum's list stops before the local
+    authorities made since 2019: its ``validate`` refuses every UPN that
+    Dorset (838), BCP (839) or the newer unitaries issued, and those children
+    would never link on their UPN. Temporary UPNs (a letter in position 13)
+    are accepted when their check letter matches.
     """
     original = raw.strip()
-    compact = re.sub(r"\s", "", original).upper()
-    try:
-        return Checked(_upn.validate(compact), original)
-    except stdnum_errors.ValidationError as exc:
-        return Checked(compact, original, f"UPN {original!r} is not valid: {_reason(exc)}")
+    compact = _upn.compact(original).upper()
+    problem = None
+    if len(compact) != 13:
+        problem = "it has the wrong number of characters"
+    elif not compact[1:12].isdigit() or not compact[12].isalnum() or not compact[0].isalpha():
+        problem = "it contains characters that are not allowed"
+    elif int(compact[1:4]) not in known_la_numbers():
+        problem = f"{compact[1:4]} is not a known local authority number"
+    else:
+        try:  # the check letter, through the library (it also refuses letters UPNs never use)
+            if _upn.calc_check_digit(compact[1:]) != compact[0]:
+                problem = "the check letter does not match"
+        except (KeyError, ValueError, IndexError):
+            problem = "it contains characters that are not allowed"
+    if problem:
+        return Checked(compact, original, f"UPN {original!r} is not valid: {problem}")
+    return Checked(compact, original)
 
 
 def is_temporary_upn(upn: str) -> bool:
