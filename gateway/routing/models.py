@@ -26,6 +26,9 @@ class AgencyRow(Base):
     delivery: Mapped[str] = mapped_column(String(16), nullable=False)
     # HTTPS endpoint for push delivery; NULL for mailbox agencies.
     endpoint: Mapped[str | None] = mapped_column(String(2048))
+    # Who hears when this agency misses a deadline after its own alert (an agency URI, e.g. the service
+    # manager's system); NULL: a school's LA, or for an LA the agency itself, marked as an escalation.
+    escalation_contact: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         UniqueConstraint("kind", "code", name="uq_directory_agency_kind_code"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -75,7 +75,11 @@ class MessagePersonRow(Base):
     __tablename__ = "message_person"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    message_id: Mapped[str] = mapped_column(String(255), ForeignKey("accepted_message.message_id"), nullable=False)
+    # The message it came in; None for a record of an agency's initial load (``gateway people import``).
+    message_id: Mapped[str | None] = mapped_column(String(255), ForeignKey("accepted_message.message_id"))
+    # Who holds the record (the sender agency, or the import's source) and its id there.
+    source: Mapped[str | None] = mapped_column(String(255))
+    source_record: Mapped[str | None] = mapped_column(String(255))
     # The referral's ServiceRequest id: the same for every version of one source record.
     record_id: Mapped[str | None] = mapped_column(String(64))
     resource: Mapped[str] = mapped_column(String(80), nullable=False)        # e.g. Patient/<id>
@@ -87,6 +91,13 @@ class MessagePersonRow(Base):
     birth_date: Mapped[str | None] = mapped_column(String(10))               # YYYY-MM-DD
     postcode: Mapped[str | None] = mapped_column(String(8))                  # normalised, "SP10 1AA"
     postcode_district: Mapped[str | None] = mapped_column(String(4))
+    sex: Mapped[str | None] = mapped_column(String(16))                      # male / female / other / unknown
+    school_urn: Mapped[str | None] = mapped_column(String(6))
+    # The person index (gateway.linkage): the person this record belongs to, and how it was decided.
+    person_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("person.id"))
+    link_decision: Mapped[str | None] = mapped_column(String(16))             # linked / possible / new / ...
+    link_score: Mapped[float | None] = mapped_column(Float)
+    link_by_person: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     # When it happened (the source's event time) and when it was recorded, kept apart.
     occurred_at: Mapped[str | None] = mapped_column(String(40))
     recorded_at: Mapped[str | None] = mapped_column(String(40))
@@ -97,4 +108,6 @@ class MessagePersonRow(Base):
         Index("ix_message_person_name_dob", "family", "birth_date"),
         Index("ix_message_person_record", "record_id"),
         Index("ix_message_person_message", "message_id"),
+        Index("ix_message_person_person", "person_id"),
+        Index("ix_message_person_source", "source", "source_record"),
     )

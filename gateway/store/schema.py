@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, inspect
 
 # Every module that defines tables on Base. A test imports all of gateway and fails if one is missing here.
 import gateway.delivery.models  # noqa: F401
+import gateway.linkage.models  # noqa: F401
 import gateway.routing.models  # noqa: F401
 import gateway.store.models  # noqa: F401
 from gateway.store.engine import StoreConfigError, make_engine, read_only
