@@ -6,6 +6,12 @@ in ``x5c`` and the signing time in ``sigT`` (so ``Signature.when``, which
 validity is judged at, is covered by the signature too). The compact JWS,
 with its payload part empty, is base64-encoded into ``Signature.data``.
 
+``joserfc`` writes, parses and checks the JWS (ES256 only, from one
+registry, :data:`_JWS_REGISTRY`); this module keeps the policy around it:
+which headers are refused, that the payload is detached, which certificate
+signs, its chain to the deployment CA and its CRL, validity at signing time,
+and who the signer may be.
+
 When the gateway counter-signs a Bundle its sender signed, the sender's
 Signature moves into an extension of the gateway's
 (:data:`~gateway.model.systems.EXT_SENDER_SIGNATURE`); both cover the same
@@ -22,17 +28,18 @@ import binascii
 import dataclasses
 import datetime as dt
 import functools
-import json
 import threading
 from pathlib import Path
 
-import pybase64
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
+from joserfc.registry import HeaderParameter
 
 from gateway.model.systems import EXT_SENDER_SIGNATURE, parse_agency_uri
 from gateway.signing import pki
@@ -55,52 +62,28 @@ REASONS = ("malformed", "payload-changed", "unknown-signer", "untrusted-chain", 
 _BENIGN_REVOCATIONS = {x509.ReasonFlags.superseded, x509.ReasonFlags.cessation_of_operation,
                        x509.ReasonFlags.affiliation_changed}
 
-
-# ES256 (RFC 7518 3.4): ECDSA on P-256 with SHA-256; the JWS signature is
-# r || s, 32 bytes each, where ``cryptography`` speaks DER.
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
-_ES256_HALF = 32
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+# Header parameters that switch on JWS extensions (RFC 7515 4.1.11 ``crit``,
+# RFC 7797's unencoded payload ``b64``). The gateway never writes them and a
+# verifier refuses them rather than let them change what is signed.
+_REFUSED_HEADERS = ("crit", "b64")
 
 
-def _b64url(data: bytes) -> bytes:
-    """Return base64url without padding (RFC 7515 section 2).
+def _jws_registry() -> jws.JWSRegistry:
+    """Return the joserfc registry every JWS here is written and read with.
 
-    pybase64 (SIMD) writes the same bytes as :func:`base64.urlsafe_b64encode`
-    about ten times faster; it matters for the ~12 KB payload segment.
+    ES256 only; ``sigT`` (the signing time) registered as a string. Other
+    header parameters joserfc does not know are ignored, as RFC 7515 4
+    requires of parameters that are not critical. The header holds the
+    signer's certificate chain, so it may be longer than joserfc's default
+    limit of 512 bytes.
     """
-    return pybase64.urlsafe_b64encode(data).rstrip(b"=")
+    registry = jws.JWSRegistry(header_registry={"sigT": HeaderParameter("Signing time", "str")},
+                               algorithms=[ALGORITHM], strict_check_header=False)
+    registry.max_header_length = 64 * 1024
+    return registry
 
 
-def _b64url_decode(segment: bytes) -> bytes:
-    """Return the bytes of an unpadded base64url segment; raise ValueError unless it is exactly that.
-
-    Stricter than :func:`base64.urlsafe_b64decode`: no padding, no characters
-    outside the base64url alphabet, and (checked by the callers that need it)
-    no second spelling of the same bytes.
-    """
-    if b"+" in segment or b"/" in segment or b"=" in segment:
-        raise ValueError("not base64url without padding")
-    return binascii.a2b_base64(segment.translate(_FROM_URLSAFE) + b"=" * (-len(segment) % 4), strict_mode=True)
-
-
-def _es256_sign(signing_input: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise ValueError(f"{ALGORITHM} needs an EC P-256 key")
-    r, s = decode_dss_signature(key.sign(signing_input, _ECDSA_SHA256))
-    return r.to_bytes(_ES256_HALF, "big") + s.to_bytes(_ES256_HALF, "big")
-
-
-def _es256_verify(signature: bytes, signing_input: bytes, key: ec.EllipticCurvePublicKey) -> bool:
-    if len(signature) != 2 * _ES256_HALF:
-        return False
-    r = int.from_bytes(signature[:_ES256_HALF], "big")
-    s = int.from_bytes(signature[_ES256_HALF:], "big")
-    try:
-        key.verify(encode_dss_signature(r, s), signing_input, _ECDSA_SHA256)
-    except InvalidSignature:
-        return False
-    return True
+_JWS_REGISTRY = _jws_registry()
 
 
 class UntrustedMessage(Exception):
@@ -158,23 +141,19 @@ class Signer:
         return [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode("ascii") for c in self.chain]
 
     @functools.cached_property
-    def jwk(self):
-        """The private key in joserfc's form (for interoperability checks; signing does not use it)."""
-        from joserfc.jwk import ECKey
-
+    def jwk(self) -> ECKey:
+        """The private key as joserfc's JWK; raises :class:`ValueError` unless it is EC P-256 (ES256)."""
+        if not isinstance(self.key, ec.EllipticCurvePrivateKey) or not isinstance(self.key.curve, ec.SECP256R1):
+            raise ValueError(f"{ALGORITHM} needs an EC P-256 key; {self.agency}'s key is not one")
         return ECKey.import_key(self.key)
 
-    @functools.cached_property
-    def _header_prefix(self) -> str:
-        # The protected header as joserfc writes it (json.dumps, ASCII,
-        # compact, in this key order) up to the value of sigT, which is
-        # the one part that changes.
-        text = json.dumps({"alg": ALGORITHM, "x5c": self.x5c, "sigT": ""}, ensure_ascii=True, separators=(",", ":"))
-        return text[:-len('""}')]
+    def protected_header(self, when: str) -> dict:
+        """Return the JWS protected header of a signature made at ``when``.
 
-    def _protected_header(self, when: str) -> bytes:
-        """Return the JWS protected header (JSON, ASCII) for a signature made at ``when``."""
-        return (self._header_prefix + json.dumps(when, ensure_ascii=True) + "}").encode("ascii")
+        In this key order: joserfc writes it as compact ASCII JSON, which is
+        the wire format every signature so far has used.
+        """
+        return {"alg": ALGORITHM, "x5c": self.x5c, "sigT": when}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,28 +212,27 @@ def signed_payload(bundle: dict) -> bytes:
         raise UntrustedMessage("malformed", f"the Bundle cannot be canonicalised (RFC 8785): {exc}") from None
 
 
-def _detached_jws(protected_header: bytes, payload: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
-    """Return the compact ES256 JWS of ``payload`` with its payload part empty (RFC 7515 appendix F).
+def detached_jws(header: dict, payload: bytes, signer: Signer) -> str:
+    """Return the compact ES256 JWS of ``payload`` by ``signer`` with its payload part empty (RFC 7515 appendix F).
 
-    ``header..signature``, where the signature covers
-    ``base64url(header) "." base64url(payload)``: exactly what
-    ``joserfc.jws.detach_content(jws.serialize_compact(...))`` returns.
+    ``header..signature``, the signature covering ``base64url(header) "."
+    base64url(payload)``. Raises :class:`ValueError` when the signer's key is
+    not EC P-256 and :class:`joserfc.errors.JoseError` when joserfc refuses
+    ``header``.
     """
-    header_segment = _b64url(protected_header)
-    signature = _es256_sign(header_segment + b"." + _b64url(payload), key)
-    return header_segment + b".." + _b64url(signature)
+    return jws.detach_content(jws.serialize_compact(header, payload, signer.jwk, registry=_JWS_REGISTRY))
 
 
 def _signature_element(payload: bytes, signer: Signer, now: dt.datetime) -> dict:
     when = format_instant(now)
-    detached = _detached_jws(signer._protected_header(when), payload, signer.key)
+    detached = detached_jws(signer.protected_header(when), payload, signer)
     return {
         "type": [dict(SIGNATURE_TYPE)],
         "when": when,
         "who": {"type": "Organization", "identifier": agency_identifier(signer.agency)},
         "targetFormat": TARGET_FORMAT,
         "sigFormat": SIG_FORMAT,
-        "data": pybase64.b64encode(detached).decode("ascii"),
+        "data": base64.b64encode(detached.encode("ascii")).decode("ascii"),
     }
 
 
@@ -262,8 +240,8 @@ def sign_message(bundle: dict, signer: Signer, *, now: dt.datetime) -> dict:
     """Return a copy of ``bundle`` signed by ``signer`` at ``now`` (a sender signing its own message).
 
     Raises :class:`ValueError` when the Bundle already carries a signature
-    and :class:`UntrustedMessage` (``malformed``) when it cannot be
-    canonicalised.
+    or the signer's key is not EC P-256, and :class:`UntrustedMessage`
+    (``malformed``) when it cannot be canonicalised.
     """
     if "signature" in bundle:
         raise ValueError("the Bundle is already signed (Bundle.signature); remove it to sign again")
@@ -311,6 +289,12 @@ class _Certificates:
         return None
 
     @functools.cached_property
+    def es256_jwk(self) -> ECKey | None:
+        """The leaf's public key as joserfc's JWK, or ``None`` when it cannot verify ES256."""
+        key = self.es256_key
+        return ECKey.import_key(key) if key is not None else None
+
+    @functools.cached_property
     def agency(self) -> str | None:
         return pki.certificate_agency(self.leaf)
 
@@ -333,50 +317,65 @@ def _parse_x5c(x5c: tuple[str, ...]) -> _Certificates | None:
         return None
 
 
-def _decode_jws(signature: dict, role: str) -> tuple[bytes, bytes, dict, tuple[str, ...], _Certificates]:
-    """Return the header segment, signature segment, header, x5c and parsed chain of a Signature's JWS."""
+def _decode_jws(signature: dict, payload: bytes, role: str
+                ) -> tuple[jws.CompactSignature, dict, tuple[str, ...], _Certificates]:
+    """Return joserfc's parsed JWS over ``payload``, its header, x5c and parsed chain, from a Signature.
+
+    Raises :class:`UntrustedMessage` (``malformed``, or ``unknown-signer``
+    without a certificate) for anything this verifier does not accept.
+    """
     if not isinstance(signature, dict) or signature.get("sigFormat") != SIG_FORMAT:
         raise UntrustedMessage("malformed", f"the {role} is not a JWS (sigFormat must be {SIG_FORMAT})", role)
     try:
         data = signature.get("data") or ""
         # As base64.b64decode(validate=True), without its regular expression.
         compact = binascii.a2b_base64(data, strict_mode=True) if data else b""
-        header_segment, payload_part, signature_segment = compact.split(b".")
-        header = json.loads(_b64url_decode(header_segment))
-    except (ValueError, TypeError, binascii.Error):
-        raise UntrustedMessage("malformed", f"the {role}'s data is not a base64 compact JWS", role) from None
-    if payload_part:
+    except (ValueError, TypeError):
+        raise UntrustedMessage("malformed", f"the {role}'s data is not base64", role) from None
+    parts = compact.split(b".")
+    if len(parts) == 3 and parts[1]:
+        # Checked before joserfc reads it: given a payload part, joserfc
+        # would verify that instead of the message.
         raise UntrustedMessage("malformed", f"the {role}'s JWS is not detached (its payload part is not empty)", role)
+    try:
+        parsed = jws.extract_compact(compact, payload, registry=_JWS_REGISTRY)
+    except (JoseError, ValueError, TypeError, RecursionError) as exc:
+        # joserfc raises its own errors for what it refuses, but a header that
+        # is JSON yet not an object can reach Python's own errors inside it.
+        detail = f" ({exc})" if isinstance(exc, JoseError) else ""
+        raise UntrustedMessage("malformed", f"the {role}'s data is not a compact JWS{detail}", role) from None
+    header = parsed.protected
     if not isinstance(header, dict) or header.get("alg") != ALGORITHM:
         alg = header.get("alg") if isinstance(header, dict) else None
         raise UntrustedMessage("malformed", f"the {role} uses algorithm {alg!r}; only {ALGORITHM} is accepted", role)
-    if "crit" in header or "b64" in header:
-        # RFC 7515 4.1.11: extensions this verifier does not implement
-        # (e.g. RFC 7797's unencoded payload) must not be accepted.
+    refused = [name for name in _REFUSED_HEADERS if name in header]
+    if refused:
         raise UntrustedMessage("malformed", f"the {role}'s JWS header uses extensions this verifier does not "
-                               f"support ({', '.join(k for k in ('crit', 'b64') if k in header)})", role)
+                               f"support ({', '.join(refused)})", role)
     x5c = header.get("x5c")
     if not isinstance(x5c, list) or not x5c:
         raise UntrustedMessage("unknown-signer", f"the {role} carries no certificate (x5c)", role)
+    try:
+        # The registered parameters' types (x5c a list of strings, sigT a string, ...).
+        _JWS_REGISTRY.check_header(header)
+    except JoseError as exc:
+        raise UntrustedMessage("malformed", f"the {role}'s JWS header is not valid: {exc}", role) from None
     x5c = tuple(x5c)
-    certificates = _parse_x5c(x5c) if all(type(item) is str for item in x5c) else None
+    certificates = _parse_x5c(x5c)
     if certificates is None:
         raise UntrustedMessage("malformed", f"the {role}'s x5c holds something that is not a certificate", role)
-    return header_segment, signature_segment, header, x5c, certificates
+    return parsed, header, x5c, certificates
 
 
-def _signature_matches(header_segment: bytes, signature_segment: bytes, payload: bytes,
-                       key: ec.EllipticCurvePublicKey | None) -> bool:
-    """Return whether ``signature_segment`` is an ES256 signature by ``key`` of the detached JWS."""
+def _signature_matches(parsed: jws.CompactSignature, certificates: _Certificates) -> bool:
+    """Return whether joserfc verifies the parsed JWS with the leaf certificate's key (ES256 only)."""
+    key = certificates.es256_jwk
     if key is None:
         return False
     try:
-        raw = _b64url_decode(signature_segment)
-    except (ValueError, binascii.Error):
+        return jws.validate_compact(parsed, key, registry=_JWS_REGISTRY)
+    except JoseError:
         return False
-    if _b64url(raw) != signature_segment:  # one spelling only
-        return False
-    return _es256_verify(raw, header_segment + b"." + _b64url(payload), key)
 
 
 def verify_signature(signature: dict, payload: bytes, trust: TrustAnchor, *, now: dt.datetime,
@@ -392,8 +391,8 @@ def verify_signature(signature: dict, payload: bytes, trust: TrustAnchor, *, now
     made before the revocation). Raises :class:`UntrustedMessage` naming the
     first failure.
     """
-    header_segment, signature_segment, header, x5c, certificates = _decode_jws(signature, role)
-    if not _signature_matches(header_segment, signature_segment, payload, certificates.es256_key):
+    parsed, header, x5c, certificates = _decode_jws(signature, payload, role)
+    if not _signature_matches(parsed, certificates):
         raise UntrustedMessage("payload-changed", f"the {role} does not match the message: it was changed after "
                                "signing, or signed with a key other than the certificate's", role)
 

@@ -1,12 +1,16 @@
-"""The JWS the gateway writes and reads with ``cryptography``: joserfc's wire format, both ways, and its caches."""
+"""The JWS, written and read through joserfc: the wire format of every earlier signature, the policy the
+gateway adds (refused headers, detached payload only, strict encodings), and the verifier's caches."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jws
 from joserfc.jwk import ECKey
 from joserfc.registry import HeaderParameter
@@ -14,15 +18,16 @@ from joserfc.registry import HeaderParameter
 from gateway.signing import Signer, TrustAnchor, UntrustedMessage, sign_message, signed_payload, verify_message
 from gateway.signing import pki
 from gateway.signing import signatures
-from gateway.signing.messages import format_instant
 
 SCHOOL = "urn:x-safeguarding:agency:school:999101"
 UTC = dt.timezone.utc
+VECTORS = Path(__file__).parent / "vectors" / "signatures"
 
 
-def _registry() -> jws.JWSRegistry:
-    registry = jws.JWSRegistry(header_registry={"sigT": HeaderParameter("signing time", "str")},
-                               algorithms=["ES256"])
+def _registry(algorithms=("ES256",), **extra_headers) -> jws.JWSRegistry:
+    """A registry of the test's own, apart from the gateway's: it may allow what the gateway refuses."""
+    headers = {"sigT": HeaderParameter("signing time", "str"), **extra_headers}
+    registry = jws.JWSRegistry(header_registry=headers, algorithms=list(algorithms))
     registry.max_header_length = 64 * 1024
     registry.max_payload_length = 1 << 30
     return registry
@@ -73,27 +78,104 @@ def test_gateway_verifies_what_joserfc_signs(make_message, school, trust, now):
     assert _reason(_with_compact(signed, other), trust, now) == "payload-changed"
 
 
-def test_protected_header_is_joserfcs_json(school):
-    when = format_instant(dt.datetime(2025, 3, 1, 10, 0, tzinfo=UTC))
-    expected = json.dumps({"alg": "ES256", "x5c": school.x5c, "sigT": when}, ensure_ascii=True,
-                          separators=(",", ":")).encode("ascii")
-    assert school._protected_header(when) == expected
+def _header_text(compact: str) -> bytes:
+    return base64.urlsafe_b64decode(compact.split(".")[0] + "==")
 
 
-def _resign(signed: dict, signer: Signer, header: dict) -> dict:
-    """Return ``signed`` with a JWS over its payload whose protected header is ``header``."""
-    protected = json.dumps(header, separators=(",", ":")).encode()
-    compact = signatures._detached_jws(protected, signed_payload(signed), signer.key).decode()
-    return _with_compact(signed, compact)
+def test_wire_format_is_that_of_earlier_signatures(make_message, school, now):
+    # Earlier signatures (the vectors, made before joserfc wrote them) have a
+    # compact ASCII JSON header, keys in this order; so do today's.
+    earlier = json.loads((VECTORS / "school-signed.json").read_text(encoding="utf-8"))["message"]
+    signed = sign_message(make_message(SCHOOL), school, now=now)
+    for signature in (earlier["signature"], signed["signature"]):
+        text = _header_text(_compact(signature))
+        header = json.loads(text)
+        assert list(header) == ["alg", "x5c", "sigT"] and header["sigT"] == signature["when"]
+        assert text == json.dumps(header, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    assert json.loads(_header_text(_compact(signed["signature"])))["x5c"] == school.x5c
+
+
+def _resign(signed: dict, header: dict, key, registry=None) -> dict:
+    """Return ``signed`` with a detached JWS over its payload whose protected header is ``header``."""
+    compact = jws.serialize_compact(header, signed_payload(signed), ECKey.import_key(key),
+                                    registry=registry or _registry())
+    return _with_compact(signed, jws.detach_content(compact))
 
 
 def test_unsupported_header_extensions_are_refused(make_message, school, trust, now):
     signed = sign_message(make_message(SCHOOL), school, now=now)
     base = {"alg": "ES256", "x5c": school.x5c, "sigT": signed["signature"]["when"]}
-    assert verify_message(_resign(signed, school, base), trust, now=now)  # the control: same, no extension
+    assert verify_message(_resign(signed, base, school.key), trust, now=now)  # the control: same, no extension
+    lenient = _registry(exp=HeaderParameter("expiry", "int"))
     for extra in ({"crit": ["exp"], "exp": 1}, {"b64": False, "crit": ["b64"]}, {"b64": True}):
-        assert _reason(_resign(signed, school, {**base, **extra}), trust, now) == "malformed", extra
-    assert _reason(_resign(signed, school, {**base, "alg": "ES384"}), trust, now) == "malformed"
+        assert _reason(_resign(signed, {**base, **extra}, school.key, lenient), trust, now) == "malformed", extra
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    es384 = _resign(signed, {**base, "alg": "ES384"}, p384, _registry(algorithms=["ES384"]))
+    with pytest.raises(UntrustedMessage, match="only ES256"):
+        verify_message(es384, trust, now=now)
+
+
+def test_unknown_header_parameters_that_are_not_critical_are_ignored(make_message, school, trust, now):
+    # RFC 7515 section 4: a parameter the verifier does not know is ignored unless listed in crit.
+    signed = sign_message(make_message(SCHOOL), school, now=now)
+    header = {**school.protected_header(signed["signature"]["when"]), "typ": "JOSE", "x-vendor-trace": 42}
+    other = _with_compact(signed, signatures.detached_jws(header, signed_payload(signed), school))
+    assert verify_message(other, trust, now=now).signature.agency == SCHOOL
+
+
+def test_registered_header_parameters_of_the_wrong_type_are_refused(make_message, school, trust, now):
+    signed = sign_message(make_message(SCHOOL), school, now=now)
+    base = school.protected_header(signed["signature"]["when"])
+    anything = HeaderParameter("any value", lambda value: None)
+    lenient = _registry(sigT=anything, kid=anything, x5c=anything)
+    for wrong in ({"kid": 5}, {"sigT": 20250301}, {"x5c": [*school.x5c, 7]}):
+        with pytest.raises(UntrustedMessage, match="header is not valid|not a certificate") as caught:
+            verify_message(_resign(signed, {**base, **wrong}, school.key, lenient), trust, now=now)
+        assert caught.value.reason == "malformed", wrong
+
+
+def test_an_attached_payload_is_refused(make_message, school, trust, now):
+    # Given an attached payload, a JWS library verifies it, not the message: refuse it even when it is the message.
+    message = make_message(SCHOOL)
+    signed = sign_message(message, school, now=now)
+    header = school.protected_header(signed["signature"]["when"])
+    for payload in (signed_payload(signed), signed_payload(make_message(SCHOOL))):
+        attached = jws.serialize_compact(header, payload, school.jwk, registry=_registry())
+        with pytest.raises(UntrustedMessage, match="not detached") as caught:
+            verify_message(_with_compact(signed, attached), trust, now=now)
+        assert caught.value.reason == "malformed"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@pytest.mark.parametrize("header", [
+    b'"alg b64"', b'["alg", "b64"]', b"[" * 40_000, b"{}", b'{"alg": null}', b"\xff\xfe", b"",
+], ids=["string", "list", "deep-nesting", "no-alg", "null-alg", "not-utf8", "empty"])
+def test_a_header_that_is_not_a_jws_header_is_malformed(make_message, school, trust, now, header):
+    signed = sign_message(make_message(SCHOOL), school, now=now)
+    signature_segment = _compact(signed["signature"]).split(".")[2]
+    assert _reason(_with_compact(signed, f"{_b64url(header)}..{signature_segment}"), trust, now) == "malformed"
+
+
+def test_a_header_beyond_64_kib_is_malformed(make_message, school, trust, now):
+    signed = sign_message(make_message(SCHOOL), school, now=now)
+    header = {**school.protected_header(signed["signature"]["when"]), "x5c": school.x5c * 80}
+    assert len(json.dumps(header)) > 48 * 1024  # over 64 KiB once base64url-encoded
+    huge = _resign(signed, header, school.key, _registry())
+    with pytest.raises(UntrustedMessage, match="Header size exceeds"):
+        verify_message(huge, trust, now=now)
+
+
+def test_a_large_message_signs_and_verifies(make_message, school, trust, now):
+    # joserfc limits attached payloads (128,000 bytes by default); a detached one is the gateway's to bound.
+    message = make_message(SCHOOL)
+    message["entry"][0]["resource"]["extension"] = [
+        {"url": "https://fhir.safeguarding-gateway.example/x/note", "valueString": "Fictional note. " * 20_000}]
+    signed = sign_message(message, school, now=now)
+    assert len(signed_payload(signed)) > 300_000
+    assert verify_message(signed, trust, now=now).signature.agency == SCHOOL
 
 
 def test_signature_has_one_spelling_only(make_message, school, trust, now):
@@ -118,16 +200,17 @@ def test_header_segment_must_be_base64url(make_message, school, trust, now):
         assert _reason(_with_compact(signed, f"{variant}..{sig}"), trust, now) == "malformed"
 
 
-def test_a_certificate_key_other_than_p256_cannot_verify(make_message, school, now):
-    from cryptography.hazmat.primitives.asymmetric import ec
-
+def test_a_certificate_key_other_than_p256_cannot_verify(deployment, make_message, school, trust, now):
+    # A certificate from the deployment CA for a P-384 key: nothing it names can verify ES256.
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    cert, _ = pki.CertificateAuthority.open(deployment.dir).issue(
+        kind="school", code="999101", name="Fictional Primary School", now=now, key=p384)
     signed = sign_message(make_message(SCHOOL), school, now=now)
-    header, _, sig = _compact(signed["signature"]).split(".")
-    other = ec.generate_private_key(ec.SECP384R1()).public_key()
-    assert not signatures._signature_matches(header.encode(), sig.encode(), signed_payload(signed), None)
-    assert signatures._signature_matches(header.encode(), sig.encode(), signed_payload(signed),
-                                         school.chain[0].public_key())
-    assert not signatures._signature_matches(header.encode(), sig.encode(), signed_payload(signed), other)
+    x5c = [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")]
+    header = {**school.protected_header(signed["signature"]["when"]), "x5c": x5c}
+    assert _reason(_resign(signed, header, school.key), trust, now) == "payload-changed"
+    with pytest.raises(ValueError, match="P-256"):
+        Signer.from_objects(cert, p384).jwk
 
 
 # --- caches -----------------------------------------------------------------
@@ -192,8 +275,6 @@ def test_parsed_x5c_is_cached_by_its_exact_text(school):
 
 
 def test_only_a_p256_key_signs(make_message, school, now):
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     signer = Signer(chain=school.chain, key=ec.generate_private_key(ec.SECP384R1()), agency=SCHOOL)
     with pytest.raises(ValueError, match="P-256"):
         sign_message(make_message(SCHOOL), signer, now=now)
