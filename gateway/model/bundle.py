@@ -23,15 +23,11 @@ from gateway import __version__
 from gateway.model import systems as S
 from gateway.model.canonical import content_digest
 from gateway.model.identifiers import check_nhs_number, check_postcode, check_upn, is_temporary_upn
+from gateway.model.terminology import MESSAGE_EVENTS
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, S.BASE)
 
-EVENT_DISPLAY = {
-    S.EVENT_REFERRAL: "Safeguarding referral",
-    S.EVENT_CONCERN: "Safeguarding concern record",
-    S.EVENT_ENCOMPASS: "Operation Encompass notification",
-    S.EVENT_OUTCOME: "Referral outcome",
-}
+EVENT_DISPLAY = {code: display for code, (display, _definition) in MESSAGE_EVENTS.items()}
 
 AGENCY_ORG_TYPE = {"school": "school", "police": "police", "la": "local-authority", "gateway": "gateway"}
 

@@ -77,17 +77,17 @@ def check_upn(raw: str) -> Checked:
     compact = _upn.compact(original).upper()
     problem = None
     if len(compact) != 13:
-        problem = "it has the wrong number of characters"
+        problem = _STDNUM_REASON[stdnum_errors.InvalidLength]
     elif not compact[1:12].isdigit() or not compact[12].isalnum() or not compact[0].isalpha():
-        problem = "it contains characters that are not allowed"
+        problem = _STDNUM_REASON[stdnum_errors.InvalidFormat]
     elif int(compact[1:4]) not in known_la_numbers():
         problem = f"{compact[1:4]} is not a known local authority number"
     else:
         try:  # the check letter, through the library (it also refuses letters UPNs never use)
             if _upn.calc_check_digit(compact[1:]) != compact[0]:
-                problem = "the check letter does not match"
+                problem = _STDNUM_REASON[stdnum_errors.InvalidChecksum]
         except (KeyError, ValueError, IndexError):
-            problem = "it contains characters that are not allowed"
+            problem = _STDNUM_REASON[stdnum_errors.InvalidFormat]
     if problem:
         return Checked(compact, original, f"UPN {original!r} is not valid: {problem}")
     return Checked(compact, original)

@@ -43,4 +43,9 @@ MESSAGE_EVENTS: dict[str, tuple[str, str]] = {
     S.EVENT_ENCOMPASS: ("Operation Encompass notification",
                         "Police tell a child's school of a domestic-abuse incident before the next school day."),
     S.EVENT_OUTCOME: ("Referral outcome", "A local authority's decision on a referral, for the referrer."),
+    S.EVENT_ALERT: ("Safeguarding alert",
+                    "The gateway tells a child's home local authority (and the school that already knows) that an "
+                    "escalation rule fired: a pattern across agencies' messages about the child or household."),
+    S.EVENT_OVERDUE: ("Deadline overdue",
+                      "The gateway tells an agency, then its escalation contact, that something due from it is late."),
 }
