@@ -1,0 +1,850 @@
+"""The person-matching model: a Fellegi-Sunter comparison of two person records.
+
+Pure Python on purpose: the live index calls :func:`decide` inside the
+transaction that accepts a message, so nothing here imports Splink, DuckDB or
+pandas. The model's weights are *data* (``data/match-model.json``), estimated
+offline by ``gateway.linkage.train`` with Splink from the comparison levels
+defined in :data:`COMPARISONS`; each level carries both the Python test used
+here and the SQL condition Splink is given, side by side, so that the two can
+be checked against each other (tests/linkage/test_matching.py compares them
+level by level on generated pairs).
+
+How a record is linked (:func:`decide`), in the order the rules apply:
+
+1. a candidate a person has rejected for this record is never proposed;
+2. the same valid NHS number or UPN as a candidate links deterministically,
+   unless the candidate holds a *different* valid value of the other
+   identifier (then it is only proposed);
+3. a different valid NHS number or UPN means two different people, whatever
+   the names say;
+4. the twins rule: same family name, birth date and postcode or school with
+   given names that are not the same person's (not equal, not
+   nickname-equivalent, not one of several) is never linked automatically.
+   When the given names are clearly different (Ella and Emma) the pair is not
+   even proposed, as hmpps-person-match does (it sets such pairs' weight to
+   -5): twins would otherwise fill the review queue. When they are close
+   (a typo: Olivia and Olvia, or an initial) it is proposed for a person to
+   confirm;
+5. otherwise the best score over the candidate's records: above the link
+   threshold links, above the possible threshold proposes; two candidates
+   above the link threshold are proposed, never silently picked.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import functools
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jellyfish
+from anyascii import anyascii
+from rapidfuzz.distance import JaroWinkler
+
+from gateway.model.identifiers import check_nhs_number, check_postcode, check_upn, check_urn
+
+DATA = Path(__file__).parent / "data"
+MODEL_PATH = DATA / "match-model.json"
+NICKNAMES_PATH = DATA / "nicknames.csv"
+
+#: Jaro-Winkler cut-offs of the "similar" levels (DuckDB's jaro_winkler_similarity
+#: and rapidfuzz's JaroWinkler give the same figures: both prefix weight 0.1).
+JW_CLOSE = 0.92
+JW_NEAR = 0.80
+
+
+# ---------------------------------------------------------------------------
+# Records and normalisation
+
+
+@dataclasses.dataclass(frozen=True)
+class PersonRecord:
+    """One person as one source knows them, normalised for matching (see normalise())."""
+
+    given: str | None
+    family: str | None
+    birth_date: str | None
+    sex: str | None
+    postcode: str | None
+    nhs_number: str | None
+    upn: str | None
+    school_urn: str | None
+
+
+_SEX_CODES = {
+    "male": ("m", "male", "1", "boy", "man"),
+    "female": ("f", "female", "2", "girl", "woman"),
+    "other": ("o", "other", "i", "indeterminate", "x"),
+    "unknown": ("u", "unknown", "0", "9", "not known", "not specified", "unspecified"),
+}
+_SEX = {code: sex for sex, codes in _SEX_CODES.items() for code in codes}
+
+
+def fold_name(raw: str | None) -> str | None:
+    """Return a name folded for matching, or None when nothing is left.
+
+    Accents and other scripts are transliterated to ASCII (anyascii), case is
+    folded, apostrophes and full stops vanish (O'Brien -> obrien), other
+    punctuation becomes a space, except hyphens, which are kept between letters
+    (double-barrelled names), and runs of white space become one space.
+    """
+    if raw is None:
+        return None
+    text = anyascii(unicodedata.normalize("NFKC", str(raw))).casefold()
+    text = re.sub(r"['`.]", "", text)
+    text = re.sub(r"[^a-z\- ]+", " ", text)
+    text = re.sub(r"\s*-\s*", "-", text)
+    text = re.sub(r"-{2,}", "-", text).strip("- ")
+    text = re.sub(r"\s+", " ", text)
+    return text or None
+
+
+def _birth_date(raw: str | None) -> str | None:
+    if raw is None or not str(raw).strip():
+        return None
+    text = str(raw).strip()
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%Y%m%d"):
+        try:
+            return dt.datetime.strptime(text[:10] if pattern == "%Y-%m-%d" else text, pattern).date().isoformat()
+        except ValueError:
+            continue
+    if re.fullmatch(r"\d{4}(-\d{2})?", text):
+        return None  # a partial FHIR date (year, or year and month): not enough to compare days
+    raise ValueError(f"birth date {text!r} is not a date: write it as YYYY-MM-DD or dd/mm/yyyy")
+
+
+def _sex(raw: str | None) -> str | None:
+    if raw is None or not str(raw).strip():
+        return None
+    code = re.sub(r"\s+", " ", str(raw).strip().casefold())
+    try:
+        return _SEX[code]
+    except KeyError:
+        raise ValueError(
+            f"sex {raw!r} is not a recognised code: use male/female/other/unknown, M/F/U or 1/2/9/0"
+        ) from None
+
+
+def _valid(check: Callable, raw: str | None) -> str | None:
+    if raw is None or not str(raw).strip():
+        return None
+    checked = check(str(raw))
+    return checked.value if checked.valid else None
+
+
+def normalise(
+    *,
+    given: str | Sequence[str] | None = None,
+    family: str | None = None,
+    birth_date: str | None = None,
+    sex: str | None = None,
+    postcode: str | None = None,
+    nhs_number: str | None = None,
+    upn: str | None = None,
+    school_urn: str | None = None,
+) -> PersonRecord:
+    """Return a :class:`PersonRecord` from raw values as a CSV or a FHIR resource gives them.
+
+    ``given`` may be one string or the list of given names (FHIR
+    ``HumanName.given``). Names are folded (:func:`fold_name`); the birth date
+    is read as ISO ``YYYY-MM-DD`` (a FHIR dateTime's date part too) or
+    ``dd/mm/yyyy`` / ``dd-mm-yyyy``, and a partial FHIR date (``2015`` or
+    ``2015-03``) gives None; sex codes M/F/1/2/0/9/U/O and words are
+    accepted. Invalid NHS numbers, UPNs, postcodes and school URNs are dropped
+    (None): an invalid identifier must never link two records.
+
+    Raises ValueError, naming the field and the value, for a birth date that is
+    not a date or a sex code that is not known.
+    """
+    if given is not None and not isinstance(given, str):
+        given = " ".join(str(part) for part in given if part)
+    return PersonRecord(
+        given=fold_name(given),
+        family=fold_name(family),
+        birth_date=_birth_date(birth_date),
+        sex=_sex(sex),
+        postcode=_valid(check_postcode, postcode),
+        nhs_number=_valid(check_nhs_number, nhs_number),
+        upn=_valid(check_upn, upn),
+        school_urn=_valid(check_urn, school_urn),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Nicknames
+
+
+@functools.cache
+def nickname_groups() -> dict[str, frozenset[str]]:
+    """Return, for each name in ``data/nicknames.csv``, the formal names it can stand for.
+
+    A formal name stands for itself; ``alex`` stands for ``alexander`` and
+    ``alexandra``. Two given names are nickname-equivalent when their sets
+    meet, so ``alexander`` and ``alexandra`` are not (they only share a
+    diminutive).
+    """
+    groups: dict[str, set[str]] = {}
+    with NICKNAMES_PATH.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            name, nickname = fold_name(row["name"]), fold_name(row["nickname"])
+            groups.setdefault(name, set()).add(name)
+            groups.setdefault(nickname, set()).add(name)
+    return {name: frozenset(formal) for name, formal in groups.items()}
+
+
+# ---------------------------------------------------------------------------
+# Features: what each comparison reads, computed once per record
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+    """The values the comparison levels read, derived from one :class:`PersonRecord`.
+
+    The training script gives Splink exactly these columns (:meth:`as_row`),
+    so Python and Splink compare the same derived values.
+    """
+
+    given: str | None
+    given_first: str | None
+    given_tokens: tuple[str, ...]
+    given_groups: tuple[str, ...]
+    family: str | None
+    family_parts: tuple[str, ...]
+    birth_date: str | None
+    birth_year: str | None
+    birth_month: str | None
+    birth_day: str | None
+    sex: str | None
+    postcode: str | None
+    postcode_district: str | None
+    school_urn: str | None
+    nhs_number: str | None
+    upn: str | None
+
+    def as_row(self) -> dict:
+        """Return the features as one row of Splink's input table (lists for the tuples)."""
+        return {
+            field.name: list(value) if isinstance(value, tuple) else value
+            for field in dataclasses.fields(self)
+            for value in [getattr(self, field.name)]
+        }
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def features(record: PersonRecord) -> Features:
+    """Return the comparison features of ``record`` (cached: records are immutable)."""
+    tokens = tuple(t for t in re.split(r"[ -]", record.given) if t) if record.given else ()
+    first = tokens[0] if tokens else None
+    groups = tuple(sorted(nickname_groups().get(first, ()))) if first else ()
+    parts = tuple(p for p in re.split(r"[ -]", record.family) if p) if record.family else ()
+    year = month = day = None
+    if record.birth_date:
+        year, month, day = record.birth_date.split("-")
+    sex = record.sex if record.sex in ("male", "female", "other") else None
+    return Features(
+        given=record.given,
+        given_first=first,
+        given_tokens=tokens,
+        given_groups=groups,
+        family=record.family,
+        family_parts=parts,
+        birth_date=record.birth_date,
+        birth_year=year,
+        birth_month=month,
+        birth_day=day,
+        sex=sex,
+        postcode=record.postcode,
+        postcode_district=record.postcode.split(" ")[0] if record.postcode else None,
+        school_urn=record.school_urn,
+        nhs_number=record.nhs_number,
+        upn=record.upn,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Comparison levels: the Python test and Splink's SQL condition, side by side
+
+
+@dataclasses.dataclass(frozen=True)
+class Level:
+    """One comparison level: its label, and its condition in Splink's SQL (None: the else level)."""
+
+    label: str
+    sql: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """One field's comparison: ``levels[0]`` is the missing (null) level, the last the else level.
+
+    ``level_of(a, b)`` returns the index in ``levels`` that the pair falls in,
+    testing in order, as Splink's CASE expression does.
+    """
+
+    field: str
+    description: str
+    levels: tuple[Level, ...]
+    level_of: Callable[[Features, Features], int]
+    shows: Callable[[Features], str | None]
+
+
+def _jw(a: str, b: str) -> float:
+    return JaroWinkler.similarity(a, b)
+
+
+def _given_level(a: Features, b: Features) -> int:
+    if a.given is None or b.given is None:
+        return 0
+    if a.given == b.given:
+        return 1
+    if a.given_first == b.family and b.given_first == a.family:
+        return 2
+    if set(a.given_groups) & set(b.given_groups):
+        return 3
+    if set(a.given_tokens) & set(b.given_tokens):
+        return 4
+    jw = _jw(a.given_first, b.given_first)
+    if jw >= JW_CLOSE:
+        return 5
+    if jw >= JW_NEAR:
+        return 6
+    if (len(a.given_first) == 1 or len(b.given_first) == 1) and a.given_first[0] == b.given_first[0]:
+        return 7
+    return 8
+
+
+def _family_level(a: Features, b: Features) -> int:
+    if a.family is None or b.family is None:
+        return 0
+    if a.family == b.family:
+        return 1
+    if a.given_first == b.family and b.given_first == a.family:
+        return 2
+    if set(a.family_parts) & set(b.family_parts):
+        return 3
+    if _jw(a.family, b.family) >= JW_CLOSE:
+        return 4
+    return 5
+
+
+def _birth_date_level(a: Features, b: Features) -> int:
+    if a.birth_date is None or b.birth_date is None:
+        return 0
+    if a.birth_date == b.birth_date:
+        return 1
+    same_year = a.birth_year == b.birth_year
+    if same_year and a.birth_month == b.birth_day and a.birth_day == b.birth_month:
+        return 2
+    if same_year + (a.birth_month == b.birth_month) + (a.birth_day == b.birth_day) == 2:
+        return 3
+    if same_year:
+        return 4
+    return 5
+
+
+def _equal_level(name: str) -> Callable[[Features, Features], int]:
+    def level_of(a: Features, b: Features) -> int:
+        left, right = getattr(a, name), getattr(b, name)
+        if left is None or right is None:
+            return 0
+        return 1 if left == right else 2
+
+    return level_of
+
+
+def _postcode_level(a: Features, b: Features) -> int:
+    if a.postcode is None or b.postcode is None:
+        return 0
+    if a.postcode == b.postcode:
+        return 1
+    if a.postcode_district == b.postcode_district:
+        return 2
+    return 3
+
+
+def _null(*columns: str) -> str:
+    return " OR ".join(f"{c}_l IS NULL OR {c}_r IS NULL" for c in columns)
+
+
+_SWAPPED_SQL = "given_first_l = family_r AND family_l = given_first_r"
+
+#: The comparisons, in the order of the model file and of Splink's settings.
+COMPARISONS: tuple[Comparison, ...] = (
+    Comparison(
+        "given",
+        "given names",
+        (
+            Level("missing", _null("given")),
+            Level("exact", "given_l = given_r"),
+            Level("given and family swapped", _SWAPPED_SQL),
+            Level("nickname", "len(list_intersect(given_groups_l, given_groups_r)) > 0"),
+            Level("one of several given names", "len(list_intersect(given_tokens_l, given_tokens_r)) > 0"),
+            Level(
+                f"similar (Jaro-Winkler >= {JW_CLOSE:.2f})",
+                f"jaro_winkler_similarity(given_first_l, given_first_r) >= {JW_CLOSE}",
+            ),
+            Level(
+                f"similar (Jaro-Winkler >= {JW_NEAR:.2f})",
+                f"jaro_winkler_similarity(given_first_l, given_first_r) >= {JW_NEAR}",
+            ),
+            Level(
+                "initial only",
+                "(length(given_first_l) = 1 OR length(given_first_r) = 1)"
+                " AND left(given_first_l, 1) = left(given_first_r, 1)",
+            ),
+            Level("different", None),
+        ),
+        _given_level,
+        lambda f: f.given,
+    ),
+    Comparison(
+        "family",
+        "family name",
+        (
+            Level("missing", _null("family")),
+            Level("exact", "family_l = family_r"),
+            Level("given and family swapped", _SWAPPED_SQL),
+            Level("one part of a double-barrelled name", "len(list_intersect(family_parts_l, family_parts_r)) > 0"),
+            Level(f"similar (Jaro-Winkler >= {JW_CLOSE:.2f})", f"jaro_winkler_similarity(family_l, family_r) >= {JW_CLOSE}"),
+            Level("different", None),
+        ),
+        _family_level,
+        lambda f: f.family,
+    ),
+    Comparison(
+        "birth_date",
+        "date of birth",
+        (
+            Level("missing", _null("birth_date")),
+            Level("exact", "birth_date_l = birth_date_r"),
+            Level(
+                "day and month transposed",
+                "birth_year_l = birth_year_r AND birth_month_l = birth_day_r AND birth_day_l = birth_month_r",
+            ),
+            Level(
+                "one of day, month, year differs",
+                "(birth_year_l = birth_year_r)::INT + (birth_month_l = birth_month_r)::INT"
+                " + (birth_day_l = birth_day_r)::INT = 2",
+            ),
+            Level("same year only", "birth_year_l = birth_year_r"),
+            Level("different", None),
+        ),
+        _birth_date_level,
+        lambda f: f.birth_date,
+    ),
+    Comparison(
+        "sex",
+        "sex",
+        (Level("missing", _null("sex")), Level("exact", "sex_l = sex_r"), Level("different", None)),
+        _equal_level("sex"),
+        lambda f: f.sex,
+    ),
+    Comparison(
+        "postcode",
+        "postcode",
+        (
+            Level("missing", _null("postcode")),
+            Level("exact", "postcode_l = postcode_r"),
+            Level("same district", "postcode_district_l = postcode_district_r"),
+            Level("different", None),
+        ),
+        _postcode_level,
+        lambda f: f.postcode,
+    ),
+    Comparison(
+        "school",
+        "school",
+        (Level("missing", _null("school_urn")), Level("same", "school_urn_l = school_urn_r"), Level("different", None)),
+        _equal_level("school_urn"),
+        lambda f: f.school_urn,
+    ),
+    Comparison(
+        "nhs_number",
+        "NHS number",
+        (Level("missing", _null("nhs_number")), Level("same", "nhs_number_l = nhs_number_r"), Level("different", None)),
+        _equal_level("nhs_number"),
+        lambda f: f.nhs_number,
+    ),
+    Comparison(
+        "upn",
+        "UPN",
+        (Level("missing", _null("upn")), Level("same", "upn_l = upn_r"), Level("different", None)),
+        _equal_level("upn"),
+        lambda f: f.upn,
+    ),
+)
+
+#: Given-name levels that say "the same person's given names".
+SAME_GIVEN = frozenset({"exact", "nickname", "one of several given names"})
+#: Given-name levels that might still be the same person with a slip (typo, initial).
+CLOSE_GIVEN = frozenset(
+    {f"similar (Jaro-Winkler >= {JW_CLOSE:.2f})", f"similar (Jaro-Winkler >= {JW_NEAR:.2f})", "initial only"}
+)
+
+
+def gamma(comparison: Comparison, level_index: int) -> int:
+    """Return Splink's comparison vector value for ``levels[level_index]`` (-1 for missing)."""
+    return -1 if level_index == 0 else len(comparison.levels) - 1 - level_index
+
+
+# ---------------------------------------------------------------------------
+# Scores
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldComparison:
+    """How one field of two records compared: the level, its weight and the two values."""
+
+    field: str
+    level: str
+    weight: float
+    left: str | None
+    right: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class MatchScore:
+    """The comparison of two records: total weight (log2 odds), probability, each field, any rule."""
+
+    weight: float
+    probability: float
+    fields: tuple[FieldComparison, ...]
+    rule: str | None
+    prior: float = 0.0
+
+    def field(self, name: str) -> FieldComparison:
+        """Return the comparison of field ``name``; raises KeyError when there is none."""
+        for item in self.fields:
+            if item.field == name:
+                return item
+        raise KeyError(name)
+
+    def explain(self) -> str:
+        """Return a multi-line text a social worker can read: each field's level and weight."""
+        labels = {c.field: c.description for c in COMPARISONS}
+        lines = [
+            f"Match weight {self.weight:+.1f} (probability {self.probability:.1%}),"
+            f" starting from {self.prior:+.1f} for two records picked at random:"
+        ]
+        for item in self.fields:
+            values = f"{item.left or '-'} / {item.right or '-'}"
+            lines.append(f"  {labels.get(item.field, item.field):<15} {item.level:<38} {item.weight:+6.1f}   ({values})")
+        if self.rule:
+            lines.append(f"Rule applied: {RULES.get(self.rule, self.rule)}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        """Return the score as JSON-able data, for storing with a decision and the API."""
+        return {
+            "weight": round(self.weight, 6),
+            "probability": self.probability,
+            "prior": round(self.prior, 6),
+            "rule": self.rule,
+            "fields": [dataclasses.asdict(item) for item in self.fields],
+        }
+
+
+#: What each rule means, in words (MatchScore.rule and LinkDecision reasons).
+RULES = {
+    "nhs-number-match": "same valid NHS number",
+    "upn-match": "same valid UPN",
+    "nhs-number-conflict": "different valid NHS numbers: two different people",
+    "upn-conflict": "different valid UPNs: two different people",
+    "identifier-conflict": "one identifier is the same and the other different: a person must confirm",
+    "twins": "twins rule: same family name, birth date and address or school, clearly different given names",
+    "possible-twins": "twins rule: same family name, birth date and address or school, given names that differ"
+    " (a slip, or twins): a person must confirm",
+}
+
+
+def _probability(weight: float) -> float:
+    if weight > 60:
+        return 1.0
+    odds = 2.0**weight
+    return odds / (1.0 + odds)
+
+
+class MatchModel:
+    """The trained comparison weights and the decision thresholds, read from the model file."""
+
+    def __init__(self, data: dict, *, source: str = "match model"):
+        self.data = data
+        self.source = source
+        try:
+            self.prior = float(data["prior"]["weight"])
+            self.link_threshold = float(data["thresholds"]["link"])
+            self.possible_threshold = float(data["thresholds"]["possible"])
+            by_field = {item["field"]: item for item in data["comparisons"]}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: not a match model file ({exc!r} missing or wrong)") from None
+        self._weights: list[tuple[float, ...]] = []
+        for comparison in COMPARISONS:
+            item = by_field.get(comparison.field)
+            labels = [level.label for level in comparison.levels]
+            if item is None or [level["label"] for level in item["levels"]] != labels:
+                raise ValueError(
+                    f"{source}: the levels of {comparison.field!r} do not match gateway/linkage/matching.py"
+                    f" ({labels}); retrain with `python -m gateway.linkage.train`"
+                )
+            self._weights.append(tuple(0.0 if i == 0 else float(level["weight"]) for i, level in enumerate(item["levels"])))
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> "MatchModel":
+        """Return the model in ``path`` (default: the shipped ``data/match-model.json``).
+
+        Raises ValueError naming the file when it is not a model for these comparison levels.
+        """
+        path = Path(path) if path is not None else MODEL_PATH
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read the match model: {exc}") from None
+        return cls(data, source=str(path))
+
+    def level_weights(self, field: str) -> dict[str, float]:
+        """Return each level label of ``field`` with its weight; raises KeyError for an unknown field."""
+        for comparison, weights in zip(COMPARISONS, self._weights):
+            if comparison.field == field:
+                return {level.label: weight for level, weight in zip(comparison.levels, weights)}
+        raise KeyError(field)
+
+    def compare(self, a: PersonRecord, b: PersonRecord) -> MatchScore:
+        """Return the comparison of two records: levels, weights, total and any override rule."""
+        fa, fb = features(a), features(b)
+        total = self.prior
+        fields = []
+        levels = {}
+        for comparison, weights in zip(COMPARISONS, self._weights):
+            index = comparison.level_of(fa, fb)
+            weight = weights[index]
+            total += weight
+            label = comparison.levels[index].label
+            levels[comparison.field] = label
+            fields.append(FieldComparison(comparison.field, label, weight, comparison.shows(fa), comparison.shows(fb)))
+        return MatchScore(total, _probability(total), tuple(fields), _rule(levels), self.prior)
+
+
+def _rule(levels: dict[str, str]) -> str | None:
+    nhs, upn = levels["nhs_number"], levels["upn"]
+    if (nhs == "same" and upn == "different") or (upn == "same" and nhs == "different"):
+        return "identifier-conflict"
+    if nhs == "same":
+        return "nhs-number-match"
+    if upn == "same":
+        return "upn-match"
+    if nhs == "different":
+        return "nhs-number-conflict"
+    if upn == "different":
+        return "upn-conflict"
+    if (
+        levels["family"] == "exact"
+        and levels["birth_date"] == "exact"
+        and (levels["postcode"] == "exact" or levels["school"] == "same")
+        and levels["given"] not in SAME_GIVEN
+        and levels["given"] != "missing"
+    ):
+        return "possible-twins" if levels["given"] in CLOSE_GIVEN else "twins"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Blocking keys
+
+
+#: The most keys a record is filed under.
+MAX_KEYS = 8
+
+
+def _phonetic(name: str | None) -> str | None:
+    if not name:
+        return None
+    code = jellyfish.metaphone(name.replace("-", "").replace(" ", ""))
+    return code[:8] or None
+
+
+def _transposed(birth_date: str) -> str | None:
+    year, month, day = birth_date.split("-")
+    if day == month or int(day) > 12:
+        return None
+    return f"{year}-{day}-{month}"
+
+
+def blocking_keys(record: PersonRecord) -> list[str]:
+    """Return the keys under which the index files ``record`` and looks up its candidates.
+
+    At most :data:`MAX_KEYS` keys of at most 64 characters. Two records are
+    compared only when they share a key, so each key is narrow on its own (a
+    handful of people in an index of a million) while, together, they tolerate
+    one or two things going wrong at once:
+
+    - ``nhs:`` and ``upn:`` the identifiers, for the deterministic links;
+    - ``dob:<date>|f:<sound of a family-name part>`` (one per part of a
+      double-barrelled name, so that either part alone still meets it): a typo
+      or nickname in the given name, a move, a new school leave it;
+    - ``dob:<date>|i:<the initials of given and family, sorted>``: a typo in a
+      family name, a nickname with the same initial (Alex, Alexander), the two
+      names swapped (the sorted initials are the same) leave it. About 140
+      people share a birth date in a million spread over 20 years; a name
+      sound or a pair of initials narrows that to a few;
+    - the same keys under the date with day and month swapped (when that is a
+      date), so that a transposed date files beside the right one;
+    - ``pc:<postcode>|<sound of the family name>``: a wrong date of birth, with
+      the family still at the same address;
+    - ``nm:<sound of given>|<sound of family>|<birth year>``: a wrong day or
+      month after a move.
+
+    ("Sound" is the Metaphone code, so Smith and Smyth agree.) The keys are
+    listed in that order and cut at :data:`MAX_KEYS`: only a record with both
+    identifiers, a double-barrelled name and a transposable date loses its
+    last keys, and it has its identifiers. A record with no usable field gets
+    no keys (it can only start a new person).
+    """
+    keys: list[str] = []
+    if record.nhs_number:
+        keys.append(f"nhs:{record.nhs_number}")
+    if record.upn:
+        keys.append(f"upn:{record.upn}")
+    f = features(record)
+    given = _phonetic(f.given_first)
+    family = _phonetic(f.family_parts[0]) if f.family_parts else None
+    if record.birth_date:
+        dates = [record.birth_date]
+        transposed = _transposed(record.birth_date)
+        if transposed:
+            dates.append(transposed)
+        names = [f"f:{sound}" for sound in dict.fromkeys(_phonetic(part) for part in f.family_parts[:2]) if sound]
+        if f.given_first and f.family_parts:
+            names.append("i:" + "".join(sorted(f.given_first[0] + f.family_parts[0][0])))
+        keys.extend(f"dob:{date}|{name}" for date in dates for name in names)
+    if record.postcode and family:
+        keys.append(f"pc:{record.postcode}|{family}")
+    if given and family and f.birth_year:
+        keys.append(f"nm:{given}|{family}|{f.birth_year}")
+    return [key[:64] for key in keys[:MAX_KEYS]]
+
+
+# ---------------------------------------------------------------------------
+# Decisions
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """A person the index found through the blocking keys, with every record linked to them."""
+
+    person_id: str
+    records: tuple[PersonRecord, ...]
+    rejected: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkDecision:
+    """What to do with a record: link it, propose it to a person, or start a new person."""
+
+    decision: str
+    person_id: str | None
+    score: MatchScore | None
+    reason: str
+    alternatives: tuple[tuple[str, MatchScore], ...] = ()
+
+
+def _best(scores: Sequence[MatchScore]) -> MatchScore:
+    return max(scores, key=lambda s: s.weight)
+
+
+def decide(model: MatchModel, record: PersonRecord, candidates: Sequence[Candidate]) -> LinkDecision:
+    """Return the decision for ``record`` against the candidates the index found.
+
+    The rules, in order, are in the module docstring. ``linked`` names the
+    person and the deciding comparison; ``possible`` names the best person to
+    propose, with the others above the possible threshold as
+    ``alternatives``; ``new`` carries the best comparison there was (None
+    when there were no candidates).
+    """
+    deterministic: list[tuple[str, MatchScore, str]] = []
+    linkable: list[tuple[str, MatchScore]] = []
+    possible: list[tuple[str, MatchScore, str]] = []
+    best_seen: MatchScore | None = None
+    for candidate in candidates:
+        if candidate.rejected or not candidate.records:
+            continue
+        scores = [model.compare(record, other) for other in candidate.records]
+        best = _best(scores)
+        best_seen = best if best_seen is None or best.weight > best_seen.weight else best_seen
+        nhs_held = {r.nhs_number for r in candidate.records if r.nhs_number}
+        upn_held = {r.upn for r in candidate.records if r.upn}
+        same_nhs = record.nhs_number is not None and record.nhs_number in nhs_held
+        same_upn = record.upn is not None and record.upn in upn_held
+        other_nhs = record.nhs_number is not None and bool(nhs_held) and not same_nhs
+        other_upn = record.upn is not None and bool(upn_held) and not same_upn
+        if same_nhs or same_upn:
+            matching = [s for s, r in zip(scores, candidate.records) if (same_nhs and r.nhs_number == record.nhs_number) or (same_upn and r.upn == record.upn)]
+            which = "NHS number" if same_nhs else "UPN"
+            if other_nhs or other_upn:
+                other = "UPN" if same_nhs else "NHS number"
+                possible.append((candidate.person_id, _best(matching), f"same valid {which} but a different valid {other}"))
+            else:
+                deterministic.append((candidate.person_id, _best(matching), f"same valid {which}"))
+            continue
+        if other_nhs or other_upn:
+            continue  # two different valid identifiers: two different people
+        if any(s.rule == "twins" for s in scores):
+            continue  # clearly a different child of the same family (hmpps-person-match does the same)
+        free = [s for s in scores if s.rule is None and s.weight >= model.link_threshold]
+        if free:
+            linkable.append((candidate.person_id, _best(free)))
+        elif best.weight >= model.possible_threshold:
+            if best.rule == "possible-twins":
+                why = f"{RULES['possible-twins']} (score {best.weight:.1f})"
+            else:
+                why = f"score {best.weight:.1f} between the possible threshold {model.possible_threshold:.1f} and the link threshold {model.link_threshold:.1f}"
+            possible.append((candidate.person_id, best, why))
+
+    if len(deterministic) == 1:
+        person_id, score, why = deterministic[0]
+        others = tuple((p, s) for p, s in linkable) + tuple((p, s) for p, s, _ in possible)
+        return LinkDecision("linked", person_id, score, why, others)
+    if len(deterministic) > 1:
+        ranked = sorted(deterministic, key=lambda item: -item[1].weight)
+        return LinkDecision(
+            "possible",
+            ranked[0][0],
+            ranked[0][1],
+            f"{len(ranked)} people hold the same identifier ({ranked[0][2]}): a person must choose",
+            tuple((p, s) for p, s, _ in ranked[1:]),
+        )
+    if len(linkable) == 1:
+        person_id, score = linkable[0]
+        return LinkDecision(
+            "linked",
+            person_id,
+            score,
+            f"score {score.weight:.1f} above the link threshold {model.link_threshold:.1f}",
+            tuple((p, s) for p, s, _ in possible),
+        )
+    if len(linkable) > 1:
+        ranked = sorted(linkable, key=lambda item: -item[1].weight)
+        return LinkDecision(
+            "possible",
+            ranked[0][0],
+            ranked[0][1],
+            f"{len(ranked)} people score above the link threshold {model.link_threshold:.1f}: a person must choose",
+            tuple(ranked[1:]) + tuple((p, s) for p, s, _ in possible),
+        )
+    if possible:
+        ranked = sorted(possible, key=lambda item: -item[1].weight)
+        return LinkDecision("possible", ranked[0][0], ranked[0][1], ranked[0][2], tuple((p, s) for p, s, _ in ranked[1:]))
+    if best_seen is None:
+        return LinkDecision("new", None, None, "no candidate shares a blocking key with this record")
+    return LinkDecision(
+        "new",
+        None,
+        best_seen,
+        f"best score {best_seen.weight:.1f} is below the possible threshold {model.possible_threshold:.1f},"
+        " or every candidate is a different person by rule",
+    )
