@@ -531,8 +531,9 @@ def _cell(text: str) -> str:
 def _parameters_text(parameters: Mapping) -> str:
     lines = []
     for key, value in parameters.items():
-        shown = value if isinstance(value, (str, int)) else yaml.safe_dump(
-            value, default_flow_style=True, sort_keys=False, width=10_000).strip()
+        # As the file spells it (flow style); a scalar's document-end marker is dropped.
+        shown = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000)
+        shown = shown.strip().removesuffix("...").strip()
         lines.append(f"`{key}`: {_cell(shown)}")
     return "<br>".join(lines)
 
