@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
 # The real PostgreSQL server of this machine; the PostgreSQL tests fail (not skip) when it cannot be reached.
 export GATEWAY_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -18,8 +19,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/gateway demo
 
-test: $(STAMP) browser
+test: $(STAMP) browser $(NODE_STAMP)
 	$(BIN)/pytest
+
+# Node packages of the tests (package-lock.json): Medplum's FHIR validator for the conformance test.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
 
 # Page tests drive a real headless browser: Debian's chromium through its chromedriver.
 browser:

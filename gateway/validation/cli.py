@@ -139,3 +139,26 @@ def quality_command(input_path: str, html_path: str | None, now_text: str | None
         except OSError as exc:
             raise click.ClickException(f"cannot write {html_path}: {exc.strerror or exc}") from None
         click.echo(f"wrote {html_path}", err=True)
+
+
+@click.group("standard")
+def standard_group() -> None:
+    """The national referral standard as published artefacts."""
+
+
+@standard_group.command("package")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 naming each file that is out of date.")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Repository root to write under (default: this checkout).")
+def package_command(check: bool, root: Path | None) -> None:
+    """Publish the standard: the FHIR package docs/fhir/package.tgz and its resources, and the pages in docs/.
+
+    Writes docs/fhir/*.json (profiles with snapshots, extensions, code systems,
+    value sets, concept maps, message definitions), docs/fhir/package.tgz (the
+    same resources as a FHIR package, NPM format, that validators load by
+    canonical URL), docs/referral-standard.md and docs/standard/*.md.
+    """
+    from gateway.validation import publish
+
+    argv = (["--check"] if check else []) + (["--root", str(root)] if root else [])
+    sys.exit(publish.main(argv))

@@ -54,6 +54,12 @@ class Extension:
     value: tuple[str, ...]
     title: str
     definition: str
+    repeats: bool = False
+
+    @property
+    def max(self) -> str:
+        """How many times the extension may appear on one element: ``"*"`` or ``"1"``."""
+        return "*" if self.repeats else "1"
 
     @property
     def name(self) -> str:
@@ -61,8 +67,8 @@ class Extension:
         return self.url.rsplit("/", 1)[-1]
 
 
-def _e(url: str, context: str, value: str, title: str, definition: str) -> Extension:
-    return Extension(url, tuple(context.split()), tuple(value.split()), title, definition)
+def _e(url: str, context: str, value: str, title: str, definition: str, repeats: bool = False) -> Extension:
+    return Extension(url, tuple(context.split()), tuple(value.split()), title, definition, repeats)
 
 
 # Every extension the gateway puts in messages, the model's and the standard's.
@@ -97,8 +103,9 @@ EXTENSIONS: tuple[Extension, ...] = (
        "The source format and the version of the mapping that translated the record."),
     _e(S.EXT_SIGNATURE_PRESENT, "Provenance", "boolean", "Source signature present",
        "Whether the source record carried a signature of its own."),
-    _e(S.EXT_SENDER_SIGNATURE, "Bundle", "string", "Sender signature",
-       "The sending agency's detached signature over the message."),
+    _e(S.EXT_SENDER_SIGNATURE, "Bundle.signature", "Signature", "Sender signature",
+       "The sending agency's signature over the message, kept inside the gateway's counter-signature "
+       "(Bundle.signature) when the gateway counter-signs a signed message."),
     _e(S.EXT_COMPLETENESS, "OperationOutcome", "integer", "Completeness score",
        "The share (0-100) of the referral standard's applicable SHOULD items that the message holds."),
     _e(S.EXT_SUBMITTED, "ServiceRequest", "dateTime date", "Submitted at",
@@ -112,7 +119,8 @@ EXTENSIONS: tuple[Extension, ...] = (
     _e(S.EXT_EVIDENCE_SECURED, "Observation", "boolean", "Evidence secured",
        "Whether an evidence item was secured (also carried as the 'secured' component)."),
     _e(S.EXT_TRANSLATION_ISSUE, "Provenance", "string", "Translation issue",
-       "Something the translator noticed and kept with the message (an unmapped code, an assumed time zone)."),
+       "Something the translator noticed and kept with the message (an unmapped code, an assumed time zone).",
+       repeats=True),
     _e(S.EXT_YEAR_GROUP, "Patient", "string", "Year group", "The child's school year group."),
     _e(S.EXT_SCHOOL, "Patient", "Reference", "School", "The Organization of the school the child attends."),
     _e(S.EXT_OCCURRED, "ServiceRequest", "dateTime date", "Occurred at",

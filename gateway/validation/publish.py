@@ -1,21 +1,28 @@
-"""Generate ``docs/referral-standard.md`` and the FHIR artefacts under ``docs/fhir/``.
+"""Publish the standard: ``docs/referral-standard.md``, ``docs/standard/`` and the FHIR package in ``docs/fhir/``.
 
 Everything here is derived from the one definition (``standard.yaml``, the
 extension table in :mod:`gateway.validation.extensions`, the code lists in
-:mod:`gateway.model.terminology`) and the mappings' ConceptMaps, so the
-documentation and the conformance resources cannot drift from what the
-validator checks. Run::
+:mod:`gateway.model.terminology` and :mod:`gateway.validation.codelists`)
+and the mappings' ConceptMaps, so the documentation and the conformance
+resources cannot drift from what the validator checks. The conformance
+resources are written one per file and as a FHIR package
+(``docs/fhir/package.tgz``: NPM format, ``package/package.json`` and
+``package/.index.json``, as implementation guides publish) that validators
+load by canonical URL. Run::
 
-    python -m gateway.validation.publish          # write the files
-    python -m gateway.validation.publish --check  # exit 1 naming what is out of date
+    gateway standard package          # write the files
+    gateway standard package --check  # exit 1 naming what is out of date
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import io
 import json
 import re
 import sys
+import tarfile
 from pathlib import Path
 
 from gateway import __version__
@@ -24,11 +31,17 @@ from gateway.model import FHIR_VERSION, model_class
 from gateway.model import systems as S
 from gateway.model.terminology import CONCERN_CATEGORIES, CONCERN_CONTEXT, MESSAGE_EVENTS
 from gateway.validation import extensions as X
+from gateway.validation.codelists import CODE_SYSTEMS
+from gateway.validation.snapshots import snapshot
 from gateway.validation.standard import Item, Standard, load_standard
 
-COMMAND = "python -m gateway.validation.publish"
+COMMAND = "gateway standard package"
 DOC = "docs/referral-standard.md"
 FHIR_DIR = "docs/fhir"
+PAGES_DIR = "docs/standard"
+PACKAGE = f"{FHIR_DIR}/package.tgz"
+# The FHIR package's name (FHIR package naming: lower case, dot-separated).
+PACKAGE_NAME = "example.safeguarding-gateway.referral-standard"
 PUBLISHER = "Safeguarding interoperability gateway project"
 
 # The resources of a referral message, in message order; each gets a constraint profile.
@@ -65,14 +78,15 @@ def _short_path(text: str) -> str:
 
 
 # StructureDefinitions ---------------------------------------------------------------------------
-def _extension_definition(ext: X.Extension, version: str) -> dict:
+def _extension_definition(ext: X.Extension, standard: Standard) -> dict:
+    version = standard.version
     value = {"id": "Extension.value[x]", "path": "Extension.value[x]", "min": 1, "type": []}
     for code in ext.value:
         typ: dict = {"code": code}
         if code == "Reference":
             typ["targetProfile"] = ["http://hl7.org/fhir/StructureDefinition/Organization"]
         value["type"].append(typ)
-    return {
+    return _with_snapshot({
         "resourceType": "StructureDefinition",
         "id": ext.name,
         "url": ext.url,
@@ -80,6 +94,7 @@ def _extension_definition(ext: X.Extension, version: str) -> dict:
         "name": _pascal(ext.name),
         "title": ext.title,
         "status": "draft",
+        "date": standard.date,
         "publisher": PUBLISHER,
         "description": ext.definition,
         "fhirVersion": FHIR_VERSION,
@@ -95,7 +110,12 @@ def _extension_definition(ext: X.Extension, version: str) -> dict:
             {"id": "Extension.url", "path": "Extension.url", "fixedUri": ext.url},
             value,
         ]},
-    }
+    })
+
+
+def _with_snapshot(sd: dict) -> dict:
+    sd["snapshot"] = {"element": snapshot(sd)}
+    return sd
 
 
 _ELEMENT = re.compile(r"^([a-z][A-Za-z]*(?:\.[a-z][A-Za-z]*)*)")
@@ -113,15 +133,21 @@ def _element_of(item_path: str) -> str | None:
     return ".".join(p for p in parts if p not in ("first", "tail", "where", "exists", "value"))
 
 
+def constraint_keys(standard: Standard) -> dict[str, str]:
+    """Return ``{item id: constraint key}`` (``sgr-1``...) of the items published as invariants, in file order."""
+    return {item.id: f"sgr-{n}" for n, item in enumerate((i for i in standard.items if i.invariant), 1)}
+
+
 def _constraints(standard: Standard) -> list[dict]:
     out = []
-    for n, item in enumerate((i for i in standard.items if i.invariant), 1):
+    for item_id, key in constraint_keys(standard).items():
+        item = standard.item(item_id)
         out.append({
-            "key": f"sgr-{n}",
+            "key": key,
             "requirements": item.why,
             "severity": "error" if item.level == "MUST" else "warning",
             "human": f"{item.level} {item.id}: {item.title}. {item.action}",
-            "expression": item.invariant,
+            "expression": standard.constraint(item),
             "source": profile_url("Bundle"),
         })
     return out
@@ -148,13 +174,16 @@ def _resource_profile(resource: str, standard: Standard, version: str) -> dict:
     if resource == "Bundle":
         root["short"] = "A safeguarding message: MessageHeader first, then the resources it refers to"
         root["constraint"] = _constraints(standard)
-        element("identifier")["min"] = 1
         element("type")["fixedCode"] = "message"
         element("timestamp")["min"] = 1
         element("entry")["min"] = 1
     if resource == "MessageHeader":
-        element("eventCoding").update({"binding": {
-            "strength": "required", "valueSet": f"{S.BASE}/ValueSet/message-event"}})
+        element("event[x]")["slicing"] = {"discriminator": [{"type": "type", "path": "$this"}], "ordered": False,
+                                          "rules": "closed"}
+        elements["MessageHeader.event[x]:eventCoding"] = {
+            "id": "MessageHeader.event[x]:eventCoding", "path": "MessageHeader.event[x]", "sliceName": "eventCoding",
+            "min": 1, "type": [{"code": "Coding"}],
+            "binding": {"strength": "required", "valueSet": f"{S.BASE}/ValueSet/message-event"}}
     if resource == "ServiceRequest":
         element("category")["binding"] = {"strength": "extensible", "valueSet": VALUESET_CONCERN_CATEGORY,
                                           "description": "The national concern categories"}
@@ -184,7 +213,7 @@ def _resource_profile(resource: str, standard: Standard, version: str) -> dict:
         for ext in slices:
             el = {"id": f"{resource}.extension:{_pascal(ext.name)[0].lower() + _pascal(ext.name)[1:]}",
                   "path": f"{resource}.extension", "sliceName": _pascal(ext.name)[0].lower() + _pascal(ext.name)[1:],
-                  "short": ext.title, "min": 0, "max": "1",
+                  "short": ext.title, "min": 0, "max": ext.max,
                   "type": [{"code": "Extension", "profile": [ext.url]}]}
             if ext.url in ext_items:
                 el["mustSupport"] = True
@@ -192,11 +221,12 @@ def _resource_profile(resource: str, standard: Standard, version: str) -> dict:
                                          for i in ext_items[ext.url])
             slice_elements.append(el)
 
-    return {
+    return _with_snapshot({
         "resourceType": "StructureDefinition",
         "id": profile_id(resource),
         "url": profile_url(resource),
         "version": version,
+        "date": standard.date,
         "name": f"Safeguarding{'Message' if resource == 'Bundle' else resource}",
         "title": f"Safeguarding {'message (Bundle)' if resource == 'Bundle' else _kebab(resource).replace('-', ' ')}",
         "status": "draft",
@@ -211,12 +241,12 @@ def _resource_profile(resource: str, standard: Standard, version: str) -> dict:
         "baseDefinition": f"http://hl7.org/fhir/StructureDefinition/{resource}",
         "derivation": "constraint",
         "differential": {"element": [root] + _in_base_order(resource, slice_elements + list(elements.values()))},
-    }
+    })
 
 
 # Terminology -------------------------------------------------------------------------------------
 def _code_system(cs_id: str, url: str, title: str, description: str, concepts: dict[str, tuple[str, str]],
-                 version: str) -> dict:
+                 version: str, case_sensitive: bool = True) -> dict:
     return {
         "resourceType": "CodeSystem",
         "id": cs_id,
@@ -227,7 +257,7 @@ def _code_system(cs_id: str, url: str, title: str, description: str, concepts: d
         "status": "draft",
         "publisher": PUBLISHER,
         "description": description,
-        "caseSensitive": True,
+        "caseSensitive": case_sensitive,
         "content": "complete",
         "count": len(concepts),
         "concept": [{"code": code, "display": display, "definition": definition}
@@ -281,7 +311,45 @@ def terminology(standard: Standard, version: str) -> list[dict]:
                      "Why a referral does not record the child's own words.", X.CHILDS_VOICE_ABSENT_CODES, version),
         _code_system("parents-informed", S.PARENTS_INFORMED, "Parents informed of the referral",
                      "Whether the parents or carers know of the referral.", X.PARENTS_INFORMED_CODES, version),
-    ]
+    ] + [_code_system(cs_id, url, title, description, concepts, version, case_sensitive)
+         for cs_id, url, title, description, case_sensitive, concepts in CODE_SYSTEMS]
+
+
+# Messages ----------------------------------------------------------------------------------------
+# What each message event is about (MessageDefinition.focus); events not listed have no fixed focus.
+_EVENT_FOCUS = {S.EVENT_REFERRAL: "ServiceRequest", S.EVENT_CONCERN: "ServiceRequest",
+                S.EVENT_ENCOMPASS: "ServiceRequest"}
+
+
+def message_definition_url(code: str) -> str:
+    """Return the canonical URL of the MessageDefinition of message event ``code``."""
+    return f"{S.BASE}/MessageDefinition/{code}"
+
+
+def message_definitions(standard: Standard) -> list[dict]:
+    """Return a MessageDefinition for every message event (:data:`MESSAGE_EVENTS`)."""
+    out = []
+    for code, (display, definition) in MESSAGE_EVENTS.items():
+        md = {
+            "resourceType": "MessageDefinition",
+            "id": code,
+            "url": message_definition_url(code),
+            "version": standard.version,
+            "name": _pascal(code),
+            "title": display,
+            "status": "draft",
+            "date": standard.date,
+            "publisher": PUBLISHER,
+            "description": f"{definition} A FHIR message Bundle (profile {profile_url('Bundle')}) whose "
+                           f"MessageHeader names event {code}.",
+            "eventCoding": {"system": S.MESSAGE_EVENT, "code": code, "display": display},
+            "category": "notification",
+        }
+        focus = _EVENT_FOCUS.get(code)
+        if focus:
+            md["focus"] = [{"code": focus, "profile": profile_url(focus), "min": 1, "max": "1"}]
+        out.append(md)
+    return out
 
 
 def concept_maps(mappings_dir: Path) -> list[dict]:
@@ -311,8 +379,8 @@ def fhir_artefacts(standard: Standard | None = None, mappings_dir: Path | None =
         sd = _resource_profile(resource, standard, version)
         out[f"StructureDefinition-{sd['id']}.json"] = sd
     for ext in X.EXTENSIONS:
-        out[f"StructureDefinition-{ext.name}.json"] = _extension_definition(ext, version)
-    for res in terminology(standard, version):
+        out[f"StructureDefinition-{ext.name}.json"] = _extension_definition(ext, standard)
+    for res in terminology(standard, version) + message_definitions(standard):
         out[f"{res['resourceType']}-{res['id']}.json"] = res
     for cm in concept_maps(mappings_dir):
         out[f"ConceptMap-{cm['id']}.json"] = cm
@@ -416,40 +484,105 @@ def document(standard: Standard | None = None, artefacts: dict[str, dict] | None
     return "\n".join(out)
 
 
-def render(standard: Standard | None = None, mappings_dir: Path | None = None) -> dict[str, str]:
-    """Return ``{path relative to the repository: text}`` of every generated file."""
+def package_manifest(standard: Standard) -> dict:
+    """Return ``package/package.json`` of the FHIR package (NPM format, as FHIR packages are)."""
+    return {
+        "name": PACKAGE_NAME,
+        "version": standard.version,
+        "description": "The national safeguarding referral standard: profiles, extensions, code systems, "
+                       "value sets, concept maps and message definitions.",
+        "author": PUBLISHER,
+        "license": "MIT",
+        "fhirVersions": [FHIR_VERSION],
+        "type": "fhir.ig",
+        "canonical": S.BASE,
+        "url": S.BASE,
+        "date": standard.date.replace("-", "") + "000000",
+        "dependencies": {"hl7.fhir.r4.core": FHIR_VERSION},
+    }
+
+
+def package_index(artefacts: dict[str, dict]) -> dict:
+    """Return ``package/.index.json``: one row per resource, as FHIR package tools read it."""
+    files = []
+    for name in sorted(artefacts):
+        res = artefacts[name]
+        row = {"filename": name, "resourceType": res["resourceType"], "id": res["id"]}
+        for key in ("url", "version", "kind", "type"):
+            if key in res:
+                row[key] = res[key]
+        files.append(row)
+    return {"index-version": 1, "files": files}
+
+
+def package(standard: Standard, artefacts: dict[str, dict]) -> bytes:
+    """Return the FHIR package (``package.tgz``) of ``artefacts``; the same input gives the same bytes."""
+    members = {"package/package.json": package_manifest(standard), "package/.index.json": package_index(artefacts)}
+    members.update({f"package/{name}": res for name, res in artefacts.items()})
+    tar_bytes = io.BytesIO()
+    with tarfile.open(fileobj=tar_bytes, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in sorted(members):
+            data = _dumps(members[name]).encode("utf-8")
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="") as gz:
+        gz.write(tar_bytes.getvalue())
+    return out.getvalue()
+
+
+def render(standard: Standard | None = None, mappings_dir: Path | None = None) -> dict[str, str | bytes]:
+    """Return ``{path relative to the repository: text (or bytes, the package)}`` of every generated file."""
+    from gateway.validation.pages import pages
+
     standard = standard or load_standard()
     artefacts = fhir_artefacts(standard, mappings_dir)
-    files = {f"{FHIR_DIR}/{name}": _dumps(res) for name, res in artefacts.items()}
+    files: dict[str, str | bytes] = {f"{FHIR_DIR}/{name}": _dumps(res) for name, res in artefacts.items()}
+    files[PACKAGE] = package(standard, artefacts)
     files[DOC] = document(standard, artefacts)
+    files.update({f"{PAGES_DIR}/{name}": text for name, text in pages(standard, artefacts).items()})
     return files
 
 
-def outdated(root: Path, files: dict[str, str] | None = None) -> list[str]:
+def _differs(path: Path, content: str | bytes) -> bool:
+    if not path.is_file():
+        return True
+    if isinstance(content, bytes):
+        return path.read_bytes() != content
+    return path.read_text(encoding="utf-8") != content
+
+
+def outdated(root: Path, files: dict[str, str | bytes] | None = None) -> list[str]:
     """Return the generated paths under ``root`` that differ from what :func:`render` gives.
 
-    Includes files missing on disk and stale ``docs/fhir/*.json`` that would no longer be generated.
+    Includes files missing on disk and stale generated files (``docs/fhir/*.json``,
+    ``docs/standard/*.md``) that would no longer be generated.
     """
     files = render() if files is None else files
-    out = [path for path, text in files.items()
-           if not (root / path).is_file() or (root / path).read_text(encoding="utf-8") != text]
-    fhir_dir = root / FHIR_DIR
-    if fhir_dir.is_dir():
-        out += [f"{FHIR_DIR}/{p.name}" for p in sorted(fhir_dir.glob("*.json")) if f"{FHIR_DIR}/{p.name}" not in files]
+    out = [path for path, content in files.items() if _differs(root / path, content)]
+    for folder, pattern in ((FHIR_DIR, "*.json"), (PAGES_DIR, "*.md")):
+        if (root / folder).is_dir():
+            out += [f"{folder}/{p.name}" for p in sorted((root / folder).glob(pattern))
+                    if f"{folder}/{p.name}" not in files]
     return sorted(out)
 
 
-def write(root: Path, files: dict[str, str] | None = None) -> list[str]:
+def write(root: Path, files: dict[str, str | bytes] | None = None) -> list[str]:
     """Write the generated files under ``root``, remove stale ones, and return the paths changed."""
     files = render() if files is None else files
     changed = outdated(root, files)
     for path in changed:
         target = root / path
-        if path in files:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(files[path], encoding="utf-8", newline="\n")
-        else:
+        if path not in files:
             target.unlink()
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        content = files[path]
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content, encoding="utf-8", newline="\n")
     return changed
 
 

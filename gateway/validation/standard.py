@@ -27,11 +27,55 @@ class StandardError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class Alternative:
+    """One FHIRPath ``expression`` on one resource of type ``resource`` (``Bundle``: the message itself)."""
+
+    resource: str
+    expression: str
+
+    def on_bundle(self) -> str:
+        """Return the same test as FHIRPath on the message Bundle: true when some such resource passes."""
+        if self.resource == "Bundle":
+            return self.expression
+        return f"entry.resource.ofType({self.resource}).where({self.expression}).exists()"
+
+
+def any_of(alternatives: tuple[Alternative, ...]) -> str:
+    """Return FHIRPath on the Bundle, true when one of ``alternatives`` holds."""
+    parts = [a.on_bundle() for a in alternatives]
+    return parts[0] if len(parts) == 1 else " or ".join(f"({p})" for p in parts)
+
+
+def all_of(conditions: tuple[Alternative, ...]) -> str:
+    """Return FHIRPath on the Bundle, true when every one of ``conditions`` holds."""
+    parts = [a.on_bundle() for a in conditions]
+    return parts[0] if len(parts) == 1 else " and ".join(f"({p})" for p in parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Applicability:
+    """Which messages an item applies to: ``text`` for people, ``when`` (all must hold; empty: every message)."""
+
+    name: str
+    text: str
+    when: tuple[Alternative, ...] = ()
+
+    @property
+    def fhirpath(self) -> str | None:
+        """Return the condition as FHIRPath on the Bundle, or ``None`` when it applies to every message."""
+        return all_of(self.when) if self.when else None
+
+
+@dataclasses.dataclass(frozen=True)
 class Item:
     """One item of the minimum dataset.
 
     ``fhirpath`` is where the item lives in any message;
-    :meth:`expression` gives the place in one message.
+    :meth:`expression` gives the place in one message. ``invariant`` is the
+    rule as FHIRPath alternatives (:class:`Alternative`): the item is present
+    when one of them holds; ``check`` names the Python function that decides
+    instead, for the rules FHIRPath cannot say (check digits, timeliness), and
+    ``explain`` the function that words a failed invariant for the sender.
     """
 
     id: str
@@ -41,9 +85,15 @@ class Item:
     why: str
     resource: str
     path: str
-    check: str
     action: str
-    invariant: str | None = None
+    check: str | None = None
+    explain: str | None = None
+    invariant: tuple[Alternative, ...] = ()
+
+    @property
+    def decided_by_fhirpath(self) -> bool:
+        """True when the gateway decides the item by evaluating its invariant (no Python ``check``)."""
+        return self.check is None and bool(self.invariant)
 
     @property
     def severity(self) -> str:
@@ -61,6 +111,17 @@ class Item:
     def expression(self, index: int | None, path: str | None = None) -> str:
         """Return the FHIRPath in one Bundle: at entry ``index``, or the generic one when ``None``."""
         return concrete_expression(self.resource, index, self.path if path is None else path)
+
+    def constraint(self, applicability: Applicability) -> str | None:
+        """Return the published invariant: FHIRPath on the Bundle, true when the item is present or does not apply.
+
+        ``None`` for an item without an invariant (TIMELINESS).
+        """
+        if not self.invariant:
+            return None
+        present = any_of(self.invariant)
+        condition = applicability.fhirpath
+        return f"({condition}) implies ({present})" if condition else present
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,10 +158,14 @@ class Flag:
 
 @dataclasses.dataclass(frozen=True)
 class Standard:
-    """The whole definition: ``items`` in file order, identifier rules, flags, applicability."""
+    """The whole definition: ``items`` in file order, identifier rules, flags, applicability.
+
+    ``date`` is the date of this version (ISO 8601), stamped on the published resources.
+    """
 
     version: str
-    applicability: dict[str, str]
+    date: str
+    applicability: dict[str, Applicability]
     items: tuple[Item, ...]
     identifiers: tuple[IdentifierRule, ...]
     flags: tuple[Flag, ...]
@@ -115,6 +180,10 @@ class Standard:
             if i.id == item_id:
                 return i
         raise KeyError(item_id)
+
+    def constraint(self, item: Item) -> str | None:
+        """Return ``item``'s published invariant (see :meth:`Item.constraint`)."""
+        return item.constraint(self.applicability[item.applies])
 
 
 def generic_expression(resource: str, path: str) -> str:
@@ -136,10 +205,32 @@ def concrete_expression(resource: str, index: int | None, path: str) -> str:
 _PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 
 
+def _fhirpath_codes(codes) -> str:
+    return " | ".join(f"'{code}'" for code in codes)
+
+
 def _constants() -> dict[str, str]:
+    from gateway.model.terminology import CONCERN_CATEGORIES, MESSAGE_EVENTS
+
     names = {k: v for k, v in vars(S).items() if k.isupper() and isinstance(v, str)}
     names.update({k: v for k, v in vars(X).items() if k.isupper() and isinstance(v, str)})
+    names.update(MESSAGE_EVENT_CODES=_fhirpath_codes(MESSAGE_EVENTS),
+                 CONCERN_CATEGORY_CODES=_fhirpath_codes(CONCERN_CATEGORIES),
+                 AGENCY_KINDS_ALTERNATIVES="|".join(S.AGENCY_KINDS))
     return names
+
+
+def _alternatives(raw, constants: dict[str, str], where: str) -> tuple[Alternative, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not raw:
+        raise StandardError(f"standard.yaml, {where}: expected {{resource type: FHIRPath}}, got {raw!r}")
+    out = []
+    for resource, expression in raw.items():
+        if not isinstance(expression, str) or not expression.strip():
+            raise StandardError(f"standard.yaml, {where}.{resource}: expected a FHIRPath expression")
+        out.append(Alternative(str(resource), " ".join(_resolve(expression, constants, f"{where}.{resource}").split())))
+    return tuple(out)
 
 
 def _resolve(text, constants: dict[str, str], where: str):
@@ -160,7 +251,8 @@ def _build(cls, raw: dict, constants: dict[str, str], where: str):
     unknown = set(raw) - fields
     if unknown:
         raise StandardError(f"standard.yaml, {where}: unknown keys {', '.join(sorted(unknown))}")
-    values = {k: _resolve(v, constants, f"{where}.{k}") for k, v in raw.items()}
+    values = {k: _alternatives(v, constants, f"{where}.{k}") if k in ("invariant", "when")
+              else _resolve(v, constants, f"{where}.{k}") for k, v in raw.items()}
     if "resources" in values:
         values["resources"] = tuple(str(values["resources"]).split())
     try:
@@ -173,7 +265,8 @@ def parse_standard(text: str) -> Standard:
     """Return the :class:`Standard` defined by YAML ``text``; raises :class:`StandardError`."""
     data = yaml.safe_load(text)
     constants = _constants()
-    applicability = dict(data["applicability"])
+    applicability = {name: _build(Applicability, {"name": name, **raw}, constants, f"applicability.{name}")
+                     for name, raw in data["applicability"].items()}
     items = tuple(_build(Item, raw, constants, f"items[{n}]") for n, raw in enumerate(data["items"]))
     seen: set[str] = set()
     for item in items:
@@ -184,10 +277,16 @@ def parse_standard(text: str) -> Standard:
         if item.id in seen:
             raise StandardError(f"standard.yaml: item id {item.id!r} is used twice")
         seen.add(item.id)
+        if item.level != "TIMELINESS" and not item.invariant:
+            raise StandardError(f"standard.yaml, item {item.id}: a {item.level} item needs an invariant")
+        if not item.check and not item.invariant:
+            raise StandardError(f"standard.yaml, item {item.id}: give an invariant or a check")
+        if item.check and item.explain:
+            raise StandardError(f"standard.yaml, item {item.id}: a check words its own gaps; drop explain")
     identifiers = tuple(_build(IdentifierRule, raw, constants, f"identifiers[{n}]")
                         for n, raw in enumerate(data.get("identifiers") or []))
     flags = tuple(_build(Flag, raw, constants, f"flags[{n}]") for n, raw in enumerate(data.get("flags") or []))
-    return Standard(str(data["version"]), applicability, items, identifiers, flags)
+    return Standard(str(data["version"]), str(data["date"]), applicability, items, identifiers, flags)
 
 
 @cache

@@ -38,7 +38,7 @@ def test_check_mode_reports_and_write_mode_fixes(tmp_path, capsys):
     assert not stale.exists()
 
 
-@pytest.mark.parametrize("path", sorted(p for p in GENERATED if p.endswith(".json")))
+@pytest.mark.parametrize("path", sorted(p for p in GENERATED if p.endswith(".json") and "/fhir/" in p))
 def test_exported_resource_loads_as_fhir(path):
     validate_resource(json.loads(GENERATED[path]))
 
@@ -74,7 +74,9 @@ def test_message_profile_carries_every_item_as_a_constraint():
     by_item = {c["human"].split()[1].rstrip(":"): c for c in constraints}
     for item in standard.level("MUST") + standard.level("SHOULD"):
         assert by_item[item.id]["severity"] == ("error" if item.level == "MUST" else "warning")
-        assert by_item[item.id]["expression"] == item.invariant
+        assert by_item[item.id]["expression"] == standard.constraint(item)
+    # The snapshot carries the same constraints after the base ones.
+    assert sd["snapshot"]["element"][0]["constraint"][-len(constraints):] == constraints
 
 
 def test_item_code_system_covers_everything_an_issue_can_name():
@@ -91,3 +93,73 @@ def test_doc_has_a_row_per_item():
         row = next(line for line in doc.splitlines() if f"(`{item.id}`) | {item.level} |" in line)
         assert item.title in row
     assert "extension('requested-action')" in doc
+
+
+def test_package_holds_every_resource_with_its_index():
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(GENERATED[publish.PACKAGE]), mode="r:gz") as tar:
+        names = set(tar.getnames())
+        index = json.load(tar.extractfile("package/.index.json"))
+        manifest = json.load(tar.extractfile("package/package.json"))
+    resources = {p.split("/")[-1] for p in GENERATED if p.startswith("docs/fhir/") and p.endswith(".json")}
+    assert names == {f"package/{n}" for n in resources} | {"package/package.json", "package/.index.json"}
+    assert {row["filename"] for row in index["files"]} == resources
+    assert manifest["name"] == publish.PACKAGE_NAME and manifest["fhirVersions"] == ["4.0.1"]
+    assert publish.package(load_standard(), publish.fhir_artefacts()) == GENERATED[publish.PACKAGE]
+
+
+def test_message_definitions_for_every_event_and_the_capability_statement_names_only_those():
+    from gateway.api.metadata import capability_statement
+    from gateway.model.terminology import MESSAGE_EVENTS
+
+    events = {v for k, v in vars(S).items() if k.startswith("EVENT_")}
+    assert events <= set(MESSAGE_EVENTS), "describe each message event of gateway.model.systems in terminology"
+    urls = {json.loads(text)["url"] for path, text in GENERATED.items()
+            if path.startswith("docs/fhir/MessageDefinition-")}
+    assert urls == {publish.message_definition_url(code) for code in events}
+    named = {m["definition"] for m in capability_statement("2026-01-01")["messaging"][0]["supportedMessage"]}
+    assert named <= urls
+
+
+def test_every_profile_has_a_snapshot_and_no_element_r4_lacks():
+    from gateway.validation.snapshots import base_definitions
+
+    for path, text in GENERATED.items():
+        if path.startswith("docs/fhir/StructureDefinition-"):
+            sd = json.loads(text)
+            ids = {e["id"] for e in sd["snapshot"]["element"]}
+            assert {e["id"] for e in sd["differential"]["element"]} <= ids, path
+    # R4's Bundle has no extension element; the message profile must not constrain one.
+    bundle = json.loads(GENERATED["docs/fhir/StructureDefinition-safeguarding-message.json"])
+    assert not [e for e in bundle["differential"]["element"] if e["path"].startswith("Bundle.extension")]
+    assert "Bundle.extension" not in {e["id"] for e in base_definitions()["Bundle"]["snapshot"]["element"]}
+    header = json.loads(GENERATED["docs/fhir/StructureDefinition-safeguarding-message-header.json"])
+    assert "MessageHeader.event[x]:eventCoding" in {e["id"] for e in header["differential"]["element"]}
+
+
+def test_every_coding_in_the_goldens_is_published():
+    published = {}
+    for path, text in GENERATED.items():
+        if path.startswith("docs/fhir/CodeSystem-"):
+            cs = json.loads(text)
+            published[cs["url"]] = {c["code"] if cs["caseSensitive"] else c["code"].lower() for c in cs["concept"]}
+    missing = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            system, code = node.get("system"), node.get("code")
+            if isinstance(system, str) and system.startswith(S.BASE + "/CodeSystem/") and isinstance(code, str):
+                codes = published.get(system)
+                if codes is None or (code not in codes and code.lower() not in codes):
+                    missing.add((system, code))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for expected in (REPO_DIR / "mappings").glob("*/cases/*/expected.json"):
+        walk(json.loads(expected.read_text(encoding="utf-8")))
+    assert not missing, f"codes used by the goldens but not published: {sorted(missing)}"

@@ -1,0 +1,72 @@
+"""The standard's FHIRPath rules, compiled once and evaluated by the gateway (fhirpathpy).
+
+An item's invariant and an applicability condition are FHIRPath
+expressions on one resource of a named type (:class:`~gateway.validation.standard.Alternative`).
+The gateway evaluates each expression on the resources of that type in the
+message, which is what the published constraint on the Bundle says
+(``entry.resource.ofType(T).where(expression).exists()``) without walking
+the whole Bundle for every rule. A test evaluates every published constraint
+on the whole Bundle and checks that the two agree.
+
+A FHIRPath result counts as true only when it is the single value ``true``
+(as FHIR validators read a constraint). An expression that cannot be
+evaluated on odd input (a value of the wrong JSON type) counts as false:
+the FHIR base validation reports the type error itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import cache
+
+import fhirpathpy
+from fhirpathpy.models import models
+
+from gateway.validation.standard import Alternative
+
+R4 = models["r4"]
+_OPTIONS = {"returnRawData": True}
+
+
+class FhirPathError(ValueError):
+    """A FHIRPath expression of the standard does not parse; the message names the expression."""
+
+
+@cache
+def compiled(expression: str) -> Callable[[dict], list]:
+    """Return ``expression`` compiled once (FHIR R4 model); raises :class:`FhirPathError` when it does not parse."""
+    try:
+        return fhirpathpy.compile(expression, model=R4, options=_OPTIONS)
+    except Exception as exc:  # the parser raises its own exception types
+        raise FhirPathError(f"FHIRPath {expression!r} does not parse: {exc}") from None
+
+
+def is_true(expression: str, resource: dict) -> bool:
+    """Return True when ``expression`` evaluated on ``resource`` is the single value ``true``."""
+    try:
+        result = compiled(expression)(resource)
+    except Exception:  # fhirpathpy raises plain Exceptions for type errors (lower() on a boolean...)
+        return False
+    return len(result) == 1 and result[0] is True
+
+
+def holds(alternative: Alternative, bundle: dict, by_type: dict[str, list[tuple[int, dict]]]) -> bool:
+    """Return True when ``alternative`` holds in the message: on the Bundle, or on one resource of its type."""
+    if alternative.resource == "Bundle":
+        return is_true(alternative.expression, bundle)
+    return any(is_true(alternative.expression, resource) for _, resource in by_type.get(alternative.resource, ()))
+
+
+def any_holds(alternatives: Iterable[Alternative], bundle: dict, by_type) -> bool:
+    """Return True when one of ``alternatives`` holds (an item's invariant)."""
+    return any(holds(a, bundle, by_type) for a in alternatives)
+
+
+def all_hold(conditions: Iterable[Alternative], bundle: dict, by_type) -> bool:
+    """Return True when every one of ``conditions`` holds (an applicability condition; none: True)."""
+    return all(holds(c, bundle, by_type) for c in conditions)
+
+
+def on_bundle(expression: str, bundle: dict) -> bool:
+    """Return True when ``expression`` (a published constraint) is true on the whole ``bundle``."""
+    return is_true(expression, bundle)
