@@ -183,12 +183,12 @@ def _summary(event: Event, dash_recorded: bool) -> str:
     if not event.is_concern:
         return _EXTRA_EVENT_LABEL.get(event.kind) or MESSAGE_EVENTS.get(event.kind, (None,))[0] \
             or f"Message ({event.kind or 'event not readable'})"
-    who = _AGENCY_LABEL.get(event.agency_kind, "Agency")
     categories = ", ".join(CONCERN_CATEGORIES[c][0].lower() if c in CONCERN_CATEGORIES else c
                            for c in event.categories)
+    about = f" ({categories})" if categories else ""
+    head = f"{_AGENCY_LABEL.get(event.agency_kind, 'Agency')} {'referral' if event.referral else 'concern'}"
     if event.agency_kind == "police":
-        parts = [f"Police notice ({_label(event.notice_type)})" if event.notice_type
-                 else f"Police {'referral' if event.referral else 'concern'}" + (f" ({categories})" if categories else "")]
+        parts = [f"Police notice ({_label(event.notice_type)})" if event.notice_type else head + about]
         if event.risk in DASH_LEVELS:
             parts.append(f"DASH {event.risk}")
         elif dash_recorded:
@@ -199,7 +199,6 @@ def _summary(event: Event, dash_recorded: bool) -> str:
         if late is not None:
             parts.append(f"submitted {late} day{'s' if late != 1 else ''} after the incident")
         return ", ".join(parts)
-    head = f"{who} {'referral' if event.referral else 'concern'}"
     if event.disclosure:
-        return f"{head}: disclosure" + (f" ({categories})" if categories else "")
-    return head + (f" ({categories})" if categories else "")
+        return f"{head}: disclosure{about}"
+    return head + about
