@@ -3,16 +3,22 @@
 Run: ``.venv/bin/python bench/trust.py [--quick]``
 
 Prints, for a typical ~10 KB referral Bundle (fictional data), signs/s and
-verifies/s beside the raw ES256 primitive on the same bytes in the same run
-(goal: JWS + canonicalisation add at most 3x), then mTLS requests/s to a
-trivial endpoint of a real ``gateway serve`` on 127.0.0.1, with and without
-connection reuse. Every loop is bounded; nothing leaves the loopback.
+verifies/s through ``joserfc`` (today's code) beside, in the same run, the
+raw ES256 primitive on the same bytes and the hand-written JWS it replaced
+(issue 13), loaded from git history (:data:`BASELINE_COMMIT`) into a
+temporary module: that code is no longer part of the package. Then the
+signature work the gateway does per message, to set beside the gateway's CPU
+per message from ``bench/pipeline.py`` (goal: under 5%), and mTLS
+requests/s to a trivial endpoint of a real ``gateway serve`` on 127.0.0.1,
+with and without connection reuse. Every loop is bounded; nothing leaves the
+loopback.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import socket
@@ -20,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -28,8 +35,6 @@ import rfc8785
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jws
-from joserfc.jwk import ECKey
-from joserfc.registry import HeaderParameter
 
 from gateway.model.systems import (
     AGENCY_IDENTIFIER_SYSTEM,
@@ -38,26 +43,27 @@ from gateway.model.systems import (
     SCHOOL_URN,
     agency_uri,
 )
+from gateway.model.responses import response_message
 from gateway.signing import (
     Signer,
     TrustAnchor,
     canonical_json,
+    countersign_message,
     sign_message,
     signed_payload,
     verify_message,
     verify_signature,
 )
 from gateway.signing import pki, signatures
-from gateway.signing.signatures import _decode_jws, _detached_jws, _signature_matches
+from gateway.store import schema
 from gateway.transport.client import AgencyClient
 
+ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
 SCHOOL = agency_uri("school", "999101")
-# joserfc, for comparison only: the gateway signs and verifies with
-# ``cryptography`` directly (same wire format; tests/signing prove both ways).
-JOSERFC = jws.JWSRegistry(header_registry={"sigT": HeaderParameter("signing time", "str")}, algorithms=["ES256"])
-JOSERFC.max_header_length = 64 * 1024
-JOSERFC.max_payload_length = 1 << 30
+# The last commit whose gateway/signing/signatures.py built and checked the
+# JWS by hand over ``cryptography`` (the baseline of issue 13).
+BASELINE_COMMIT = "c8396034a2456f86a98989fda58666c42b96469a"
 
 
 def referral_bundle(target_bytes: int = 10_000) -> dict:
@@ -143,7 +149,38 @@ def rates(functions, iterations: int, repeats: int = 7) -> list[float]:
 
 def row(label: str, per_second: float, baseline: float | None = None) -> None:
     ratio = f"  {baseline / per_second:5.2f}x the primitive's time" if baseline else ""
-    print(f"  {label:<52} {per_second:>9,.0f}/s  {1e6 / per_second:>8,.0f} us{ratio}")
+    print(f"  {label:<56} {per_second:>9,.0f}/s  {1e6 / per_second:>8,.0f} us{ratio}")
+
+
+def cpu_per_call(function, iterations: int) -> float:
+    """Return the process CPU seconds per call of ``function`` over ``iterations`` calls."""
+    start = time.process_time()
+    for _ in range(iterations):
+        function()
+    return (time.process_time() - start) / iterations
+
+
+def baseline_module() -> types.ModuleType | None:
+    """Return the hand-written JWS implementation of :data:`BASELINE_COMMIT` as a temporary module.
+
+    ``None`` (after saying why) when git or the commit is not available, or
+    the old module cannot be imported (it needs ``pybase64``).
+    """
+    try:
+        source = subprocess.run(["git", "-C", str(ROOT), "show", f"{BASELINE_COMMIT}:gateway/signing/signatures.py"],
+                                check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"  (no baseline: cannot read {BASELINE_COMMIT[:10]} from git: {exc})")
+        return None
+    spec = importlib.util.spec_from_loader("baseline_signatures", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    try:
+        exec(compile(source, f"{BASELINE_COMMIT[:10]}:gateway/signing/signatures.py", "exec"), module.__dict__)
+    except ImportError as exc:
+        print(f"  (no baseline: the hand-written JWS of {BASELINE_COMMIT[:10]} needs {exc.name}, not installed)")
+        return None
+    return module
 
 
 def bench_signing(certs: Path, school: Path, iterations: int) -> None:
@@ -160,13 +197,10 @@ def bench_signing(certs: Path, school: Path, iterations: int) -> None:
     key, public = signer.key, signer.chain[0].public_key()
     algorithm = ec.ECDSA(hashes.SHA256())
     raw_signature = key.sign(payload, algorithm)
-
     when = "2025-01-01T00:00:00.000Z"
-    header = {"alg": "ES256", "x5c": signer.x5c, "sigT": when}
-    protected = signer._protected_header(when)
-    compact = jws.serialize_compact(header, payload, signer.jwk, registry=JOSERFC)
-    public_jwk = ECKey.import_key(public)
-    header_segment, signature_segment, *_ = _decode_jws(signed["signature"], "signature")
+    header = signer.protected_header(when)
+    compact = signatures.detached_jws(header, payload, signer)
+    leaf_jwk = signatures._parse_x5c(tuple(signer.x5c)).es256_jwk
 
     print("canonical JSON of the Bundle")
     row("json.dumps, not canonical", rate(lambda: json.dumps(bundle), iterations))
@@ -175,31 +209,49 @@ def bench_signing(certs: Path, school: Path, iterations: int) -> None:
     row("rfc8785.dumps", rate(lambda: rfc8785.dumps(bundle), max(iterations // 5, 20)))
     row("canonical_json (same bytes as rfc8785)", rate(lambda: canonical_json(bundle), iterations))
 
-    print("signing (each timed in rounds with the primitive; ratio = its time / the primitive's)")
-    raw_sign, joserfc_sign, gateway_jws, full_sign = rates([
-        lambda: key.sign(payload, algorithm),
-        lambda: jws.serialize_compact(header, payload, signer.jwk, registry=JOSERFC),
-        lambda: _detached_jws(protected, payload, key),
-        lambda: sign_message(bundle, signer, now=now),
-    ], iterations)
-    row("raw ES256 sign (cryptography, same bytes)", raw_sign)
-    row("JWS only, joserfc (compact ES256, x5c)", joserfc_sign, raw_sign)
-    row("JWS only, the gateway's (same wire format)", gateway_jws, raw_sign)
-    row("sign_message (canonicalise + JWS + Signature)", full_sign, raw_sign)
+    old = baseline_module()
+    if old is not None:
+        old_signer = old.Signer.from_files(f"{school}.crt", f"{school}.key")
+        old_trust = old.TrustAnchor.from_files(certs / pki.CA_CERT, certs / pki.CRL)
+        old_signed = old.sign_message(bundle, old_signer, now=now)
+        # Each verifies the other's signatures: the wire format is the same.
+        assert verify_message(old_signed, trust, now=now) and old.verify_message(signed, old_trust, now=now)
+        old_protected = old_signer._protected_header(when)
+        old_header_segment, old_signature_segment, *_ = old._decode_jws(old_signed["signature"], "signature")
 
+    def verify_jws() -> bool:  # joserfc's part of verifying: parse, then check the signature
+        return jws.validate_compact(jws.extract_compact(compact.encode("ascii"), payload,
+                                                        registry=signatures._JWS_REGISTRY),
+                                    leaf_jwk, registry=signatures._JWS_REGISTRY)
+
+    labels = ["raw ES256 sign (cryptography, same bytes)", "JWS only, joserfc (today)",
+              "sign_message, joserfc (today)"]
+    functions = [lambda: key.sign(payload, algorithm),
+                 lambda: signatures.detached_jws(header, payload, signer),
+                 lambda: sign_message(bundle, signer, now=now)]
+    if old is not None:
+        labels += [f"JWS only, hand-written ({BASELINE_COMMIT[:7]})", f"sign_message, hand-written ({BASELINE_COMMIT[:7]})"]
+        functions += [lambda: old._detached_jws(old_protected, payload, key),
+                      lambda: old.sign_message(bundle, old_signer, now=now)]
+    print("signing (each timed in rounds with the primitive; ratio = its time / the primitive's)")
+    measured = rates(functions, iterations)
+    for label, per_second in zip(labels, measured):
+        row(label, per_second, None if per_second is measured[0] else measured[0])
+
+    labels = ["raw ES256 verify (cryptography, same bytes)", "JWS only, joserfc (today: parse + verify)",
+              "verify_signature, joserfc (canonicalise + JWS, chain, CRL)", "verify_message, joserfc (today)"]
+    functions = [lambda: public.verify(raw_signature, payload, algorithm), verify_jws,
+                 lambda: verify_signature(signed["signature"], signed_payload(signed), trust, now=now),
+                 lambda: verify_message(signed, trust, now=now)]
+    if old is not None:
+        labels += [f"JWS only, hand-written ({BASELINE_COMMIT[:7]})",
+                   f"verify_message, hand-written ({BASELINE_COMMIT[:7]})"]
+        functions += [lambda: old._signature_matches(old_header_segment, old_signature_segment, payload, public),
+                      lambda: old.verify_message(old_signed, old_trust, now=now)]
     print("verifying (likewise)")
-    raw_verify, joserfc_verify, gateway_verify, full_signature, full_message = rates([
-        lambda: public.verify(raw_signature, payload, algorithm),
-        lambda: jws.deserialize_compact(compact, public_jwk, payload=payload, registry=JOSERFC),
-        lambda: _signature_matches(header_segment, signature_segment, payload, public),
-        lambda: verify_signature(signed["signature"], signed_payload(signed), trust, now=now),
-        lambda: verify_message(signed, trust, now=now),
-    ], iterations)
-    row("raw ES256 verify (cryptography, same bytes)", raw_verify)
-    row("JWS only, joserfc (detached verify)", joserfc_verify, raw_verify)
-    row("JWS only, the gateway's", gateway_verify, raw_verify)
-    row("verify_signature (canonicalise + JWS, chain, CRL)", full_signature, raw_verify)
-    row("verify_message (as a receiver runs it)", full_message, raw_verify)
+    measured = rates(functions, iterations)
+    for label, per_second in zip(labels, measured):
+        row(label, per_second, None if per_second is measured[0] else measured[0])
 
     def cold() -> None:
         signatures._parse_x5c.cache_clear()
@@ -209,6 +261,58 @@ def bench_signing(certs: Path, school: Path, iterations: int) -> None:
     raw_verify, cold_message = rates([lambda: public.verify(raw_signature, payload, algorithm), cold],
                                      max(iterations // 5, 20))
     row("verify_message, first message from a signer (no cache)", cold_message, raw_verify)
+    bench_per_message(bundle, signer, trust, now, iterations, old, old_signer if old else None,
+                      old_trust if old else None)
+
+
+def bench_per_message(bundle: dict, signer: Signer, trust: TrustAnchor, now: dt.datetime, iterations: int,
+                      old: types.ModuleType | None, old_signer, old_trust) -> None:
+    """Print the CPU of the signature work the gateway does for one message, today and with the baseline.
+
+    As ``gateway/transport/intake.py`` does for a referral: verify the
+    sender's signature when there is one, counter-sign the message (its
+    canonical payload is already made: the intake needs it for the digest)
+    and sign the response message.
+    """
+    sender_signed = sign_message(bundle, signer, now=now)
+    payload = signed_payload(bundle)
+    header = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "MessageHeader")
+    response = response_message(answers=header["id"], code="ok", source=signer.agency, destination=SCHOOL, now=now)
+
+    def today_unsigned() -> None:
+        countersign_message(bundle, signer, now=now, payload=payload)
+        sign_message(response, signer, now=now)
+
+    def today_signed() -> None:
+        verify_signature(sender_signed["signature"], payload, trust, now=now, role="sender signature")
+        countersign_message(sender_signed, signer, now=now, payload=payload)
+        sign_message(response, signer, now=now)
+
+    cases = [("today (joserfc)", today_unsigned, today_signed)]
+    if old is not None:
+        old_sender_signed = old.sign_message(bundle, old_signer, now=now)
+
+        def old_unsigned() -> None:
+            old.countersign_message(bundle, old_signer, now=now, payload=payload)
+            old.sign_message(response, old_signer, now=now)
+
+        def old_signed() -> None:
+            old.verify_signature(old_sender_signed["signature"], payload, old_trust, now=now, role="sender signature")
+            old.countersign_message(old_sender_signed, old_signer, now=now, payload=payload)
+            old.sign_message(response, old_signer, now=now)
+
+        cases.append((f"hand-written ({BASELINE_COMMIT[:7]})", old_unsigned, old_signed))
+    print("signature work of the gateway per message, CPU per message (best of 5 interleaved rounds)")
+    print("  (counter-sign + sign the response; a signed message adds verifying the sender's signature)")
+    best: dict[str, float] = {}
+    for _ in range(5):
+        for name, unsigned, signed in cases:
+            for kind, function in (("unsigned", unsigned), ("signed", signed)):
+                key = f"{name}, {kind} message"
+                best[key] = min(best.get(key, float("inf")), cpu_per_call(function, iterations))
+    for key, seconds in best.items():
+        print(f"  {key:<56} {seconds * 1e3:8.3f} ms CPU")
+    print("  share of the gateway's CPU per message = these / the gateway's CPU ms per message in bench/pipeline.py")
 
 
 def _free_port() -> int:
@@ -220,7 +324,9 @@ def _free_port() -> int:
 def bench_mtls(certs: Path, school: Path, workdir: Path, iterations: int) -> None:
     port = _free_port()
     log = workdir / "server.log"
-    env = dict(os.environ, GATEWAY_DATABASE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}")
+    database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    schema.upgrade(database_url)  # as `gateway db upgrade`: the server starts only on the current schema
+    env = dict(os.environ, GATEWAY_DATABASE_URL=database_url)
     with open(log, "wb") as out:
         server = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--certs", str(certs),
                                    "--port", str(port), "--threads", "4", "--no-access-log"],
