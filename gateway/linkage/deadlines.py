@@ -33,9 +33,11 @@ from gateway.validation.checks import DAY, describe_delay
 if TYPE_CHECKING:
     from gateway.linkage.events import Event
 
-#: Working Together to Safeguard Children 2023: a local authority decides on a referral within one working day.
+#: Working Together to Safeguard Children 2023, chapter 3: a local authority decides on a referral
+#: within one working day.
 DECISION_WORKING_DAYS = 1
-#: Working Together to Safeguard Children 2023: an assessment concludes within 45 working days of the referral.
+#: Working Together to Safeguard Children 2023, chapter 3: an assessment concludes within 45 working
+#: days of the referral.
 ASSESSMENT_WORKING_DAYS = 45
 #: How long a deadline may stay open after the receiving agency was alerted before its escalation
 #: contact is told (the default of :func:`overdue_actions`; the deployment's setting overrides it).

@@ -22,6 +22,7 @@ regenerates the rules table in ``docs/escalation.md``.
 from __future__ import annotations
 
 import argparse
+import bisect
 import dataclasses
 import datetime as dt
 import re
@@ -428,12 +429,20 @@ class _Names:
 
 
 def _windows(matching: list[Event], new: Event, window: Window):
-    """Yield each window (the events in it) that opens at a matching event and holds ``new``."""
+    """Yield each window (the events in it, in time order) that opens at a matching event and holds ``new``.
+
+    ``matching`` is in time order; each window is found by bisection, so a
+    long chronology costs one pass over the anchors, not one per pair.
+    """
+    whens = [e.when for e in matching]
+    previous = None
     for anchor in matching:
         if anchor.when > new.when:
             break
-        if window.holds(anchor.when, new.when):
-            yield [e for e in matching if window.holds(anchor.when, e.when)]
+        if anchor.when == previous or not window.holds(anchor.when, new.when):
+            continue
+        previous = anchor.when
+        yield matching[bisect.bisect_left(whens, anchor.when):bisect.bisect_right(whens, window.end(anchor.when))]
 
 
 def _multi_agency(settings, events, new, names):
