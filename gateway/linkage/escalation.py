@@ -277,32 +277,32 @@ class _Params:
     def __init__(self, where: str, raw: dict, matchers: _Matchers):
         self.where, self.raw, self.matchers, self.read = where, raw, matchers, set()
 
-    def _value(self, key: str, required: bool = True):
+    def value(self, key: str, required: bool = True):
         self.read.add(key)
         if key not in self.raw and required:
             raise RulesError(f"{self.where}: '{key}' is missing")
         return self.raw.get(key)
 
     def window(self) -> Window:
-        return parse_window(self._value("window"), f"{self.where}.window")
+        return parse_window(self.value("window"), f"{self.where}.window")
 
     def whole(self, key: str, least: int) -> int:
-        value = self._value(key)
+        value = self.value(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise RulesError(f"{self.where}.{key}: {value!r} is not a whole number of at least {least}")
         return value
 
-    def match(self, key: str = "match", spec=None) -> Match:
-        return compile_match(self._value(key) if spec is None else spec, f"{self.where}.{key}", self.matchers)
+    def match(self, key: str = "match") -> Match:
+        return compile_match(self.value(key), f"{self.where}.{key}", self.matchers)
 
     def step(self, key: str) -> tuple[str, Match]:
-        value = self._value(key)
+        value = self.value(key)
         if not isinstance(value, dict) or set(value) != {"label", "match"} or not isinstance(value["label"], str):
             raise RulesError(f"{self.where}.{key}: expected a mapping with a text 'label' and a 'match'")
         return value["label"].strip(), compile_match(value["match"], f"{self.where}.{key}.match", self.matchers)
 
     def choice(self, key: str, allowed: tuple, default):
-        value = self._value(key, required=False)
+        value = self.value(key, required=False)
         if value is None:
             return default
         if value not in allowed:
@@ -310,7 +310,7 @@ class _Params:
         return value
 
     def codes(self, key: str, allowed: tuple) -> tuple:
-        value = self._value(key)
+        value = self.value(key)
         values = value if isinstance(value, list) else [value]
         bad = [v for v in values if v not in allowed]
         if not values or bad:
@@ -334,16 +334,16 @@ def _sequence_params(p: _Params) -> dict:
 
 
 def _count_params(p: _Params) -> dict:
-    label = p._value("label", required=False) or "matching events"
+    label = p.value("label", required=False) or "matching events"
     return p.done({"window": p.window(), "min_count": p.whole("min_count", 2), "match": p.match(),
                    "label": str(label), "per_incident": p.choice("same_incident_counts_once", (True, False), False)})
 
 
 def _level_params(p: _Params) -> dict:
-    levels = p._value("levels")
+    levels = p.value("levels")
     if not isinstance(levels, list) or not levels or not all(isinstance(v, str) and v for v in levels):
         raise RulesError(f"{p.where}.levels: expected a non-empty list of risk levels, such as [high]")
-    label = p._value("label", required=False) or "Risk level"
+    label = p.value("label", required=False) or "Risk level"
     return p.done({"levels": tuple(levels), "match": p.match(), "label": str(label)})
 
 
