@@ -400,15 +400,44 @@ def check(arrivals: list[Arrival], receipts: dict[str, dict[str, int]]) -> list[
     return failures
 
 
+# Written into every folder the demo makes: only a folder holding it is ever cleared.
+WORKDIR_MARKER = ".gateway-demo"
+
+
+def prepare_workdir(workdir: Path) -> None:
+    """Make ``workdir`` ready for a run: new, or emptied when the demo made it before.
+
+    A missing folder is made; an empty one is used. Either way it gets
+    :data:`WORKDIR_MARKER`. A folder holding that marker is emptied (its
+    contents, never the folder itself). Raises :class:`click.ClickException`,
+    touching nothing, for a non-empty folder without the marker, a symbolic
+    link or a file.
+    """
+    if workdir.is_symlink() or (workdir.exists() and not workdir.is_dir()):
+        raise click.ClickException(f"--workdir {workdir}: not a folder (a file or a symbolic link); give a new "
+                                   "or empty folder")
+    if workdir.is_dir() and not (workdir / WORKDIR_MARKER).is_file() and any(workdir.iterdir()):
+        raise click.ClickException(
+            f"--workdir {workdir}: this folder is not empty and was not made by `gateway demo`, which empties its "
+            f"folder on every run; give a new or empty folder (a folder made by an earlier version of the demo "
+            f"has no {WORKDIR_MARKER} file: delete it yourself once)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    for entry in workdir.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    (workdir / WORKDIR_MARKER).write_text("Made by `gateway demo`, which empties this folder on every run.\n")
+
+
 @click.command("demo")
 @click.option("--check", "check_only", is_flag=True, help="Exit 1 if an expected outcome of the scenario does not hold.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=REPO_DIR / "var" / "demo",
-              show_default=True, help="Made afresh for each run; logs of every process are kept there.")
+              show_default=True, help="A new or empty folder, or one an earlier run made (emptied for each run); "
+              "logs of every process are kept there.")
 def demo_command(check_only: bool, workdir: Path) -> None:
     """Replay the Family A scenario through the real gateway and show what each agency got."""
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    prepare_workdir(workdir)
     demo = Demo(workdir)
     from gateway.signing.pki import PKIError
     from gateway.transport.client import DeliveryError
