@@ -118,12 +118,11 @@ class Stack:
 
     def start(self, threads: int, concurrency: int, workers: int = 1) -> None:
         from gateway.routing import Agency, Directory
-        from gateway.routing.services import create_tables
-        from gateway.store import open_store
+        from gateway.store import open_store, schema
 
+        schema.upgrade(self.database_url)
         store = open_store(self.database_url)
         try:
-            create_tables(store.engine)
             directory = Directory(store.engine)
             directory.load_seed()
             directory.add_agency(Agency(kind="la", code="850", name="Hampshire (bench endpoint)", delivery="push",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses as _dataclasses
 import os as _os
+import shutil
 
 from pathlib import Path
 
@@ -17,10 +18,38 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = FIXTURES / "samples"
 
 
+# Databases at the schema's head revision ------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """One SQLite database upgraded to the schema's head for the whole run (tests get copies of it)."""
+    from gateway.store import schema
+
+    path = tmp_path_factory.mktemp("schema") / "head.sqlite3"
+    schema.upgrade(f"sqlite:///{path}")  # its engine is disposed: the WAL is checkpointed into the file
+    return path
+
+
+def copy_database(template: Path, path: Path) -> str:
+    """Copy an SQLite database nothing has open to ``path`` (parents made); return its URL."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    """Settings for one test: a fresh SQLite file in the test's own folder."""
-    return Settings(database_url=f"sqlite:///{tmp_path / 'gateway.sqlite3'}")
+def upgraded_sqlite(sqlite_template):
+    """Return ``make(path) -> url``: a fresh SQLite database at the schema's head at ``path``.
+
+    A copy of :func:`sqlite_template`: upgrading each test's database would run every migration again.
+    """
+    return lambda path: copy_database(sqlite_template, path)
+
+
+@pytest.fixture
+def settings(tmp_path, upgraded_sqlite) -> Settings:
+    """Settings for one test: a fresh SQLite file, at the schema's head, in the test's own folder."""
+    return Settings(database_url=upgraded_sqlite(tmp_path / "gateway.sqlite3"))
 
 
 @pytest.fixture
@@ -188,6 +217,20 @@ def postgres_schema():
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def upgraded_postgres_schema(postgres_schema) -> PostgresSchema:
+    """A fresh PostgreSQL schema upgraded to the schema's head (its ``alembic_version`` is in it too)."""
+    from gateway.store import schema
+    from gateway.store.engine import make_engine
+
+    engine = make_engine(POSTGRES_URL, connect_args=postgres_schema.connect_args)
+    try:
+        schema.upgrade(engine)
+    finally:
+        engine.dispose()
+    return postgres_schema
 
 
 # A real headless browser (Debian's chromium and chromedriver; `make test` installs them) ----------------------

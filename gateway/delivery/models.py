@@ -1,7 +1,8 @@
 """The outbox's tables, on the store's :class:`~gateway.store.models.Base`.
 
-One ``Base.metadata.create_all`` creates them with the accepted messages,
-so a message and all its deliveries commit in one transaction.
+They are in the store's schema (:mod:`gateway.store.schema`, built by its
+migrations) with the accepted messages, so a message and all its
+deliveries commit in one transaction.
 """
 
 from __future__ import annotations

@@ -140,11 +140,15 @@ class Demo:
             pki.write_issued(prefix, cert, key)
             self.identities[uri] = prefix
 
+    def make_database(self) -> None:
+        """Bring the demo's fresh database to this gateway's schema revision (``gateway db upgrade``)."""
+        from gateway.store import schema
+
+        schema.upgrade(self.database_url)
+
     def make_directory(self) -> None:
         from gateway.routing import Agency, Directory
-        from gateway.routing.services import create_tables
 
-        create_tables(self.store.engine)
         directory = Directory(self.store.engine)
         directory.load_seed()
         # The LAs' systems are the demo's receiving endpoints on loopback.
@@ -266,6 +270,7 @@ class Demo:
             self.echo(f"Setting up in {self.workdir}: development PKI, directory, two LA endpoints, "
                       "the gateway over mutual TLS and its worker")
             self.make_pki()
+            self.make_database()
             self.make_directory()
             self.start_receivers()
 

@@ -18,8 +18,8 @@ from gateway.routing.rules import (
     route_message,
 )
 from gateway.routing.schoolday import next_school_day_start
-from gateway.routing.services import Directory, create_tables
+from gateway.routing.services import Directory
 
 __all__ = ["Agency", "AgencyDirectory", "Directory", "DirectoryMaintenance", "ImportReport", "PlannedDelivery",
            "School", "Unroutable", "build_acknowledgement", "build_encompass_notification", "build_outcome_message",
-           "create_tables", "next_school_day_start", "route_message"]
+           "next_school_day_start", "route_message"]

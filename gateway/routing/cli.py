@@ -1,7 +1,8 @@
 """``gateway directory``: list, add, import and seed the routing directory.
 
 The database is ``--database URL`` or, by default, ``GATEWAY_DATABASE_URL``
-(:class:`gateway.config.Settings`); missing tables are created.
+(:class:`gateway.config.Settings`), at this gateway's schema revision
+(``gateway db upgrade``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from gateway.config import Settings, SettingsError
 from gateway.model.systems import AGENCY_KINDS
 from gateway.routing.codes import DELIVERY_MAILBOX, DELIVERY_PUSH
 from gateway.routing.interfaces import Agency, ImportFormatError, School
-from gateway.routing.services import SEED_FILE, Directory, create_tables, open_text
+from gateway.routing.services import SEED_FILE, Directory, open_text
 from gateway.store.engine import StoreConfigError, make_engine
+from gateway.store.schema import require_current
 
 _database_option = click.option(
     "--database", "database_url", metavar="URL",
@@ -37,8 +39,10 @@ def _with_directory(command):
         except (SettingsError, StoreConfigError) as exc:
             raise click.UsageError(str(exc)) from None
         try:
-            create_tables(engine)
+            require_current(engine)
             return command(Directory(engine), **kwargs)
+        except StoreConfigError as exc:
+            raise click.ClickException(str(exc)) from None
         except SQLAlchemyError as exc:
             raise click.ClickException(f"database {engine.url.render_as_string(hide_password=True)}: "
                                        f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None

@@ -1,8 +1,8 @@
 """The directory's tables, on the store's :class:`~gateway.store.models.Base`.
 
-One ``Base.metadata.create_all`` creates them with the store's, so a message,
-its deliveries and the directory rows they were planned from share one
-database and one transaction.
+They are in the store's schema (:mod:`gateway.store.schema`, built by its
+migrations), so a message, its deliveries and the directory rows they were
+planned from share one database and one transaction.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ from gateway.routing.interfaces import Agency, ImportFormatError, ImportReport, 
 from gateway.routing.models import AgencyRow, ForceAreaRow, PostcodeDistrictRow, SchoolRow
 from gateway.routing.places import check_la_code, normalise_district
 from gateway.store.engine import read_only
-from gateway.store.models import Base
 
 DATA_DIR = Path(__file__).parent / "data"
 SEED_FILE = DATA_DIR / "family-a-directory.json"
@@ -35,11 +34,6 @@ POSTCODE_COLUMNS = ("postcode", "district", "postcode_district", "pcds", "pcd", 
 LA_COLUMNS = ("la_code", "dfe_la", "dfe_la_number", "la_number", "la")
 #: ONS Postcode Directory: a postcode with a termination date no longer exists.
 TERMINATED_COLUMN = "doterm"
-
-
-def create_tables(engine: Engine) -> None:
-    """Create every missing gateway table (the store's and the directory's) on ``engine``."""
-    Base.metadata.create_all(engine)
 
 
 _AGENCY = AgencyRow.__table__

@@ -9,7 +9,8 @@ from gateway.store.services import SqlMessageStore
 
 
 def open_store(url: str, **options) -> SqlMessageStore:
-    """Return the store for ``url`` with its tables created (see :meth:`SqlMessageStore.from_url`)."""
+    """Return the store for ``url``, refusing a database not at this gateway's revision (see
+    :meth:`SqlMessageStore.from_url`; ``gateway db upgrade`` brings it there)."""
     return SqlMessageStore.from_url(url, **options)
 
 

@@ -1,7 +1,8 @@
 """The store's tables: one schema for SQLite and PostgreSQL.
 
 Later steps (routing, outbox) add their tables to the same :class:`Base`, so
-one ``create_all`` and one transaction cover them all.
+one schema (:mod:`gateway.store.schema`, built only by its Alembic
+migrations) and one transaction cover them all.
 """
 
 from __future__ import annotations

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, MetaData, inspect
 
 # Every module that defines tables on Base. A test imports all of gateway and fails if one is missing here.
 import gateway.delivery.models  # noqa: F401
@@ -30,7 +32,7 @@ import gateway.linkage.models  # noqa: F401
 import gateway.routing.models  # noqa: F401
 import gateway.store.models  # noqa: F401
 from gateway.store.engine import StoreConfigError, make_engine, read_only
-from gateway.store.models import Base
+from gateway.store.models import Base, UTCDateTime
 
 #: All the gateway's tables.
 metadata = Base.metadata
@@ -39,18 +41,54 @@ metadata = Base.metadata
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
+def _render_item(type_, obj, autogen_context):
+    """Write the store's UTCDateTime as the column type it is in the database, ``sa.DateTime(timezone=True)``:
+    a revision must not import the models, which change after it."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def context_options(dialect_name: str) -> dict:
+    """Return the options of Alembic's migration context, the same for migrations, autogenerate and checks.
+
+    Column types are compared (UTCDateTime compares as the
+    ``DateTime(timezone=True)`` it compiles to), and SQLite, which cannot
+    ALTER most things, gets Alembic's batch mode (a changed table is copied).
+    """
+    return {"target_metadata": metadata, "compare_type": True, "render_item": _render_item,
+            "render_as_batch": dialect_name == "sqlite"}
+
+
+def differences(connection: Connection, target: MetaData | None = None) -> list:
+    """Return what autogenerate finds between the database and ``target`` (default: :data:`metadata`).
+
+    An empty list means the migrations build exactly the models: tables,
+    columns, types, nullability, indexes, unique and foreign keys. (Alembic
+    does not compare CHECK constraints; the tests compare their names.)
+    """
+    options = context_options(connection.dialect.name)
+    options.pop("target_metadata")
+    return compare_metadata(MigrationContext.configure(connection, opts=options), target or metadata)
+
+
 class SchemaNotCurrent(StoreConfigError):
     """The database is not at the revision this gateway's code needs."""
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None, *, also_versions: Path | None = None) -> Config:
     """Return the Alembic configuration (built in code), running on ``connection`` when given.
 
     ``env.py`` migrates the connection it finds in ``config.attributes``;
-    it never builds an engine of its own.
+    it never builds an engine of its own. ``also_versions`` adds a folder
+    of revisions after the package's own (the tests write new ones there).
     """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    if also_versions is not None:
+        config.set_main_option("version_locations", os.pathsep.join([str(MIGRATIONS_DIR / "versions"),
+                                                                     str(also_versions)]))
     # A new revision's file is named by its id alone ("0002_person_index.py"); "%%" is ConfigParser's "%".
     config.set_main_option("file_template", "%%(rev)s")
     if connection is not None:
@@ -132,12 +170,19 @@ def _refuse_unversioned_tables(connection: Connection, engine: Engine) -> None:
             "`gateway db stamp 0001_baseline`, then `gateway db upgrade` (docs/migrations.md)")
 
 
-def require_current(engine: Engine) -> None:
-    """Return when the database behind ``engine`` is at :func:`head`; raise :class:`SchemaNotCurrent` otherwise.
+def require_current(target: str | Engine) -> None:
+    """Return when the database (a URL or an engine) is at :func:`head`; raise :class:`SchemaNotCurrent` otherwise.
 
     The message names the database, its revision and the one needed, and
-    tells the operator to run ``gateway db upgrade``.
+    tells the operator to run ``gateway db upgrade``. Raises
+    :class:`~gateway.store.engine.StoreConfigError` for an unsupported URL
+    and SQLAlchemy's errors when the database cannot be reached.
     """
+    with _engine(target) as engine:
+        _require_current(engine)
+
+
+def _require_current(engine: Engine) -> None:
     found, needed = current(engine), head()
     if found == needed:
         return

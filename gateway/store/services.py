@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.store.engine import WriteLock, make_engine, read_only
 from gateway.store.interfaces import AcceptedMessage, AlreadyAccepted
-from gateway.store.models import AcceptedMessageRow, Base
+from gateway.store.models import AcceptedMessageRow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,21 +93,26 @@ class SqlMessageStore:
         self._group_lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str, *, create_schema: bool = True, **options) -> "SqlMessageStore":
-        """Return a store on ``url``, creating missing tables unless told not to.
+    def from_url(cls, url: str, **options) -> "SqlMessageStore":
+        """Return a store on ``url``, whose schema must be at this gateway's revision.
 
-        Raises :class:`~gateway.store.engine.StoreConfigError` for an
-        unsupported URL and SQLAlchemy's errors when the database cannot be
-        reached.
+        Nothing is created here: ``gateway db upgrade`` (or
+        :func:`gateway.store.schema.upgrade`) brings a database to it.
+        Raises :class:`~gateway.store.schema.SchemaNotCurrent` (a
+        :class:`~gateway.store.engine.StoreConfigError`) naming the database's
+        revision and the one needed, :class:`~gateway.store.engine.StoreConfigError`
+        for an unsupported URL, and SQLAlchemy's errors when the database
+        cannot be reached.
         """
-        store = cls(make_engine(url, **options))
-        if create_schema:
-            store.create_schema()
-        return store
+        from gateway.store.schema import require_current  # schema imports every sub-package's tables
 
-    def create_schema(self) -> None:
-        """Create every table of :class:`~gateway.store.models.Base` that is missing."""
-        Base.metadata.create_all(self.engine)
+        engine = make_engine(url, **options)
+        try:
+            require_current(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
 
     @contextmanager
     def transaction(self) -> Iterator[SqlUnitOfWork]:

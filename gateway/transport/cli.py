@@ -25,12 +25,19 @@ def serve_command(certs_dir: Path, host: str, port: int, workers: int, threads: 
     Clients must present a certificate issued by the deployment CA, in date
     and not revoked; the CRL is re-read when it changes.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.store.engine import StoreConfigError
+    from gateway.store.schema import require_current
     from gateway.transport.server import GatewayServer
 
     try:
         settings = Settings.from_env(certs_dir=certs_dir)
         server = GatewayServer(settings, host=host, port=port, workers=workers, threads=threads,
                                access_log=None if no_access_log else "-")
-    except (SettingsError, PKIError) as exc:
+        require_current(settings.database_url)  # refuse at once, not in each worker process's warm-up
+    except (SettingsError, PKIError, StoreConfigError) as exc:
         raise click.ClickException(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot reach the database: {str(exc).splitlines()[0]}") from None
     server.run()

@@ -20,7 +20,6 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.model import validate_resource
 from gateway.routing import Directory
-from gateway.routing.services import create_tables
 from gateway.store import open_store
 from gateway.transport.middleware import AGENCY_KEY
 from gateway.transport.views import CLOCK_KEY, close_intake
@@ -32,11 +31,10 @@ NOW = dt.datetime(2018, 9, 30, 16, 40, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture
-def api_app(tmp_path, deployment):
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'gateway.sqlite3'}", certs_dir=deployment.dir,
+def api_app(tmp_path, deployment, upgraded_sqlite):
+    settings = Settings(database_url=upgraded_sqlite(tmp_path / "gateway.sqlite3"), certs_dir=deployment.dir,
                         replay_window_seconds=600, max_request_bytes=200_000)
     store = open_store(settings.database_url)
-    create_tables(store.engine)
     Directory(store.engine).load_seed()
     store.close()
     app = create_app(settings)

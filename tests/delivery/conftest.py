@@ -68,14 +68,15 @@ def push_agency(kind: str, code: str, name: str, endpoint: str) -> Agency:
 # Stores ------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def postgres_url(postgres_schema) -> str:
-    """A URL (with its search_path) for a fresh PostgreSQL schema, dropped after the test."""
-    return postgres_schema.url
+def postgres_url(upgraded_postgres_schema) -> str:
+    """A URL (with its search_path) for a fresh PostgreSQL schema at the schema's head, dropped after the test."""
+    return upgraded_postgres_schema.url
 
 
 @pytest.fixture
-def sqlite_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'gateway.sqlite3'}"
+def sqlite_url(tmp_path, upgraded_sqlite) -> str:
+    """A fresh SQLite database at the schema's head."""
+    return upgraded_sqlite(tmp_path / "gateway.sqlite3")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -14,23 +14,22 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from gateway.routing import Directory, create_tables
+from gateway.routing import Directory
 from gateway.store.engine import make_engine
 
 from .helpers import translate
 
-from tests.conftest import POSTGRES_URL  # noqa: E402  (the shared PostgreSQL settings)
+from tests.conftest import POSTGRES_URL, copy_database  # noqa: E402  (the shared PostgreSQL settings)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request, tmp_path):
-    """An engine with every gateway table, on SQLite or PostgreSQL."""
+    """An engine on a database at the schema's head, on SQLite or PostgreSQL."""
     if request.param == "sqlite":
-        made = make_engine(f"sqlite:///{tmp_path / 'directory.sqlite3'}")
+        made = make_engine(request.getfixturevalue("upgraded_sqlite")(tmp_path / "directory.sqlite3"))
     else:
-        _, connect_args = request.getfixturevalue("postgres_schema")
+        _, connect_args = request.getfixturevalue("upgraded_postgres_schema")
         made = make_engine(POSTGRES_URL, connect_args=connect_args)
-    create_tables(made)
     yield made
     made.dispose()
 
@@ -49,10 +48,9 @@ def directory(engine) -> Directory:
 
 
 @pytest.fixture(scope="session")
-def sqlite_directory(tmp_path_factory) -> Directory:
+def sqlite_directory(tmp_path_factory, sqlite_template) -> Directory:
     """One seeded SQLite directory shared by the pure rule tests (they only read it)."""
-    made = make_engine(f"sqlite:///{tmp_path_factory.mktemp('routing') / 'directory.sqlite3'}")
-    create_tables(made)
+    made = make_engine(copy_database(sqlite_template, tmp_path_factory.mktemp("routing") / "directory.sqlite3"))
     seeded = Directory(made)
     seeded.load_seed()
     return seeded

@@ -12,8 +12,8 @@ from .conftest import POSTGRES_URL
 
 
 @pytest.fixture
-def db(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'gateway.sqlite3'}"
+def db(tmp_path, upgraded_sqlite) -> str:
+    return upgraded_sqlite(tmp_path / "gateway.sqlite3")
 
 
 def _run(runner, *args, db=None, env=None):
@@ -115,8 +115,8 @@ def test_bad_database_url_is_a_usage_error(runner):
 
 
 @pytest.mark.postgres
-def test_seed_and_list_on_postgresql(runner, postgres_schema):
-    schema, _ = postgres_schema
+def test_seed_and_list_on_postgresql(runner, upgraded_postgres_schema):
+    schema, _ = upgraded_postgres_schema
     url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     assert _run(runner, "seed", db=url).exit_code == 0
     assert "Riverside Infant School" in _run(runner, "list", db=url).output

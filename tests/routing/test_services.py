@@ -259,12 +259,10 @@ def _peak_memory(directory: Directory, rows: int) -> int:
         tracemalloc.stop()
 
 
-def test_import_memory_stays_flat(tmp_path):
-    from gateway.routing import create_tables
+def test_import_memory_stays_flat(tmp_path, upgraded_sqlite):
     from gateway.store.engine import make_engine
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'memory.sqlite3'}")
-    create_tables(engine)
+    engine = make_engine(upgraded_sqlite(tmp_path / "memory.sqlite3"))
     directory = Directory(engine)
     _peak_memory(directory, 2_000)  # warm caches (SQL compilation, regexes)
     peak = _peak_memory(directory, 50_000)

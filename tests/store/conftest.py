@@ -21,11 +21,11 @@ from tests.conftest import POSTGRES_URL  # noqa: E402  (the shared PostgreSQL se
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request, tmp_path):
-    """A :class:`SqlMessageStore` with its tables, on SQLite or PostgreSQL."""
+    """A :class:`SqlMessageStore` on a database at the schema's head, on SQLite or PostgreSQL."""
     if request.param == "sqlite":
-        made = SqlMessageStore.from_url(f"sqlite:///{tmp_path / 'nested' / 'dir' / 'store.sqlite3'}")
+        made = SqlMessageStore.from_url(request.getfixturevalue("upgraded_sqlite")(tmp_path / "store.sqlite3"))
     else:
-        schema, connect_args = request.getfixturevalue("postgres_schema")
+        schema, connect_args = request.getfixturevalue("upgraded_postgres_schema")
         made = SqlMessageStore.from_url(POSTGRES_URL, connect_args=connect_args)
         made.schema = schema
     yield made

@@ -118,7 +118,10 @@ def test_concurrent_duplicates_one_wins_the_other_gets_its_record(store):
 
 
 def test_sqlite_pragmas_and_parent_folder(tmp_path):
+    from gateway.store import schema
+
     path = tmp_path / "a" / "b" / "gateway.sqlite3"
+    schema.upgrade(f"sqlite:///{path}")  # its engine makes the folders
     store = SqlMessageStore.from_url(f"sqlite:///{path}")
     try:
         assert path.is_file()
@@ -263,10 +266,10 @@ def test_the_same_id_twice_together_is_already_accepted_with_the_first(store):
     assert existing == store.find_accepted(first.message_id)
 
 
-def test_on_sqlite_work_that_waits_together_shares_one_commit(tmp_path):
+def test_on_sqlite_work_that_waits_together_shares_one_commit(tmp_path, upgraded_sqlite):
     from sqlalchemy import event
 
-    store = SqlMessageStore.from_url(f"sqlite:///{tmp_path / 'gateway.sqlite3'}")
+    store = SqlMessageStore.from_url(upgraded_sqlite(tmp_path / "gateway.sqlite3"))
     commits = []
     event.listen(store.engine, "commit", lambda connection: commits.append(1))
     try:

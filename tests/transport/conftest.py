@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.store import schema
+
 START_TIMEOUT = 30.0
 
 
@@ -46,7 +48,9 @@ def start_server(deployment, workdir: Path, *extra_env) -> tuple[subprocess.Pope
     """Start ``gateway serve`` and wait (bounded) until an mTLS request succeeds."""
     port = free_port()
     log = workdir / "server.log"
-    env = dict(os.environ, GATEWAY_DATABASE_URL=f"sqlite:///{workdir / 'gateway.sqlite3'}", PYTHONUNBUFFERED="1")
+    database_url = f"sqlite:///{workdir / 'gateway.sqlite3'}"
+    schema.upgrade(database_url)  # `gateway serve` refuses a database not at the schema's head
+    env = dict(os.environ, GATEWAY_DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve", "--certs", str(deployment.dir), "--host", "127.0.0.1",

@@ -33,8 +33,8 @@ def clock():
 
 
 @pytest.fixture
-def trust_settings(tmp_path, deployment):
-    return Settings(database_url=f"sqlite:///{tmp_path / 'gateway.sqlite3'}", certs_dir=deployment.dir,
+def trust_settings(tmp_path, deployment, upgraded_sqlite):
+    return Settings(database_url=upgraded_sqlite(tmp_path / "gateway.sqlite3"), certs_dir=deployment.dir,
                     replay_window_seconds=600)
 
 

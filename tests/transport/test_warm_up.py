@@ -16,11 +16,11 @@ SCRIPT = textwrap.dedent("""
     import datetime as dt, gc, json, os, sys
     from gateway.config import Settings
     from gateway.routing import Directory
-    from gateway.routing.services import create_tables
-    from gateway.store import open_store
+    from gateway.store import open_store, schema
 
     url = os.environ["GATEWAY_DATABASE_URL"]
-    store = open_store(url); create_tables(store.engine); Directory(store.engine).load_seed(); store.close()
+    schema.upgrade(url)
+    store = open_store(url); Directory(store.engine).load_seed(); store.close()
 
     from gateway.app import create_app
     from gateway.model import build_bundle

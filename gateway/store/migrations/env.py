@@ -9,15 +9,6 @@ is no ``alembic.ini``.
 from alembic import context
 
 from gateway.store import schema
-from gateway.store.models import UTCDateTime
-
-
-def render_item(type_, obj, autogen_context):
-    """Write the store's UTCDateTime as the column type it is in the database, ``sa.DateTime(timezone=True)``:
-    a revision must not import the models, which change after it."""
-    if type_ == "type" and isinstance(obj, UTCDateTime):
-        return "sa.DateTime(timezone=True)"
-    return False
 
 
 def run_migrations() -> None:
@@ -25,14 +16,7 @@ def run_migrations() -> None:
     if connection is None:
         raise RuntimeError("run migrations through `gateway db upgrade` or gateway.store.schema.upgrade(); "
                            "there is no offline (SQL script) mode")
-    context.configure(
-        connection=connection,
-        target_metadata=schema.metadata,
-        # SQLite cannot ALTER most things: Alembic's batch mode copies the table instead.
-        render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
-        render_item=render_item,
-    )
+    context.configure(connection=connection, **schema.context_options(connection.dialect.name))
     with context.begin_transaction():
         context.run_migrations()
 
