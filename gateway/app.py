@@ -26,9 +26,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.config[CLOCK_KEY] = settings.clock()
     web.init_app(app)
 
-    from gateway.store.people import record_people
+    from gateway.linkage.views import linkage_for
     from gateway.transport.views import register_accept_step
 
-    # Who each accepted message is about, searchable, in the same transaction.
-    register_accept_step(app, record_people)
+    # Who each accepted message is about, linked to the person index, its events, deadlines and escalations,
+    # in the same transaction (after routing, whose deliveries it reads).
+    register_accept_step(app, lambda unit, accepted, bundle: linkage_for(app).accept_step(unit, accepted, bundle))
     return app

@@ -43,6 +43,9 @@ class Settings:
     max_request_bytes: int = 50 * 1024 * 1024
     delivery_max_age_seconds: int = 5 * 24 * 3600
     timezone: str = "Europe/London"
+    # Near-identical messages from one sender about one child within this many hours are flagged as possible
+    # duplicates of each other (both delivered; a person decides).
+    duplicate_window_hours: int = 72
     # Replaying history (the demo): the gateway's clock starts at this ISO 8601 instant and runs on
     # from there. Never set in a deployment: every time the gateway records would be made up.
     clock_start: str | None = None

@@ -105,8 +105,11 @@ def _feedback(response: dict) -> list[dict]:
 
 
 def ingest(adapter: Adapter, stream: BinaryIO, name: str, *, intake: MessageIntake, agency: str,
-           now: dt.datetime) -> IngestResult:
+           now: dt.datetime, include_concerns: bool = False) -> IngestResult:
     """Translate ``stream`` and submit every message through ``intake`` as ``agency``.
+
+    With ``include_concerns`` the records that are not referrals are sent too,
+    as ``safeguarding-concern`` messages (kept and linked, routed to nobody).
 
     Raises :class:`gateway.adapters.base.InputUnreadable` when the export as a
     whole cannot be read. The intake checks each message against the national
@@ -115,6 +118,6 @@ def ingest(adapter: Adapter, stream: BinaryIO, name: str, *, intake: MessageInta
     result = IngestResult(summary=None)
     kind, code = parse_agency_uri(agency) or (None, None)
     result.summary = translate_stream(adapter, stream, name, _IntakeSink(intake, agency, now, result),
-                                      _ReportSink(result), now=now, validator=None,
+                                      _ReportSink(result), now=now, validator=None, include_all=include_concerns,
                                       default_sender={"kind": kind, "code": code} if code else None)
     return result

@@ -45,10 +45,17 @@ def ingest_export(format_id: str) -> Response:
         current_app.logger.error("cannot accept messages: %s", exc)
         return fhir_response(operation_outcome("error", "transient", "the gateway cannot sign messages at the "
                                                "moment; try again later"), 503)
+    # A school may choose to send the concerns it recorded but did not refer (?concerns=include): they are
+    # kept, linked into the child's chronology and weighed by the escalation rules, and sent to nobody.
+    concerns = request.args.get("concerns", "exclude")
+    if concerns not in ("include", "exclude"):
+        return fhir_response(operation_outcome("error", "invalid", f"concerns={concerns!r}: give include or exclude",
+                                               "concerns"), 400)
     # request.stream honours MAX_CONTENT_LENGTH: a larger body answers 413 before anything is read.
     stream = request.stream
     try:
-        result = ingest(adapter, stream, f"{format_id} upload", intake=intake, agency=agency, now=_now())
+        result = ingest(adapter, stream, f"{format_id} upload", intake=intake, agency=agency, now=_now(),
+                        include_concerns=concerns == "include")
     except InputUnreadable as exc:
         return fhir_response(operation_outcome("error", "invalid", str(exc)), 400)
     return fhir_response(result.operation_outcome(), 200)

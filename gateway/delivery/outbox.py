@@ -125,6 +125,35 @@ def routing_step(settings: Settings, signer: Callable[[], Signer]) -> Callable[[
                        max_age=dt.timedelta(seconds=settings.delivery_max_age_seconds))
 
 
+def enqueue_built(unit: UnitOfWork, plan: object, *, about: str, sender: str, now: dt.datetime,
+                  signer: Callable[[], Signer], max_age: dt.timedelta = DEFAULT_MAX_AGE) -> str | None:
+    """Enqueue one message the gateway built (an alert, a reminder) in the caller's transaction.
+
+    ``plan`` is a planned delivery (``destination``, ``message``, ``rule``,
+    ``due``), as routing returns; the message is signed with ``signer()``.
+    ``about`` is the accepted message it is about (the delivery belongs to
+    it) and ``sender`` who is named if it cannot be delivered. Returns why it
+    cannot be delivered (the destination is not in the directory: it is then
+    held as unroutable, never dropped), or ``None``.
+    """
+    from gateway.routing import Directory
+
+    outbox = SqlOutbox(unit.session)
+    accepted = _About(about)
+    problem = _enqueue(outbox, plan, accepted, {}, Directory(unit.session), signer, now, max_age, set())
+    if problem is not None:
+        hold_unroutable(outbox, about, sender, problem, getattr(plan, "rule", None), now)
+    return problem
+
+
+@dataclasses.dataclass(frozen=True)
+class _About:
+    """The accepted message a built message is about, as :func:`_enqueue` reads it."""
+
+    message_id: str
+    signed_message: None = None
+
+
 def hold_unroutable(outbox: SqlOutbox, message_id: str, sender: str, reason: str, rule: str | None,
                     now: dt.datetime) -> str:
     """Add an unroutable entry and raise the alert (an ERROR log record); return the entry id."""

@@ -38,6 +38,8 @@ GATEWAY = S.agency_uri("gateway", "national")
 HAMPSHIRE, BCP = S.agency_uri("la", "850"), S.agency_uri("la", "839")
 SCHOOL, DORSET = S.agency_uri("school", "999101"), S.agency_uri("police", "DOR")
 PHASE_POLICE = "2018-09-30T17:05:00+01:00"    # Sunday: the PPNs arrive three weeks late
+PHASE_DISCLOSURE = "2019-03-14T12:00:00+00:00"  # the school sends Mia's first disclosure (a concern, not a referral)
+PHASE_SECOND_DISCLOSURE = "2019-05-02T16:00:00+01:00"
 PHASE_SCHOOL = "2019-06-07T10:35:00+01:00"    # the school's referral for Leo
 ENCOMPASS_DUE = dt.datetime(2018, 10, 1, 8, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 FLAG_ITEMS = {"ppn-submitted-late", "dash", "evidence-not-secured", "evidence", "school-recorded-late",
@@ -205,9 +207,12 @@ class Demo:
                                    expected_agency=GATEWAY)
         return reply.status, json.loads(reply.body or b"{}")
 
-    def ingest(self, uri: str, format_id: str, name: str) -> dict:
-        status, outcome = self.call(uri, "POST", f"/ingest/{format_id}", (DATA / name).read_bytes(),
-                                    "application/octet-stream")
+    def ingest(self, uri: str, format_id: str, name: str, *, incidents: tuple[str, ...] = (),
+               concerns: bool = False) -> dict:
+        """Send the export ``name`` (only the rows of ``incidents`` when given) as ``uri``; return the answer."""
+        content = (DATA / name).read_bytes() if not incidents else school_rows(DATA / name, incidents)
+        query = "?concerns=include" if concerns else ""
+        status, outcome = self.call(uri, "POST", f"/ingest/{format_id}{query}", content, "application/octet-stream")
         if status != 200:
             raise RuntimeError(f"ingest of {name} answered {status}: {outcome}")
         counts = {e["url"]: e["valueInteger"] for e in outcome["extension"][0]["extension"]}
@@ -218,7 +223,7 @@ class Demo:
             text = issue.get("details", {}).get("text", "")
             if ": skipped: " in text or issue["severity"] == "error":
                 self.echo(f"    {text}")
-        self.responses[name] = outcome
+        self.responses[name + "".join(incidents)] = outcome
         return outcome
 
     def wait_delivered(self, timeout: float = 30.0) -> None:
@@ -262,6 +267,15 @@ class Demo:
         if status != 200:
             raise RuntimeError(f"the outcome was refused ({status}): {answer}")
 
+    def echo_escalations(self) -> None:
+        from sqlalchemy import select
+
+        from gateway.linkage.models import EscalationRow
+
+        with self.store.engine.connect() as connection:
+            for row in connection.execute(select(EscalationRow).order_by(EscalationRow.id)).all():
+                self.echo(f"  ESCALATION {row.rule_id}: {row.reason}; alert sent to {row.home_la}")
+
     # -- the story ---------------------------------------------------------------------
 
     def run(self) -> list[Arrival]:
@@ -287,9 +301,21 @@ class Demo:
                 self.echo(f"  {entry['resource']['entry'][0]['resource']['eventCoding']['code']} about "
                           f"{_child(entry['resource'])}, due {when}")
 
-            self.echo("\n3. Friday 7 June 2019: the school sends its export; Hampshire decides on the referral")
+            self.echo("\n3. Thursday 14 March 2019: Mia tells her teacher about violence at home; the school "
+                      "records it, does not refer, and sends the concern (it has chosen to)")
+            self.start_gateway(PHASE_DISCLOSURE)
+            self.ingest(SCHOOL, "schoolsafe-csv", "riverside-infant-school.csv", incidents=("4101",), concerns=True)
+            self.wait_delivered()
+            self.echo_escalations()
+
+            self.echo("\n4. Thursday 2 May 2019: a second disclosure by Mia")
+            self.start_gateway(PHASE_SECOND_DISCLOSURE)
+            self.ingest(SCHOOL, "schoolsafe-csv", "riverside-infant-school.csv", incidents=("4187",), concerns=True)
+            self.wait_delivered()
+
+            self.echo("\n5. Friday 7 June 2019: the school refers Leo; Hampshire decides on the referral")
             self.start_gateway(PHASE_SCHOOL)
-            self.ingest(SCHOOL, "schoolsafe-csv", "riverside-infant-school.csv")
+            self.ingest(SCHOOL, "schoolsafe-csv", "riverside-infant-school.csv", incidents=("4263",))
             self.wait_delivered()
             referral = next(a.payload for a in self.arrivals() if a.sender == SCHOOL and a.destination == HAMPSHIRE)
             self.decide(referral, self.replay_now())
@@ -405,6 +431,75 @@ def check(arrivals: list[Arrival], receipts: dict[str, dict[str, int]]) -> list[
     return failures
 
 
+def school_rows(path: Path, incidents: tuple[str, ...]) -> bytes:
+    """The header and the rows of ``incidents`` of a schoolsafe-csv export (a quoted field may hold line breaks:
+    a record starts with its incident id)."""
+    lines = path.read_bytes().decode("utf-8-sig").splitlines(keepends=True)
+    records: list[str] = []
+    for line in lines[1:]:
+        if line.split(",", 1)[0].isdigit() or not records:
+            records.append(line)
+        else:
+            records[-1] += line
+    return (lines[0] + "".join(r for r in records if r.split(",", 1)[0] in incidents)).encode("utf-8")
+
+
+def check_linkage(store) -> list[str]:
+    """Return the linkage outcomes of the scenario that do not hold: the police and school records of Mia and
+    Leo are the same two children, the household links them, Leo's chronology is in order with its agencies,
+    Hampshire was alerted on 14 March 2019, and the two PPNs are not flagged as duplicates of each other."""
+    from sqlalchemy import select
+
+    from gateway.linkage.chronology import chronology
+    from gateway.linkage.index import household
+    from gateway.linkage.models import EscalationRow, PossibleDuplicateRow
+    from gateway.delivery.models import DeliveryRow
+    from gateway.store.models import MessagePersonRow
+
+    failures = []
+    with store.engine.connect() as connection:
+        rows = connection.execute(select(MessagePersonRow.given, MessagePersonRow.source, MessagePersonRow.person_id)
+                                  .where(MessagePersonRow.role == "child")).all()
+        people: dict[str, set] = {}
+        for given, source, person_id in rows:
+            people.setdefault(f"{given} from {source}", set()).add(person_id)
+        mia = people.get(f"mia rose from {DORSET}", set()) | people.get(f"mia rose from {SCHOOL}", set())
+        leo = people.get(f"leo from {DORSET}", set()) | people.get(f"leo from {SCHOOL}", set())
+        if len(mia) != 1:
+            failures.append(f"Mia's police and school records are {len(mia)} people, not one")
+        if len(leo) != 1:
+            failures.append(f"Leo's police and school records are {len(leo)} people, not one")
+        if len(mia) == 1 and len(leo) == 1:
+            (mia_id,), (leo_id,) = mia, leo
+            if mia_id == leo_id:
+                failures.append("Mia and Leo were taken for one child")
+            if mia_id not in household(connection, leo_id):
+                failures.append("Leo's household does not include Mia")
+            events = chronology(connection, leo_id)["events"]
+            agencies = [e["agency"] for e in events]
+            if agencies != [DORSET, DORSET, SCHOOL, SCHOOL, SCHOOL]:
+                failures.append(f"Leo's chronology has agencies {agencies}, expected the two PPNs, Mia's two "
+                                "disclosures and Leo's referral")
+            times = [e["occurred_at"] or e["recorded_at"] for e in events]
+            if times != sorted(times, key=lambda t: dt.datetime.fromisoformat(t)):
+                failures.append("Leo's chronology is not in the order things happened")
+        alerts = connection.execute(select(DeliveryRow.created_at).where(
+            DeliveryRow.destination == HAMPSHIRE, DeliveryRow.rule == "escalation:domestic-abuse-notice-then-disclosure"
+        )).scalars().all()
+        day = dt.datetime.fromisoformat(PHASE_DISCLOSURE).date()
+        if not any(a.date() == day for a in alerts):
+            failures.append("Hampshire was not alerted on 14 March 2019 (police domestic-abuse notice followed by a "
+                            "school disclosure)")
+        if not connection.execute(select(EscalationRow.id)).first():
+            failures.append("no escalation was raised")
+        ppn_ids = set(connection.execute(select(MessagePersonRow.message_id).where(
+            MessagePersonRow.source == DORSET)).scalars())
+        flagged = connection.execute(select(PossibleDuplicateRow.message_id, PossibleDuplicateRow.duplicate_of)).all()
+        if any(a in ppn_ids and b in ppn_ids for a, b in flagged):
+            failures.append("the two PPNs were flagged as duplicates of each other")
+    return failures
+
+
 # Written into every folder the demo makes: only a folder holding it is ever cleared.
 WORKDIR_MARKER = ".gateway-demo"
 
@@ -454,7 +549,7 @@ def demo_command(check_only: bool, workdir: Path) -> None:
     finally:
         demo.close()
     report(arrivals)
-    failures = check(arrivals, demo.receipts())
+    failures = check(arrivals, demo.receipts()) + check_linkage(demo.store)
     click.echo("")
     if failures:
         for failure in failures:

@@ -221,3 +221,18 @@ class DeadlineRow(Base):
         Index("ix_deadline_open", "met_at", "due_at"),
         Index("ix_deadline_agency", "agency", "kind"),
     )
+
+
+class PersonalDataReadRow(Base):
+    """A read of personal data (a chronology, a possible match): who, what, when. The audit log of a later
+    step takes these over; until then each read is recorded here, in the reading transaction."""
+
+    __tablename__ = "personal_data_read"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agency: Mapped[str] = mapped_column(String(255), nullable=False)
+    what: Mapped[str] = mapped_column(String(64), nullable=False)          # chronology / possible-matches / ...
+    subject: Mapped[str | None] = mapped_column(String(255))               # the person id, match id ...
+    read_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+    __table_args__ = (Index("ix_personal_data_read_subject", "subject", "read_at"),)

@@ -265,3 +265,93 @@ def build_acknowledgement(original_bundle: dict, code: str, details: str | None,
     return response_message(answers=header["id"], code=code, source=from_agency, destination=sender, now=now,
                             text=details, event=header["eventCoding"], message_uuid=rid("bundle"),
                             sender=from_org, source_name=from_org["name"])
+
+
+def _message_reference(message_id: str, display: str) -> dict:
+    return {"type": "Bundle", "identifier": {"system": S.MESSAGE_ID, "value": message_id}, "display": display}
+
+
+def build_alert_message(child: dict, destination: Agency, *, rule_id: str, title: str, reason: str,
+                        triggers: list[tuple[str, str]], now: dt.datetime,
+                        gateway_agency: str = DEFAULT_GATEWAY_AGENCY, share_triggers: bool = True) -> dict:
+    """Return the alert telling ``destination`` that an escalation rule fired about a child.
+
+    The message (event ``safeguarding-alert``) comes from the gateway. It
+    carries a ``Flag`` on the child (code: the rule's title; active from
+    ``now``) and a ``DetectedIssue`` whose ``detail`` is ``reason`` and whose
+    ``implicated`` are the triggering messages (``triggers``: message id and
+    a one-line description each), unless ``share_triggers`` is false (a
+    school hears that there is a concern, not the other agencies' messages).
+    ``child`` is the child's Patient (only national ids, name, gender and
+    birth date are copied). Ids are deterministic from the rule, the child's
+    triggering messages and the destination: the same firing is one message.
+    """
+
+    def rid(role: str) -> str:
+        return deterministic_id("safeguarding-alert", rule_id, destination.uri, *sorted(m for m, _ in triggers), role)
+
+    gateway_org = _agency_organization(rid("gateway"), gateway_agency, GATEWAY_NAME)
+    recipient_org = _agency_organization(rid("recipient"), destination.uri, destination.name)
+    patient = _copy_child(rid("child"), child)
+    flag = {
+        "resourceType": "Flag", "id": rid("flag"), "status": "active",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category",
+                                  "code": "safety", "display": "Safety"}]}],
+        "code": {"coding": [{"system": f"{S.BASE}/CodeSystem/escalation-rule", "code": rule_id, "display": title}],
+                 "text": title},
+        "subject": _ref(patient), "period": {"start": _instant(now)}, "author": _ref(gateway_org),
+    }
+    issue = {
+        "resourceType": "DetectedIssue", "id": rid("issue"), "status": "final", "severity": "high",
+        "code": flag["code"], "patient": _ref(patient), "identifiedDateTime": _instant(now),
+        "author": _ref(gateway_org), "detail": reason,
+    }
+    if share_triggers:
+        issue["implicated"] = [_message_reference(mid, text[:200] or "a message") for mid, text in triggers]
+    message_header = {
+        "resourceType": "MessageHeader", "id": rid("message-header"),
+        "eventCoding": _event(S.EVENT_ALERT),
+        "destination": [{"name": destination.name, "endpoint": destination.uri, "receiver": _ref(recipient_org)}],
+        "sender": _ref(gateway_org),
+        "source": {"name": GATEWAY_NAME, "endpoint": gateway_agency, "software": "safeguarding-gateway",
+                   "version": __version__},
+        "focus": [_ref(flag), _ref(issue)],
+    }
+    return _message(rid("bundle"), now, message_header, gateway_org, recipient_org, patient, flag, issue)
+
+
+def build_overdue_message(destination: Agency, *, deadline_id: str, about_message_id: str, text: str,
+                          escalation: bool, now: dt.datetime,
+                          gateway_agency: str = DEFAULT_GATEWAY_AGENCY) -> dict:
+    """Return the reminder that something due from an agency is late (event ``deadline-overdue``).
+
+    A ``Communication`` (priority ``urgent``, ``asap`` when it goes to the
+    escalation contact) about the late message, with ``text`` as its
+    payload. Ids are deterministic from the deadline and whether it is the
+    escalation: each reminder is sent once.
+    """
+    stage = "escalation" if escalation else "alert"
+
+    def rid(role: str) -> str:
+        return deterministic_id("deadline-overdue", deadline_id, stage, destination.uri, role)
+
+    gateway_org = _agency_organization(rid("gateway"), gateway_agency, GATEWAY_NAME)
+    recipient_org = _agency_organization(rid("recipient"), destination.uri, destination.name)
+    communication = {
+        "resourceType": "Communication", "id": rid("communication"), "status": "completed",
+        "category": [{"coding": [_event(S.EVENT_OVERDUE)]}],
+        "priority": "asap" if escalation else "urgent",
+        "about": [_message_reference(about_message_id, "the message whose deadline passed")],
+        "sent": _instant(now), "recipient": [_ref(recipient_org)], "sender": _ref(gateway_org),
+        "payload": [{"contentString": text}],
+    }
+    message_header = {
+        "resourceType": "MessageHeader", "id": rid("message-header"),
+        "eventCoding": _event(S.EVENT_OVERDUE),
+        "destination": [{"name": destination.name, "endpoint": destination.uri, "receiver": _ref(recipient_org)}],
+        "sender": _ref(gateway_org),
+        "source": {"name": GATEWAY_NAME, "endpoint": gateway_agency, "software": "safeguarding-gateway",
+                   "version": __version__},
+        "focus": [_ref(communication)],
+    }
+    return _message(rid("bundle"), now, message_header, gateway_org, recipient_org, communication)

@@ -15,6 +15,7 @@ BLUEPRINT_MODULES = (
     "gateway.transport.views",
     "gateway.delivery.views",
     "gateway.api.views",
+    "gateway.linkage.views",
 )
 
 

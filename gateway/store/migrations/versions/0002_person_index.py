@@ -24,6 +24,17 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('personal_data_read',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('agency', sa.String(length=255), nullable=False),
+    sa.Column('what', sa.String(length=64), nullable=False),
+    sa.Column('subject', sa.String(length=255), nullable=True),
+    sa.Column('read_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('personal_data_read', schema=None) as batch_op:
+        batch_op.create_index('ix_personal_data_read_subject', ['subject', 'read_at'], unique=False)
+
     op.create_table('person',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
@@ -204,6 +215,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('personal_data_read')
     with op.batch_alter_table('message_person', schema=None) as batch_op:
         batch_op.drop_constraint('fk_message_person_person', type_='foreignkey')
         batch_op.drop_index('ix_message_person_source')

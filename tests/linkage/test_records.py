@@ -11,9 +11,10 @@ from sqlalchemy import select
 from gateway.adapters import get_adapter
 from gateway.model import build_bundle
 from gateway.store.models import MessagePersonRow
-from gateway.store.people import fold, people_of, record_people
+from gateway.linkage.matching import fold_name
+from gateway.linkage.records import kind_of, people_of
 
-from .test_services import _message
+from tests.store.test_services import _message
 
 SAMPLES = Path(__file__).parent.parent / "fixtures" / "samples"
 NOW = dt.datetime(2018, 9, 30, 16, 40, tzinfo=dt.timezone.utc)
@@ -48,8 +49,20 @@ def test_school_upn_is_kept_and_an_invalid_identifier_never_is():
 
 
 def test_names_fold_case_accents_and_spacing():
-    assert fold("  Zoë  O'NEILL ") == "zoe o'neill"
-    assert fold("") is None and fold(None) is None
+    assert fold_name("  Zoë  O'NEILL ") == "zoe oneill"
+    assert fold_name("") is None and fold_name(None) is None
+
+
+def test_siblings_are_matched_as_children_and_parents_as_adults():
+    assert [kind_of(r) for r in ("child", "SIB", "HBRO", "STPSIS", "TWINBRO")] == ["child"] * 5
+    assert [kind_of(r) for r in ("MTH", "FTH", "GRMTH", "related")] == ["adult"] * 4
+
+
+def _record_people(unit, accepted, bundle):
+    from sqlalchemy import insert
+
+    rows = [dict(values, message_id=accepted.message_id, source=accepted.sender_agency) for values in people_of(bundle)]
+    unit.session.connection().execute(insert(MessagePersonRow.__table__), rows)
 
 
 def test_rows_are_written_in_the_accepting_transaction(store):
@@ -58,7 +71,7 @@ def test_rows_are_written_in_the_accepting_transaction(store):
         accepted = _message(message_id=f"urn:uuid:00000000-0000-4000-8000-00000000000{n}")
         with store.transaction() as unit:
             unit.messages.add(accepted)
-            record_people(unit, accepted, bundle)
+            _record_people(unit, accepted, bundle)
     with store.transaction() as unit:
         rows = unit.session.execute(select(MessagePersonRow).where(MessagePersonRow.role == "child")
                                     .order_by(MessagePersonRow.given)).scalars().all()
@@ -75,7 +88,7 @@ def test_a_failed_acceptance_writes_no_people(store):
     try:
         with store.transaction() as unit:
             unit.messages.add(accepted)
-            record_people(unit, accepted, leo)
+            _record_people(unit, accepted, leo)
             raise RuntimeError("a later accept step refused the message")
     except RuntimeError:
         pass

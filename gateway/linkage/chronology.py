@@ -1,0 +1,227 @@
+"""The multi-agency chronology of a child and their household, and the figures per agency.
+
+:func:`chronology` reads the stored events (one ``message_event`` row per
+accepted message, extracted when it was accepted: no message is parsed
+here), ordered by when each thing happened, then when it was recorded, with
+the agency, kind, categories, risk, lateness, a one-line summary, versions,
+duplicate flags and the escalations raised. :func:`chronology_bundle` gives
+the same as a FHIR ``collection`` Bundle: the child's Patient, one
+``Communication`` per event and one ``Flag`` per escalation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from sqlalchemy import Connection, case, func, insert, or_, select
+
+from gateway.linkage.index import household
+from gateway.linkage.models import (
+    OPEN,
+    DeadlineRow,
+    EscalationRow,
+    MessageEventRow,
+    PersonalDataReadRow,
+    PersonRow,
+    PossibleDuplicateRow,
+    PossibleMatchRow,
+)
+from gateway.model import systems as S
+from gateway.model.terminology import MESSAGE_EVENTS
+from gateway.store.models import AcceptedMessageRow, MessagePersonRow
+
+_MP = MessagePersonRow.__table__
+_EVENT = MessageEventRow.__table__
+_ESC = EscalationRow.__table__
+_DUP = PossibleDuplicateRow.__table__
+_MATCH = PossibleMatchRow.__table__
+_DEADLINE = DeadlineRow.__table__
+_PERSON = PersonRow.__table__
+_ACCEPTED = AcceptedMessageRow.__table__
+_READ = PersonalDataReadRow.__table__
+
+#: Most events one chronology returns (newest kept when there are more; the response says so).
+MAX_EVENTS = 1000
+
+
+def person(connection: Connection, person_id: str):
+    """Return the ``person`` row, or None."""
+    return connection.execute(select(_PERSON).where(_PERSON.c.id == person_id)).first()
+
+
+def record_read(connection: Connection, agency: str, what: str, subject: str | None, now: dt.datetime) -> None:
+    """Record that ``agency`` read personal data (``what`` about ``subject``) at ``now``."""
+    connection.execute(insert(_READ), {"agency": agency, "what": what, "subject": subject, "read_at": now})
+
+
+def chronology(connection: Connection, person_id: str) -> dict:
+    """Return the chronology of ``person_id``: ``person``, ``household``, ``events``, ``escalations``.
+
+    Each event: message id, who it is about (person id, and whether it is
+    the child or a household member), agency, kind, occurred/recorded/
+    received times, categories, notice type, risk, outcome, lateness in
+    days, summary, version (and the message it replaces, with what
+    changed), and open possible-duplicate flags. Ordered by when it
+    happened (else when recorded, else received), then when recorded.
+    """
+    people = household(connection, person_id)
+    messages = select(_MP.c.message_id).where(_MP.c.person_id.in_(people), _MP.c.message_id.is_not(None))
+    when = func.coalesce(_EVENT.c.occurred_at, _EVENT.c.recorded_at, _EVENT.c.received_at)
+    rows = connection.execute(
+        select(_EVENT).where(_EVENT.c.message_id.in_(messages))
+        .order_by(when, func.coalesce(_EVENT.c.recorded_at, _EVENT.c.received_at), _EVENT.c.message_id)
+        .limit(MAX_EVENTS + 1)).all()
+    truncated = len(rows) > MAX_EVENTS
+    rows = rows[:MAX_EVENTS]
+    ids = [r.message_id for r in rows]
+    duplicates: dict[str, list[dict]] = {}
+    if ids:
+        for d in connection.execute(select(_DUP).where(or_(_DUP.c.message_id.in_(ids), _DUP.c.duplicate_of.in_(ids)),
+                                                       _DUP.c.status == OPEN)).all():
+            for mine, other in ((d.message_id, d.duplicate_of), (d.duplicate_of, d.message_id)):
+                duplicates.setdefault(mine, []).append({"id": d.id, "other_message_id": other,
+                                                        "similarity": d.similarity, "reason": d.reason})
+        deadlines: dict[str, list[dict]] = {}
+        for d in connection.execute(select(_DEADLINE).where(_DEADLINE.c.message_id.in_(ids))).all():
+            deadlines.setdefault(d.message_id, []).append({
+                "kind": d.kind, "agency": d.agency, "due_at": _iso(d.due_at), "met_at": _iso(d.met_at),
+                "late": (d.met_at or None) is not None and d.met_at > d.due_at})
+    else:
+        deadlines = {}
+    events = []
+    for row in rows:
+        parsed = S.parse_agency_uri(row.sender_agency)
+        events.append({
+            "message_id": row.message_id, "person_id": row.child_person_id,
+            "about": "child" if row.child_person_id == person_id else "household",
+            "agency": row.sender_agency, "agency_kind": parsed[0] if parsed else None,
+            "kind": row.kind, "kind_display": MESSAGE_EVENTS.get(row.kind, (row.kind, ""))[0],
+            "occurred_at": _iso(row.occurred_at), "recorded_at": _iso(row.recorded_at),
+            "received_at": _iso(row.received_at), "categories": json.loads(row.categories or "[]"),
+            "notice_type": row.notice_type, "risk": row.risk, "outcome": row.outcome,
+            "disclosure": bool(row.disclosure), "referral": bool(row.referral), "late_days": row.late_days,
+            "summary": row.summary, "version": row.version, "previous_message_id": row.previous_message_id,
+            "changes": json.loads(row.changes) if row.changes else None,
+            "possible_duplicates": duplicates.get(row.message_id, []),
+            "deadlines": deadlines.get(row.message_id, []),
+            "link": f"/messages/{row.message_id}/status",
+        })
+    escalations = [{"rule_id": e.rule_id, "person_id": e.person_id, "raised_at": _iso(e.raised_at),
+                    "reason": e.reason, "triggers": json.loads(e.triggers), "message_id": e.message_id,
+                    "flag": json.loads(e.flag)}
+                   for e in connection.execute(select(_ESC).where(_ESC.c.person_id.in_(people))
+                                               .order_by(_ESC.c.raised_at, _ESC.c.id)).all()]
+    subject = person(connection, person_id)
+    names = connection.execute(select(_MP.c.given, _MP.c.family, _MP.c.birth_date, _MP.c.nhs_number, _MP.c.upn)
+                               .where(_MP.c.person_id == person_id).order_by(_MP.c.id)).all()
+    return {
+        "person": {"id": person_id, "kind": subject.kind if subject else None,
+                   "home_la": subject.home_la if subject else None,
+                   "names": sorted({" ".join(p for p in (n.given, n.family) if p) for n in names} - {""}),
+                   "birth_dates": sorted({n.birth_date for n in names if n.birth_date}),
+                   "nhs_numbers": sorted({n.nhs_number for n in names if n.nhs_number}),
+                   "upns": sorted({n.upn for n in names if n.upn})},
+        "household": people[1:], "events": events, "escalations": escalations, "truncated": truncated,
+    }
+
+
+def chronology_bundle(view: dict, *, now: dt.datetime, base_url: str = "") -> dict:
+    """Return :func:`chronology`'s result as a FHIR R4 ``collection`` Bundle.
+
+    The Patient (id = the person id, names and identifiers as linked), then
+    one ``Communication`` per event in order (``sent`` = recorded,
+    ``received`` = received by the gateway, the ``event-occurred`` extension
+    = when it happened, ``about`` = the message, ``payload`` = the summary,
+    ``reasonCode`` = the categories) and one ``Flag`` per escalation.
+    """
+    who = view["person"]
+    patient = {"resourceType": "Patient", "id": who["id"],
+               "identifier": ([{"system": S.NHS_NUMBER, "value": n} for n in who["nhs_numbers"]]
+                              + [{"system": S.UPN, "value": u} for u in who["upns"]]),
+               "name": [{"text": name} for name in who["names"]]}
+    if len(who["birth_dates"]) == 1:
+        patient["birthDate"] = who["birth_dates"][0]
+    entries = [_entry(base_url, patient)]
+    for n, event in enumerate(view["events"]):
+        communication = {
+            "resourceType": "Communication", "id": f"event-{n + 1}", "status": "completed",
+            "category": [{"coding": [{"system": S.MESSAGE_EVENT, "code": event["kind"],
+                                      "display": event["kind_display"]}]}],
+            "subject": {"reference": f"Patient/{event['person_id']}" if event["person_id"] else None,
+                        "display": event["about"]},
+            "about": [{"type": "Bundle", "identifier": {"system": S.MESSAGE_ID, "value": event["message_id"]}}],
+            "sender": {"identifier": {"system": "urn:ietf:rfc:3986", "value": event["agency"]}},
+            "received": event["received_at"],
+            "payload": [{"contentString": event["summary"] or event["kind_display"]}],
+        }
+        if not event["person_id"]:
+            communication["subject"] = {"display": "unlinked"}
+        if event["recorded_at"]:
+            communication["sent"] = event["recorded_at"]
+        if event["occurred_at"]:
+            communication["extension"] = [{"url": S.EXT_OCCURRED, "valueDateTime": event["occurred_at"]}]
+        if event["categories"]:
+            communication["reasonCode"] = [{"coding": [{"system": S.CONCERN_CATEGORY, "code": c}]}
+                                           for c in event["categories"]]
+        entries.append(_entry(base_url, communication))
+    for n, escalation in enumerate(view["escalations"]):
+        flag = dict(escalation["flag"], id=f"escalation-{n + 1}", subject={"reference": f"Patient/{who['id']}"})
+        entries.append(_entry(base_url, flag))
+    return {"resourceType": "Bundle", "type": "collection", "timestamp": _iso(now), "total": len(view["events"]),
+            "entry": entries}
+
+
+def _entry(base_url: str, resource: dict) -> dict:
+    return {"fullUrl": f"{base_url}{resource['resourceType']}/{resource['id']}", "resource": resource}
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def figures(connection: Connection, *, now: dt.datetime, agency: str | None = None) -> list[dict]:
+    """Return the figures per agency: messages sent and received, deadlines met on time and late, overdue,
+    late submissions (police notices that arrived late), possible duplicates and matches awaiting review.
+
+    ``agency`` limits the answer to one agency's row.
+    """
+    from gateway.delivery.models import KIND_MESSAGE, DeliveryRow
+
+    delivery = DeliveryRow.__table__
+    rows: dict[str, dict] = {}
+
+    def row(uri: str) -> dict:
+        return rows.setdefault(uri, {"agency": uri, "sent": 0, "received": 0, "decided_on_time": 0,
+                                     "decided_late": 0, "overdue": 0, "late_submissions": 0,
+                                     "possible_duplicates_awaiting_review": 0,
+                                     "possible_matches_awaiting_review": 0})
+
+    def where(column):
+        return [column == agency] if agency is not None else []
+
+    for uri, count in connection.execute(select(_ACCEPTED.c.sender_agency, func.count()).where(
+            *where(_ACCEPTED.c.sender_agency)).group_by(_ACCEPTED.c.sender_agency)):
+        row(uri)["sent"] = count
+    for uri, count in connection.execute(select(delivery.c.destination, func.count()).where(
+            delivery.c.kind == KIND_MESSAGE, *where(delivery.c.destination)).group_by(delivery.c.destination)):
+        row(uri)["received"] = count
+    on_time = func.sum(case((_DEADLINE.c.met_at <= _DEADLINE.c.due_at, 1), else_=0))
+    late = func.sum(case((_DEADLINE.c.met_at > _DEADLINE.c.due_at, 1), else_=0))
+    overdue = func.sum(case((_DEADLINE.c.met_at.is_(None) & (_DEADLINE.c.due_at < now), 1), else_=0))
+    for uri, a, b, c in connection.execute(select(_DEADLINE.c.agency, on_time, late, overdue).where(
+            *where(_DEADLINE.c.agency)).group_by(_DEADLINE.c.agency)):
+        row(uri).update(decided_on_time=int(a or 0), decided_late=int(b or 0), overdue=int(c or 0))
+    for uri, count in connection.execute(select(_EVENT.c.sender_agency, func.count()).where(
+            _EVENT.c.late_days.is_not(None), *where(_EVENT.c.sender_agency)).group_by(_EVENT.c.sender_agency)):
+        row(uri)["late_submissions"] = count
+    for uri, count in connection.execute(select(_DUP.c.home_la, func.count()).where(
+            _DUP.c.status == OPEN, _DUP.c.home_la.is_not(None), *where(_DUP.c.home_la)).group_by(_DUP.c.home_la)):
+        row(uri)["possible_duplicates_awaiting_review"] = count
+    for uri, count in connection.execute(select(_MATCH.c.home_la, func.count()).where(
+            _MATCH.c.status == OPEN, _MATCH.c.home_la.is_not(None), *where(_MATCH.c.home_la))
+            .group_by(_MATCH.c.home_la)):
+        row(uri)["possible_matches_awaiting_review"] = count
+    if agency is not None:
+        row(agency)
+    return [rows[uri] for uri in sorted(rows)]
