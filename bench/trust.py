@@ -230,7 +230,8 @@ def bench_signing(certs: Path, school: Path, iterations: int) -> None:
                  lambda: signatures.detached_jws(header, payload, signer),
                  lambda: sign_message(bundle, signer, now=now)]
     if old is not None:
-        labels += [f"JWS only, hand-written ({BASELINE_COMMIT[:7]})", f"sign_message, hand-written ({BASELINE_COMMIT[:7]})"]
+        labels += [f"JWS only, hand-written ({BASELINE_COMMIT[:7]})",
+                   f"sign_message, hand-written ({BASELINE_COMMIT[:7]})"]
         functions += [lambda: old._detached_jws(old_protected, payload, key),
                       lambda: old.sign_message(bundle, old_signer, now=now)]
     print("signing (each timed in rounds with the primitive; ratio = its time / the primitive's)")
