@@ -94,9 +94,13 @@ def openapi_document() -> dict:
                                                    "content": {FHIR_JSON: {}}}})},
             "/ingest/{format}": {"post": _op(
                 "Send a vendor export (schoolsafe-csv, concernhub-json, ppn-xml); every referral in it becomes "
-                "a message through the same checks as $process-message",
+                "a message through the same checks as $process-message; with concerns=include the records that "
+                "are not referrals are sent too (kept, linked, routed to nobody)",
                 body="application/octet-stream",
-                params=[_path_param("format", "a format id from `gateway formats`")],
+                params=[_path_param("format", "a format id from `gateway formats`"),
+                        {"name": "concerns", "in": "query", "required": False,
+                         "description": "include or exclude (default) the concerns that are not referrals",
+                         "schema": {"type": "string", "enum": ["include", "exclude"]}}],
                 responses={"200": outcome, "400": outcome, "404": outcome, "413": outcome})},
             "/fhir/Bundle/$validate": {"post": _op("Check a Bundle against the national referral standard",
                                                    body=FHIR_JSON, responses={"200": outcome, "400": outcome},
@@ -115,6 +119,29 @@ def openapi_document() -> dict:
                                                  responses={"200": {"description": "Delivery status",
                                                                     "content": {FHIR_JSON: {}}},
                                                             "404": outcome})},
+            "/people/matches": {"get": _op(
+                "Possible matches of the calling LA's children awaiting a person's decision, field by field with "
+                "their weights (children's services of the child's home LA only)", tag="people",
+                responses={"200": {"description": "The matches", "content": {"application/json": {}}}})},
+            "/people/matches/{id}/$confirm": {"post": _op(
+                "Confirm a possible match: the two are one person (JSON {reason, user})", tag="people",
+                body="application/json", params=[_path_param("id", "the possible match id")],
+                responses={"200": {"description": "The decided match", "content": {"application/json": {}}},
+                           "400": outcome, "404": outcome, "409": outcome})},
+            "/people/matches/{id}/$reject": {"post": _op(
+                "Reject a possible match: never proposed again (JSON {reason, user})", tag="people",
+                body="application/json", params=[_path_param("id", "the possible match id")],
+                responses={"200": {"description": "The decided match", "content": {"application/json": {}}},
+                           "400": outcome, "404": outcome, "409": outcome})},
+            "/fhir/Patient/{id}/$chronology": {"get": _op(
+                "A child's and household's events from every agency, in order, as a FHIR collection Bundle "
+                "(children's services of the child's home LA only; each read is recorded)", tag="people",
+                params=[_path_param("id", "the person id")],
+                responses={"200": {"description": "The chronology", "content": {FHIR_JSON: {}}}, "404": outcome})},
+            "/stats": {"get": _op(
+                "Figures per agency: sent, received, deadlines met on time and late, overdue, late submissions, "
+                "possible duplicates and matches awaiting review", tag="people",
+                responses={"200": {"description": "The figures", "content": {"application/json": {}}}})},
             "/connection-check": {"get": _op("Which agency the gateway sees this certificate as", tag="standard")},
             "/openapi.json": {"get": {"summary": "This document", "tags": ["standard"],
                                       "security": [{"mutualTLS": []}],
