@@ -91,7 +91,7 @@ def worker_command(once: bool, concurrency: int, certs_dir: Path | None, lease_s
                               max_age=dt.timedelta(seconds=settings.delivery_max_age_seconds),
                               backoff=Backoff(dt.timedelta(seconds=backoff_base_seconds),
                                               dt.timedelta(seconds=backoff_cap_seconds)),
-                              concurrency=concurrency)
+                              concurrency=concurrency, housekeeping=_deadlines(settings, store, signer.get))
     except ValueError as exc:
         store.close()
         raise click.ClickException(str(exc)) from None
@@ -208,3 +208,16 @@ def retry_command(delivery_id: str) -> None:
     if delivery is None:
         raise click.ClickException(f"no delivery {delivery_id}; list them with 'gateway operator deliveries'")
     click.echo(f"Delivery {delivery_id} to {delivery.destination} is pending again.")
+
+
+def _deadlines(settings: Settings, store, signer):
+    """The worker's housekeeping: alert agencies whose deadlines passed (gateway.linkage), with expiry."""
+    from gateway.linkage.services import Linkage
+
+    linkage = Linkage(settings=settings, signer=signer)
+
+    def check(now: dt.datetime) -> None:
+        with store.transaction() as unit:
+            linkage.check_deadlines(unit, now)
+
+    return check

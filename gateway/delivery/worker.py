@@ -121,7 +121,8 @@ class OutboxWorker:
                  rng: random.Random | None = None, backoff: Backoff = Backoff(),
                  lease: dt.timedelta = dt.timedelta(minutes=5), max_age: dt.timedelta = DEFAULT_MAX_AGE,
                  concurrency: int = 4, worker_id: str | None = None,
-                 expire_every: dt.timedelta = dt.timedelta(seconds=30)):
+                 expire_every: dt.timedelta = dt.timedelta(seconds=30),
+                 housekeeping: Callable[[dt.datetime], object] | None = None):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if lease.total_seconds() <= client.timeout:
@@ -139,6 +140,8 @@ class OutboxWorker:
         self.max_age = max_age
         self.concurrency = concurrency
         self.expire_every = expire_every
+        # Run with expiry (e.g. overdue deadlines: gateway.linkage); a failure is logged, never stops delivery.
+        self.housekeeping = housekeeping
         self._next_expiry: dt.datetime | None = None  # on the worker's clock; None: at the next round
         self._busy = False  # the last round claimed all it could
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -166,6 +169,11 @@ class OutboxWorker:
         if self._next_expiry is None or now >= self._next_expiry:
             report.expired = self.expire()
             self._next_expiry = now + self.expire_every
+            if self.housekeeping is not None:
+                try:
+                    self.housekeeping(now)
+                except Exception:  # delivery must go on; the operators see the ERROR record
+                    log.exception("worker housekeeping failed")
         # After a busy round more is likely due: claim straight away. After an idle one, ask first.
         claims = self.claim(now) if self._busy or self._anything_due(now) else []
         self._busy = len(claims) == self.concurrency

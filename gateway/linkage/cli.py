@@ -274,7 +274,7 @@ def stats_command(agency: str | None, as_json: bool) -> None:
 @click.option("--certs", "certs_dir", type=click.Path(file_okay=False, path_type=Path),
               help="The gateway's certificates (default: GATEWAY_CERTS_DIR): reminders are signed.")
 def deadlines_command(certs_dir: Path | None) -> None:
-    """Alert agencies whose deadlines passed, then their escalation contacts (run it every few minutes)."""
+    """Alert agencies whose deadlines passed, then their escalation contacts (the worker does this every 30 s)."""
     from gateway.linkage.services import Linkage
     from gateway.signing import pki
     from gateway.signing.signatures import Signer

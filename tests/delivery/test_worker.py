@@ -231,3 +231,26 @@ def test_an_agency_that_moved_its_endpoint_gets_pending_deliveries_at_the_new_on
     directory.add(push_agency("la", "999", "Fictional Borough", receiver.url))  # the operator updates the directory
     assert make_worker(store, directory).run_once().acknowledged == 1
     assert [a.message_id for a in receiver.receipts.applied()] == [record.message_id]
+
+
+def test_housekeeping_runs_with_expiry_and_its_failure_never_stops_delivery(store, accept, step_to, receivers,
+                                                                            la_identity, make_worker, clock, caplog):
+    receiver = receivers.start(la_identity)
+    directory = _school_directory(receiver.url)
+    accept(store, step_to(directory, LA))
+    calls = []
+
+    def housekeeping(now):
+        calls.append(now)
+        raise RuntimeError("a fictional housekeeping failure")
+
+    worker = make_worker(store, directory, housekeeping=housekeeping, expire_every=dt.timedelta(seconds=30))
+    with caplog.at_level(logging.ERROR, logger="gateway.delivery.worker"):
+        report = worker.run_once()
+    assert report.acknowledged == 1                      # delivered although housekeeping failed
+    assert calls == [T0] and "housekeeping failed" in caplog.text
+    worker.run_once()
+    assert calls == [T0]                                 # not again before expire_every has passed
+    clock.advance(seconds=31)
+    worker.run_once()
+    assert calls == [T0, T0 + dt.timedelta(seconds=31)]
