@@ -17,14 +17,19 @@ How a record is linked (:func:`decide`), in the order the rules apply:
    identifier (then it is only proposed);
 3. a different valid NHS number or UPN means two different people, whatever
    the names say;
-4. the twins rule: same family name, birth date and postcode or school with
-   given names that are not the same person's (not equal, not
-   nickname-equivalent, not one of several) is never linked automatically.
-   When the given names are clearly different (Ella and Emma) the pair is not
-   even proposed, as hmpps-person-match does (it sets such pairs' weight to
-   -5): twins would otherwise fill the review queue. When they are close
-   (a typo: Olivia and Olvia, or an initial) it is proposed for a person to
-   confirm;
+4. the twins rule: given names that are clearly different (below the
+   "similar" levels: Ella and Emma) with the same or a close family name
+   (a typo, one part of a double-barrelled name) and the same or a close
+   birth date (transposed, one component wrong) are two children of one
+   family, twins or siblings, whatever the address or school say: never
+   linked, not even proposed, as hmpps-person-match does (it sets such
+   pairs' weight to -5), since twins would otherwise fill the review queue.
+   Close given names (Mia and Mya) with the same birth date are never linked
+   automatically either, but proposed for a person to confirm, when both
+   are known given names (``data/given-names.txt``); when one of them is not
+   a known name ("Hannha") it is taken for a slip of the keyboard and scored
+   as usual. (The issue's rule also asks for the same postcode or school;
+   this one is stricter: twins share both, but a record may lack them.)
 5. otherwise the best score over the candidate's records: above the link
    threshold links, above the possible threshold proposes; two candidates
    above the link threshold are proposed, never silently picked.
@@ -52,6 +57,7 @@ from gateway.model.identifiers import check_nhs_number, check_postcode, check_up
 DATA = Path(__file__).parent / "data"
 MODEL_PATH = DATA / "match-model.json"
 NICKNAMES_PATH = DATA / "nicknames.csv"
+GIVEN_NAMES_PATH = DATA / "given-names.txt"
 
 #: Jaro-Winkler cut-offs of the "similar" levels (DuckDB's jaro_winkler_similarity
 #: and rapidfuzz's JaroWinkler give the same figures: both prefix weight 0.1).
@@ -198,6 +204,18 @@ def nickname_groups() -> dict[str, frozenset[str]]:
     return {name: frozenset(formal) for name, formal in groups.items()}
 
 
+@functools.cache
+def known_given_names() -> frozenset[str]:
+    """Return the given names of ``data/given-names.txt`` and of the nickname table (folded).
+
+    The twins rule reads it: two known given names that differ are two
+    children; a name that is not known is more likely a slip of the keyboard.
+    """
+    names = {line.strip() for line in GIVEN_NAMES_PATH.read_text(encoding="utf-8").splitlines()}
+    names = {fold_name(n) for n in names if n and not n.startswith("#")}
+    return frozenset(names | set(nickname_groups()))
+
+
 # ---------------------------------------------------------------------------
 # Features: what each comparison reads, computed once per record
 
@@ -214,6 +232,7 @@ class Features:
     given_first: str | None
     given_tokens: tuple[str, ...]
     given_groups: tuple[str, ...]
+    given_known: bool
     family: str | None
     family_parts: tuple[str, ...]
     birth_date: str | None
@@ -252,6 +271,7 @@ def features(record: PersonRecord) -> Features:
         given_first=first,
         given_tokens=tokens,
         given_groups=groups,
+        given_known=first in known_given_names(),
         family=record.family,
         family_parts=parts,
         birth_date=record.birth_date,
@@ -303,7 +323,7 @@ def _given_level(a: Features, b: Features) -> int:
         return 0
     if a.given == b.given:
         return 1
-    if a.given_first == b.family and b.given_first == a.family:
+    if b.family in (a.given, a.given_first) and a.family in (b.given, b.given_first):
         return 2
     if set(a.given_groups) & set(b.given_groups):
         return 3
@@ -324,11 +344,12 @@ def _family_level(a: Features, b: Features) -> int:
         return 0
     if a.family == b.family:
         return 1
-    if a.given_first == b.family and b.given_first == a.family:
-        return 2
     if set(a.family_parts) & set(b.family_parts):
+        return 2
+    jw = _jw(a.family, b.family)
+    if jw >= JW_CLOSE:
         return 3
-    if _jw(a.family, b.family) >= JW_CLOSE:
+    if jw >= JW_NEAR:
         return 4
     return 5
 
@@ -372,7 +393,10 @@ def _null(*columns: str) -> str:
     return " OR ".join(f"{c}_l IS NULL OR {c}_r IS NULL" for c in columns)
 
 
-_SWAPPED_SQL = "given_first_l = family_r AND family_l = given_first_r"
+#: Given and family swapped is one level of the given-name comparison only: as a level
+#: of both comparisons the one swap would be counted twice (Splink's comparisons are
+#: taken as independent), and two common names swapped outweighed a different address.
+_SWAPPED_SQL = "family_r IN (given_l, given_first_l) AND family_l IN (given_r, given_first_r)"
 
 #: The comparisons, in the order of the model file and of Splink's settings.
 COMPARISONS: tuple[Comparison, ...] = (
@@ -409,9 +433,9 @@ COMPARISONS: tuple[Comparison, ...] = (
         (
             Level("missing", _null("family")),
             Level("exact", "family_l = family_r"),
-            Level("given and family swapped", _SWAPPED_SQL),
             Level("one part of a double-barrelled name", "len(list_intersect(family_parts_l, family_parts_r)) > 0"),
             Level(f"similar (Jaro-Winkler >= {JW_CLOSE:.2f})", f"jaro_winkler_similarity(family_l, family_r) >= {JW_CLOSE}"),
+            Level(f"similar (Jaro-Winkler >= {JW_NEAR:.2f})", f"jaro_winkler_similarity(family_l, family_r) >= {JW_NEAR}"),
             Level("different", None),
         ),
         _family_level,
@@ -482,10 +506,12 @@ COMPARISONS: tuple[Comparison, ...] = (
 
 #: Given-name levels that say "the same person's given names".
 SAME_GIVEN = frozenset({"exact", "nickname", "one of several given names"})
-#: Given-name levels that might still be the same person with a slip (typo, initial).
-CLOSE_GIVEN = frozenset(
-    {f"similar (Jaro-Winkler >= {JW_CLOSE:.2f})", f"similar (Jaro-Winkler >= {JW_NEAR:.2f})", "initial only"}
-)
+#: Family-name and birth-date levels under which clearly different given names mean two
+#: children of one family (twins, or siblings with a mistyped date), never one.
+CLOSE_FAMILY = frozenset({"exact", "one part of a double-barrelled name", f"similar (Jaro-Winkler >= {JW_CLOSE:.2f})"})
+CLOSE_BIRTH = frozenset({"exact", "day and month transposed", "one of day, month, year differs"})
+#: Given-name levels close enough that twins' names (Mia, Mya) are proposed, not dropped.
+CLOSE_GIVEN = frozenset({f"similar (Jaro-Winkler >= {JW_CLOSE:.2f})", f"similar (Jaro-Winkler >= {JW_NEAR:.2f})"})
 
 
 def gamma(comparison: Comparison, level_index: int) -> int:
@@ -557,9 +583,9 @@ RULES = {
     "nhs-number-conflict": "different valid NHS numbers: two different people",
     "upn-conflict": "different valid UPNs: two different people",
     "identifier-conflict": "one identifier is the same and the other different: a person must confirm",
-    "twins": "twins rule: same family name, birth date and address or school, clearly different given names",
-    "possible-twins": "twins rule: same family name, birth date and address or school, given names that differ"
-    " (a slip, or twins): a person must confirm",
+    "twins": "twins rule: same or close family name and birth date, clearly different given names: two children",
+    "possible-twins": "twins rule: same birth date and close family names, close but different known given names"
+    " (twins, or a slip): a person must confirm",
 }
 
 
@@ -627,10 +653,10 @@ class MatchModel:
             label = comparison.levels[index].label
             levels[comparison.field] = label
             fields.append(FieldComparison(comparison.field, label, weight, comparison.shows(fa), comparison.shows(fb)))
-        return MatchScore(total, _probability(total), tuple(fields), _rule(levels), self.prior)
+        return MatchScore(total, _probability(total), tuple(fields), _rule(levels, fa, fb), self.prior)
 
 
-def _rule(levels: dict[str, str]) -> str | None:
+def _rule(levels: dict[str, str], a: Features, b: Features) -> str | None:
     nhs, upn = levels["nhs_number"], levels["upn"]
     if (nhs == "same" and upn == "different") or (upn == "same" and nhs == "different"):
         return "identifier-conflict"
@@ -643,13 +669,20 @@ def _rule(levels: dict[str, str]) -> str | None:
     if upn == "different":
         return "upn-conflict"
     if (
-        levels["family"] == "exact"
-        and levels["birth_date"] == "exact"
-        and (levels["postcode"] == "exact" or levels["school"] == "same")
-        and levels["given"] not in SAME_GIVEN
-        and levels["given"] != "missing"
+        levels["given"] == "different"
+        and (a.given_known or b.given_known)
+        and levels["family"] in CLOSE_FAMILY
+        and levels["birth_date"] in CLOSE_BIRTH
     ):
-        return "possible-twins" if levels["given"] in CLOSE_GIVEN else "twins"
+        return "twins"
+    if (
+        levels["given"] in CLOSE_GIVEN
+        and a.given_known
+        and b.given_known
+        and levels["family"] in CLOSE_FAMILY
+        and levels["birth_date"] == "exact"
+    ):
+        return "possible-twins"
     return None
 
 
@@ -694,10 +727,12 @@ def blocking_keys(record: PersonRecord) -> list[str]:
       sound or a pair of initials narrows that to a few;
     - the same keys under the date with day and month swapped (when that is a
       date), so that a transposed date files beside the right one;
-    - ``pc:<postcode>|<sound of the family name>``: a wrong date of birth, with
-      the family still at the same address;
+    - ``pc:<postcode>|<sound of the family name>``: a wrong or missing date
+      of birth, with the family still at the same address;
     - ``nm:<sound of given>|<sound of family>|<birth year>``: a wrong day or
-      month after a move.
+      month after a move;
+    - ``nd:<sound of given>|<sound of family>|<postcode district>``: a wrong
+      or missing date of birth after a move within the district.
 
     ("Sound" is the Metaphone code, so Smith and Smyth agree.) The keys are
     listed in that order and cut at :data:`MAX_KEYS`: only a record with both
@@ -726,6 +761,8 @@ def blocking_keys(record: PersonRecord) -> list[str]:
         keys.append(f"pc:{record.postcode}|{family}")
     if given and family and f.birth_year:
         keys.append(f"nm:{given}|{family}|{f.birth_year}")
+    if given and family and f.postcode_district:
+        keys.append(f"nd:{given}|{family}|{f.postcode_district}")
     return [key[:64] for key in keys[:MAX_KEYS]]
 
 
