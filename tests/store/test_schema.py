@@ -273,6 +273,13 @@ def test_commands_refuse_a_database_not_at_head(runner, empty_url, command):
     assert "run `gateway db upgrade`" in result.output and "Traceback" not in result.output
 
 
+def test_the_worker_refuses_a_database_not_at_head(runner, empty_url, deployment):
+    result = runner.invoke(main, ["worker", "--once", "--certs", str(deployment.dir)],
+                           env={"GATEWAY_DATABASE_URL": empty_url})
+    assert result.exit_code == 1, result.output
+    assert f"needs revision {schema.head()}: run `gateway db upgrade`" in result.output
+
+
 def test_serve_refuses_a_database_not_at_head_before_starting(runner, empty_url, deployment):
     result = runner.invoke(main, ["serve", "--certs", str(deployment.dir), "--port", "0"],
                            env={"GATEWAY_DATABASE_URL": empty_url})
