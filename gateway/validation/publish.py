@@ -428,8 +428,10 @@ def document(standard: Standard | None = None, artefacts: dict[str, dict] | None
                    f"{_cell(item.why)} | `{_cell(_short_path(item.fhirpath))}` |")
     out += ["", "## What the sender is told", "",
             "Each missing item gives one OperationOutcome issue: its severity (error for MUST, warning "
-            "otherwise), its `expression` (the FHIRPath of the element in the message, or where it should "
-            "be), `details.coding` naming the item in the CodeSystem "
+            "otherwise), its `expression` (R4's simple FHIRPath, element names and indexes, naming the one "
+            "node of the message it is about or the element that should hold what is missing), the fuller "
+            "FHIRPath of the place in `location` when that says more (`extension('...')`, `where(...)`), "
+            "`details.coding` naming the item in the CodeSystem "
             f"`{X.STANDARD_ITEM}` and `details.text` saying what to add:", "",
             "| Item | What to add |", "|------|-------------|"]
     out += [f"| `{i.id}` | {_cell(i.action)} |" for i in standard.items]
@@ -472,9 +474,15 @@ def document(standard: Standard | None = None, artefacts: dict[str, dict] | None
         out.append(f"| `{ext.name}`{mark} | {', '.join(ext.context)} | {', '.join(ext.value)} | "
                    f"{_cell(ext.definition)} |")
     out += ["", "## FHIR conformance resources", "",
-            f"Under `{FHIR_DIR}/`, loadable by other FHIR tools (FHIR {FHIR_VERSION}). The message profile "
-            "carries every MUST item as an error constraint and every SHOULD item as a warning constraint "
-            "(FHIRPath on the Bundle).", ""]
+            f"Under `{FHIR_DIR}/`, one file per resource and all of them as the FHIR package "
+            f"`{PACKAGE}` ({PACKAGE_NAME}, NPM format with `package/package.json` and `package/.index.json`), "
+            f"which FHIR tools load by canonical URL (FHIR {FHIR_VERSION}; profiles carry snapshots). The "
+            "message profile carries every MUST item as an error constraint and every SHOULD item as a "
+            "warning constraint: FHIRPath on the Bundle, the applicability condition included, and the very "
+            "expression the gateway evaluates (only the identifier check digits, postcode formats and the "
+            "timeliness rules are decided in Python; their invariants are tested against the same cases). "
+            f"A page per profile and code system is in [{PAGES_DIR}/]({PAGES_DIR.split('/', 1)[1]}/README.md).",
+            ""]
     for name in sorted(artefacts):
         res = artefacts[name]
         out.append(f"- [`{name}`](fhir/{name}): {res['resourceType']} {res.get('title') or res.get('name')}")

@@ -1,8 +1,11 @@
 """Validate a message Bundle against FHIR R4 and the referral standard.
 
 The result is a FHIR OperationOutcome: one issue per problem, each with a
-severity, a code, a FHIRPath ``expression`` and text that tells a person what
-to add, and the item of the standard it is about (``details.coding``). The
+severity, a code, an ``expression`` (R4's simple FHIRPath: the one node of
+the message it is about, or the element that should hold what is missing),
+the fuller FHIRPath of the place in ``location`` when that says more, text
+that tells a person what to add, and the item of the standard it is about
+(``details.coding``). The
 completeness score (the share of the applicable SHOULD items present, 0-100)
 travels as an extension of the OperationOutcome.
 """
@@ -17,6 +20,7 @@ from gateway.model import systems as S
 from gateway.model import FhirInvalid, check_resource
 from gateway.validation import extensions as X
 from gateway.validation.checks import CHECKS, Gap, MessageView, _d, _l, _s
+from gateway.validation.expressions import simple_expression
 from gateway.validation.rules import all_hold, any_holds
 from gateway.validation.standard import Standard, load_standard
 
@@ -101,6 +105,17 @@ _DEFAULT_INDEX = {
 }
 
 
+def _simple_form(bundle: dict, issue: dict) -> None:
+    """Give ``issue.expression`` R4's simple form (one node), keeping a richer FHIRPath in ``issue.location``."""
+    if "expression" not in issue:
+        return
+    rich = issue["expression"][0]
+    simple = simple_expression(bundle, rich)
+    issue["expression"] = [simple]
+    if simple != rich:
+        issue["location"] = [rich]
+
+
 class _Applicability:
     """Which kinds of message (``applicability`` in standard.yaml) one message is, each evaluated once."""
 
@@ -168,6 +183,9 @@ def validate_bundle(bundle: dict, *, now: dt.datetime, base: bool = True, standa
                 issues.append(_issue(flag.severity, flag.code, gap.text or flag.title,
                                      gap.expression or flag.expression(None), flag.id, flag.title))
     issues.extend(_identifier_issues(view, standard))
+
+    for issue in issues:
+        _simple_form(bundle, issue)
 
     score = round(100 * should_present / should_applicable) if should_applicable else 100
     errors = sum(1 for i in issues if i["severity"] == "error")

@@ -6,6 +6,7 @@ Everything is fictional: NHS numbers start with 999, school URNs with 999.
 from __future__ import annotations
 
 import copy
+import re
 import json
 import datetime as dt
 
@@ -155,3 +156,16 @@ def quality_input(tmp_path):
     path = tmp_path / "messages.ndjson"
     path.write_text("".join(json.dumps(b) + "\n" for b in (school, lacking, lacking_more, police)) + "[1]\n")
     return path
+
+
+_SIMPLE = re.compile(r"^Bundle(\.[A-Za-z]+(\[\d+\])?)*$")
+
+
+def place(issue: dict) -> str:
+    """Return the FHIRPath an issue names: its ``location`` (the fuller form) or else its ``expression``.
+
+    Asserts that ``expression`` is R4's simple form (element names and indexes only).
+    """
+    (expression,) = issue["expression"]
+    assert _SIMPLE.match(expression), f"issue.expression {expression!r} is not R4's simple form"
+    return (issue.get("location") or issue["expression"])[0]
