@@ -1,9 +1,10 @@
 """The national referral standard: the minimum dataset, its checks and its publication.
 
-The standard is defined once, as data, in ``standard.yaml``. From it the
-gateway validates messages (:func:`validate_bundle`), generates
-``docs/referral-standard.md`` and exports FHIR conformance resources under
-``docs/fhir/`` (``python -m gateway.validation.publish``).
+The standard is defined once, as data, in ``standard.yaml``: its rules are
+FHIRPath invariants, which the gateway evaluates when it validates a message
+(:func:`validate_bundle`) and publishes unchanged, with the rest of the
+standard, as a FHIR package (``gateway standard package``: ``docs/fhir/``,
+``docs/referral-standard.md`` and ``docs/standard/``).
 """
 
 from gateway.validation.standard import Item, Standard, load_standard

@@ -163,3 +163,18 @@ def test_every_coding_in_the_goldens_is_published():
     for expected in (REPO_DIR / "mappings").glob("*/cases/*/expected.json"):
         walk(json.loads(expected.read_text(encoding="utf-8")))
     assert not missing, f"codes used by the goldens but not published: {sorted(missing)}"
+
+
+def test_the_standard_package_command_checks_and_writes(tmp_path):
+    from click.testing import CliRunner
+
+    from gateway.validation.cli import standard_group
+
+    (tmp_path / "mappings").symlink_to(REPO_DIR / "mappings")
+    runner = CliRunner()
+    stale = runner.invoke(standard_group, ["package", "--check", "--root", str(tmp_path)])
+    assert stale.exit_code == 1 and "out of date: docs/fhir/package.tgz" in stale.output
+    written = runner.invoke(standard_group, ["package", "--root", str(tmp_path)])
+    assert written.exit_code == 0, written.output
+    assert (tmp_path / publish.PACKAGE).read_bytes() == GENERATED[publish.PACKAGE]
+    assert runner.invoke(standard_group, ["package", "--check", "--root", str(tmp_path)]).exit_code == 0
