@@ -16,7 +16,10 @@ def _cell(text) -> str:
 
 
 def _cardinality(element: dict) -> str:
-    return f"{element.get('min', '')}..{element.get('max', '')}".strip(".") or ""
+    """Return ``min..max`` as the profile changes it (the base's where only one end changes: ``1..``)."""
+    if "min" not in element and "max" not in element:
+        return ""
+    return f"{element.get('min', '')}..{element.get('max', '')}"
 
 
 def _profile_page(sd: dict, standard: Standard) -> str:
