@@ -37,9 +37,12 @@ POLICE_DAY = dt.datetime.fromisoformat("2018-09-30T17:05:00+01:00")
 DISCLOSURE_DAY = dt.datetime.fromisoformat("2019-03-14T12:00:00+00:00")
 
 
-@pytest.fixture
-def family(tmp_path, upgraded_sqlite, deployment):
-    url = upgraded_sqlite(tmp_path / "gateway.sqlite3")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def family(request, tmp_path, deployment):
+    if request.param == "sqlite":
+        url = request.getfixturevalue("upgraded_sqlite")(tmp_path / "gateway.sqlite3")
+    else:
+        url = request.getfixturevalue("upgraded_postgres_schema").url
     store = open_store(url)
     Directory(store.engine).load_seed()
     app = create_app(Settings(database_url=url, certs_dir=deployment.dir))
