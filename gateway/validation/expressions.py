@@ -14,6 +14,7 @@ the rich form beside it in ``issue.location``.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from gateway.validation.fastpath import _CHOICES
 from gateway.validation.rules import is_true
@@ -23,8 +24,11 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 _CALL = re.compile(r"^([A-Za-z]+)\((.*)\)$", re.S)
 
 
-def split_steps(expression: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def split_steps(expression: str) -> tuple[str, ...]:
     """Return the steps of a FHIRPath path, split at the dots outside parentheses and quotes."""
+    if "(" not in expression and "'" not in expression:
+        return tuple(expression.split("."))
     steps, depth, quoted, current = [], 0, False, []
     for char in expression:
         if char == "'" and depth >= 0:
@@ -39,7 +43,7 @@ def split_steps(expression: str) -> list[str]:
             continue
         current.append(char)
     steps.append("".join(current))
-    return steps
+    return tuple(steps)
 
 
 def _child(path: str, node, name: str) -> list[tuple[str, object]]:

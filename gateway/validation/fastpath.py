@@ -137,7 +137,7 @@ def _functions(name: str, params: list, focus_fn: Fn) -> Fn:
             return [] if value is None else [not value]
         return negate
     if name == "where" and len(params) == 1:
-        criteria = params[0]
+        criteria = params[0].fn
 
         def where(c):
             out = []
@@ -233,9 +233,9 @@ def _compile(node: dict, focus: Fn | None = None) -> _Compiled:
     if kind in ("AndExpression", "OrExpression", "ImpliesExpression"):
         a, b = _compile(kids[0], focus), _compile(kids[1], focus)
         op = node["terminalNodeText"][0]
-        return _Compiled(_logic(op, a, b))
+        return _Compiled(_logic(op, a.fn, b.fn))
     if kind == "EqualityExpression" and node["terminalNodeText"] == ["="]:
-        a, b = _compile(kids[0], focus), _compile(kids[1], focus)
+        a, b = _compile(kids[0], focus).fn, _compile(kids[1], focus).fn
 
         def equal(c):
             x, y = a(c), b(c)
@@ -244,7 +244,7 @@ def _compile(node: dict, focus: Fn | None = None) -> _Compiled:
             return [len(x) == len(y) and all(_equal(p, q) for p, q in zip(x, y))]
         return _Compiled(equal)
     if kind == "InequalityExpression" and node["terminalNodeText"] == [">"]:
-        a, b = _compile(kids[0], focus), _compile(kids[1], focus)
+        a, b = _compile(kids[0], focus).fn, _compile(kids[1], focus).fn
 
         def greater(c):
             x, y = _single(a(c)), _single(b(c))
@@ -276,10 +276,11 @@ def _compile(node: dict, focus: Fn | None = None) -> _Compiled:
             return [any(_equal(value, v) for v in b(c))]
         return _Compiled(member)
     if kind == "UnionExpression":
-        a, b = _compile(kids[0], focus), _compile(kids[1], focus)
-        if a.constant is not None and b.constant is not None:
+        left, right = _compile(kids[0], focus), _compile(kids[1], focus)
+        a, b = left.fn, right.fn
+        if left.constant is not None and right.constant is not None:
             values: list = []
-            for v in a.constant + b.constant:
+            for v in left.constant + right.constant:
                 if not any(_equal(v, w) for w in values):
                     values.append(v)
             return _Compiled(lambda c: list(values), constant=values)
@@ -294,7 +295,7 @@ def _compile(node: dict, focus: Fn | None = None) -> _Compiled:
     raise Unsupported(f"{kind} {node.get('terminalNodeText')}")
 
 
-def _logic(op: str, a: _Compiled, b: _Compiled) -> Fn:
+def _logic(op: str, a: Fn, b: Fn) -> Fn:
     def run(c):
         x = _truth(a(c))
         if op == "and":
@@ -330,7 +331,7 @@ def compile_fast(expression: str) -> Fn | None:
     and :class:`EvaluationError` where FHIRPath gives an error.
     """
     try:
-        compiled = _compile(parse(expression))
+        compiled = _compile(parse(expression)).fn
     except Unsupported:
         return None
     return lambda resource: compiled([resource])

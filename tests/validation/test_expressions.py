@@ -18,8 +18,8 @@ def police():
 
 
 def test_steps_split_outside_parentheses_and_quotes():
-    assert split_steps("Bundle.entry[2].resource.extension('https://a.example/x.y').where(a.b = 'c.d').value") == [
-        "Bundle", "entry[2]", "resource", "extension('https://a.example/x.y')", "where(a.b = 'c.d')", "value"]
+    assert split_steps("Bundle.entry[2].resource.extension('https://a.example/x.y').where(a.b = 'c.d').value") == (
+        "Bundle", "entry[2]", "resource", "extension('https://a.example/x.y')", "where(a.b = 'c.d')", "value")
 
 
 def test_rich_paths_become_one_existing_node(police):
