@@ -29,6 +29,9 @@ MAILBOX = "mailbox"
 # What a delivery carries.
 KIND_MESSAGE = "message"           # a routed message
 KIND_NOTICE = "fatal-error-notice"  # a fatal-error response to a sender whose message was not delivered
+# A message the gateway built about an accepted one (an escalation alert, an overdue reminder): when it cannot be
+# delivered the operators are told (an ERROR record), not the accepted message's sender, who did not send it.
+KIND_BUILT = "gateway-message"
 
 
 class DeliveryRow(Base):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from gateway.config import Settings
 from gateway.delivery.interfaces import AgencyLookup, DirectoryFactory, Route
-from gateway.delivery.models import DEAD_LETTERED, KIND_MESSAGE, KIND_NOTICE, MAILBOX, PUSH, DeliveryRow
+from gateway.delivery.models import DEAD_LETTERED, KIND_BUILT, KIND_MESSAGE, KIND_NOTICE, MAILBOX, PUSH, DeliveryRow
 from gateway.delivery.responses import response_message
 from gateway.delivery.services import SqlOutbox
 from gateway.signing.messages import message_header, message_id
@@ -140,7 +140,8 @@ def enqueue_built(unit: UnitOfWork, plan: object, *, about: str, sender: str, no
 
     outbox = SqlOutbox(unit.session)
     accepted = _About(about)
-    problem = _enqueue(outbox, plan, accepted, {}, Directory(unit.session), signer, now, max_age, set())
+    problem = _enqueue(outbox, plan, accepted, {}, Directory(unit.session), signer, now, max_age, set(),
+                       kind=KIND_BUILT)
     if problem is not None:
         hold_unroutable(outbox, about, sender, problem, getattr(plan, "rule", None), now)
     return problem
@@ -165,7 +166,7 @@ def hold_unroutable(outbox: SqlOutbox, message_id: str, sender: str, reason: str
 
 def _enqueue(outbox: SqlOutbox, plan: object, accepted: AcceptedMessage, accepted_bundle: dict,
              directory: AgencyLookup, signer: Callable[[], Signer] | None, now: dt.datetime,
-             max_age: dt.timedelta, seen: set) -> str | None:
+             max_age: dt.timedelta, seen: set, *, kind: str = KIND_MESSAGE) -> str | None:
     """Enqueue one planned delivery; return why it cannot be, or ``None`` when it was."""
     destination = plan.destination
     agency = directory.agency(destination)
@@ -190,7 +191,7 @@ def _enqueue(outbox: SqlOutbox, plan: object, accepted: AcceptedMessage, accepte
     outbox.add_delivery(message_id=accepted.message_id, destination=destination, mode=mode,
                         endpoint=agency.endpoint if mode == PUSH else None, payload=payload,
                         payload_message_id=payload_id, payload_header_id=header["id"], now=now,
-                        expires_at=now + max_age, rule=plan.rule, due_at=getattr(plan, "due", None))
+                        expires_at=now + max_age, rule=plan.rule, due_at=getattr(plan, "due", None), kind=kind)
     return None
 
 

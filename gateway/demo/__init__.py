@@ -267,6 +267,12 @@ class Demo:
         if status != 200:
             raise RuntimeError(f"the outcome was refused ({status}): {answer}")
 
+    def echo_mailbox(self, uri: str) -> None:
+        """The agency reads (and acknowledges) its mailbox, as it does every day."""
+        for entry in self.read_mailbox(uri):
+            header = entry["resource"]["entry"][0]["resource"]
+            self.echo(f"  {uri}'s mailbox: {header['eventCoding']['code']} about {_child(entry['resource'])}")
+
     def echo_escalations(self) -> None:
         from sqlalchemy import select
 
@@ -307,11 +313,13 @@ class Demo:
             self.ingest(SCHOOL, "schoolsafe-csv", "riverside-infant-school.csv", incidents=("4101",), concerns=True)
             self.wait_delivered()
             self.echo_escalations()
+            self.echo_mailbox(SCHOOL)
 
             self.echo("\n4. Thursday 2 May 2019: a second disclosure by Mia")
             self.start_gateway(PHASE_SECOND_DISCLOSURE)
             self.ingest(SCHOOL, "schoolsafe-csv", "riverside-infant-school.csv", incidents=("4187",), concerns=True)
             self.wait_delivered()
+            self.echo_mailbox(SCHOOL)
 
             self.echo("\n5. Friday 7 June 2019: the school refers Leo; Hampshire decides on the referral")
             self.start_gateway(PHASE_SCHOOL)
@@ -477,9 +485,9 @@ def check_linkage(store) -> list[str]:
                 failures.append("Leo's household does not include Mia")
             events = chronology(connection, leo_id)["events"]
             agencies = [e["agency"] for e in events]
-            if agencies != [DORSET, DORSET, SCHOOL, SCHOOL, SCHOOL]:
+            if agencies != [DORSET, DORSET, SCHOOL, SCHOOL, SCHOOL, HAMPSHIRE]:
                 failures.append(f"Leo's chronology has agencies {agencies}, expected the two PPNs, Mia's two "
-                                "disclosures and Leo's referral")
+                                "disclosures, Leo's referral and Hampshire's decision")
             times = [e["occurred_at"] or e["recorded_at"] for e in events]
             if times != sorted(times, key=lambda t: dt.datetime.fromisoformat(t)):
                 failures.append("Leo's chronology is not in the order things happened")

@@ -186,7 +186,7 @@ def figures(connection: Connection, *, now: dt.datetime, agency: str | None = No
 
     ``agency`` limits the answer to one agency's row.
     """
-    from gateway.delivery.models import KIND_MESSAGE, DeliveryRow
+    from gateway.delivery.models import KIND_BUILT, KIND_MESSAGE, DeliveryRow
 
     delivery = DeliveryRow.__table__
     rows: dict[str, dict] = {}
@@ -204,7 +204,7 @@ def figures(connection: Connection, *, now: dt.datetime, agency: str | None = No
             *where(_ACCEPTED.c.sender_agency)).group_by(_ACCEPTED.c.sender_agency)):
         row(uri)["sent"] = count
     for uri, count in connection.execute(select(delivery.c.destination, func.count()).where(
-            delivery.c.kind == KIND_MESSAGE, *where(delivery.c.destination)).group_by(delivery.c.destination)):
+            delivery.c.kind.in_((KIND_MESSAGE, KIND_BUILT)), *where(delivery.c.destination)).group_by(delivery.c.destination)):
         row(uri)["received"] = count
     on_time = func.sum(case((_DEADLINE.c.met_at <= _DEADLINE.c.due_at, 1), else_=0))
     late = func.sum(case((_DEADLINE.c.met_at > _DEADLINE.c.due_at, 1), else_=0))
