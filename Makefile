@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+ASSETS := gateway/web/static/govuk-frontend.version
 
 # The real PostgreSQL server of this machine; the PostgreSQL tests fail (not skip) when it cannot be reached.
 export GATEWAY_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -16,16 +17,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) $(ASSETS)
 	$(BIN)/gateway demo
 
-test: $(STAMP) browser $(NODE_STAMP)
+test: $(STAMP) browser $(NODE_STAMP) $(ASSETS)
 	$(BIN)/pytest
 
-# Node packages of the tests (package-lock.json): Medplum's FHIR validator for the conformance test.
+# Node packages (package-lock.json): GOV.UK Frontend for the console; Medplum's FHIR validator for the
+# conformance test and axe-core for the console's accessibility checks.
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
+
+# The console's assets: GOV.UK Frontend's compiled CSS, JS, fonts and images copied from node_modules
+# into gateway/web/static/ (gateway/web/assets.py); nothing is fetched at run time.
+$(ASSETS): $(NODE_STAMP) $(STAMP) $(wildcard gateway/web/static_src/*)
+	$(BIN)/python -m gateway.web.assets
 
 # Page tests drive a real headless browser: Debian's chromium through its chromedriver.
 browser:

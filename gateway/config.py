@@ -49,6 +49,9 @@ class Settings:
     # Replaying history (the demo): the gateway's clock starts at this ISO 8601 instant and runs on
     # from there. Never set in a deployment: every time the gateway records would be made up.
     clock_start: str | None = None
+    # The console's CSRF tokens are an HMAC of the agency with this secret. Unset: derived from the
+    # gateway's private key (certs_dir), which every process of one deployment shares.
+    console_secret: str | None = None
 
     ENV_PREFIX = "GATEWAY_"
 

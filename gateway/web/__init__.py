@@ -16,6 +16,7 @@ BLUEPRINT_MODULES = (
     "gateway.delivery.views",
     "gateway.api.views",
     "gateway.linkage.views",
+    "gateway.web.console.views",
 )
 
 

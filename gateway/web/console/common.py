@@ -1,0 +1,157 @@
+"""The console's blueprint and what every page shares: who is calling, access rules, CSRF, rendering."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, abort, current_app, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from gateway.config import Settings
+from gateway.delivery.views import store_for
+from gateway.model.systems import parse_agency_uri
+from gateway.transport.middleware import AGENCY_KEY
+from gateway.transport.views import CLOCK_KEY
+from gateway.web.assets import STATIC_DIR, WEB_DIR
+from gateway.web.console import csrf
+
+blueprint = Blueprint("console", __name__, template_folder=str(WEB_DIR / "templates"),
+                      static_folder=str(STATIC_DIR), static_url_path="/assets")
+
+SERVICE_NAME = "Safeguarding gateway"
+KIND_NAMES = {"la": "Children's services", "school": "School", "police": "Police force", "gateway": "Operators"}
+#: Where each kind of agency lands, and its navigation: (endpoint, label).
+NAVIGATION = {
+    "la": (("console.inbox", "Inbox"), ("console.matches", "Possible matches"), ("console.alerts", "Alerts")),
+    "school": (("console.school_home", "Notifications and referrals"),),
+    "police": (("console.police_home", "Notices and figures"),),
+    "gateway": (("console.operator_home", "Delivery health"),),
+}
+# Pages show personal data: no caching, no framing, no inline script, forms post only to the console.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+_SECRET_EXTENSION = "gateway.console.csrf_secret"
+
+
+def now() -> dt.datetime:
+    """The gateway's clock (a replay clock in the demo, an injected one in tests)."""
+    clock = current_app.config.get(CLOCK_KEY)
+    return clock() if clock is not None else dt.datetime.now(dt.timezone.utc)
+
+
+def settings() -> Settings:
+    return current_app.config["GATEWAY_SETTINGS"]
+
+
+def store():
+    """The app's store (shared with the delivery and linkage endpoints)."""
+    return store_for(current_app)
+
+
+def caller() -> tuple[str, str]:
+    """Return the calling agency's URI and kind, from the verified client certificate; else abort 401/403."""
+    agency = request.environ.get(AGENCY_KEY)
+    if agency is None:
+        abort(401, "No verified agency certificate. Connect with your agency's certificate, issued by the "
+                   "deployment's certificate authority.")
+    parsed = parse_agency_uri(agency)
+    if parsed is None:
+        abort(403, f"The client certificate names no agency ({agency}).")
+    return agency, parsed[0]
+
+
+def for_kind(kind: str, description: str) -> Callable:
+    """A view decorator: only agencies of ``kind`` may open the page (others get 403); the view gets the agency."""
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            agency, agency_kind = caller()
+            if agency_kind != kind:
+                abort(403, f"Only {description} can open this page. Your certificate is "
+                           f"{KIND_NAMES.get(agency_kind, agency_kind).lower()}'s ({agency}).")
+            return view(agency, *args, **kwargs)
+        return wrapped
+    return decorate
+
+
+def csrf_secret() -> bytes:
+    secret = current_app.extensions.get(_SECRET_EXTENSION)
+    if secret is None:
+        try:
+            secret = current_app.extensions[_SECRET_EXTENSION] = csrf.secret_for(settings())
+        except csrf.CsrfError as exc:
+            current_app.logger.error("%s", exc)
+            abort(503, "The console cannot accept forms at the moment (it has no secret to protect them with).")
+    return secret
+
+
+def check_csrf(agency: str) -> None:
+    """Abort 400 unless the form carries the agency's CSRF token."""
+    if not csrf.valid(csrf_secret(), agency, request.form.get(csrf.FIELD)):
+        abort(400, "This form has expired or did not come from the console. Go back, reload the page and "
+                   "send it again.")
+
+
+def render(template: str, agency: str, title: str, status: int = 200, **context) -> Response:
+    """Render a console page for ``agency`` (navigation, CSRF token, times in the gateway's timezone)."""
+    kind = (parse_agency_uri(agency) or ("", ""))[0]
+    body = render_template(template, agency=agency, agency_kind=kind, agency_kind_name=KIND_NAMES.get(kind, ""),
+                           navigation=NAVIGATION.get(kind, ()), title=title, service_name=SERVICE_NAME,
+                           csrf_token=csrf.token(csrf_secret(), agency), csrf_field=csrf.FIELD,
+                           active=request.endpoint, **context)
+    return Response(body, status=status, mimetype="text/html")
+
+
+@blueprint.app_template_filter("when")
+def format_when(value, with_time: bool = True) -> str:
+    """A time as people read it in the gateway's timezone: 'Fri 7 Jun 2019, 10:35'."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.astimezone(ZoneInfo(settings().timezone))
+        return f"{value:%a} {value.day} {value:%b %Y}" + (f", {value:%H:%M}" if with_time else "")
+    if isinstance(value, dt.date):
+        return f"{value.day} {value:%B %Y}"
+    return str(value)
+
+
+@blueprint.after_request
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint == "console.static":
+        response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+@blueprint.errorhandler(HTTPException)
+def _error_page(exc: HTTPException) -> Response:
+    """Console errors are pages (the API's stay OperationOutcomes)."""
+    titles = {400: "There is a problem with this form", 401: "Connect with your agency's certificate",
+              403: "You cannot open this page", 404: "Page not found", 409: "This has already been decided"}
+    agency = request.environ.get(AGENCY_KEY) or ""
+    kind = (parse_agency_uri(agency) or ("", ""))[0] if agency else ""
+    body = render_template("console/error.html", title=titles.get(exc.code, exc.name), message=exc.description,
+                           status=exc.code, agency=agency, agency_kind=kind,
+                           agency_kind_name=KIND_NAMES.get(kind, ""), navigation=NAVIGATION.get(kind, ()),
+                           service_name=SERVICE_NAME, active=None)
+    response = Response(body, status=exc.code or 500, mimetype="text/html")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response

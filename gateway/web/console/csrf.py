@@ -1,0 +1,52 @@
+"""CSRF protection of the console's forms, without server state.
+
+The agency is the browser's client certificate, so a request's agency cannot
+be forged; a cross-site page can still make the browser POST with that
+certificate. Every form therefore carries a token that only a page of the
+console can know: an HMAC-SHA256 of the agency under a server secret
+(:attr:`gateway.config.Settings.console_secret`, else one derived from the
+gateway's private key, which every process of a deployment shares). A
+cross-site page cannot read the console's pages (same-origin policy), so it
+cannot learn the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from gateway.config import Settings
+from gateway.signing import pki
+
+FIELD = "csrf_token"
+_PURPOSE = b"gateway console csrf v1\0"
+
+
+class CsrfError(Exception):
+    """No secret to make tokens with (no console secret and no gateway key)."""
+
+
+def secret_for(settings: Settings) -> bytes:
+    """Return the key of the tokens: the console secret, else a key derived from the gateway's private key.
+
+    Raises :class:`CsrfError` when neither is available.
+    """
+    if settings.console_secret:
+        return hashlib.sha256(_PURPOSE + settings.console_secret.encode("utf-8")).digest()
+    key_file = settings.certs_dir / pki.GATEWAY_KEY
+    try:
+        key = key_file.read_bytes()
+    except OSError as exc:
+        raise CsrfError(f"the console cannot protect its forms: set GATEWAY_CONSOLE_SECRET or provide the "
+                        f"gateway's key ({key_file}: {exc.strerror})") from None
+    return hashlib.sha256(_PURPOSE + key).digest()
+
+
+def token(secret: bytes, agency: str) -> str:
+    """Return the CSRF token of ``agency``'s forms."""
+    return hmac.new(secret, agency.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def valid(secret: bytes, agency: str, presented: str | None) -> bool:
+    """Return whether ``presented`` is ``agency``'s token (constant-time comparison)."""
+    return isinstance(presented, str) and hmac.compare_digest(token(secret, agency), presented)

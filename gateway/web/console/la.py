@@ -1,0 +1,286 @@
+"""Children's services pages: inbox, referral, decision, chronology, possible matches, alerts."""
+
+from __future__ import annotations
+
+import orjson
+from flask import abort, current_app, redirect, request, url_for
+from sqlalchemy import select
+
+from gateway.linkage.chronology import chronology, person, record_read
+from gateway.linkage.index import PersonIndex, ReviewError, match_view, open_matches
+from gateway.linkage.models import PossibleMatchRow
+from gateway.linkage.views import linkage_for
+from gateway.routing import Directory
+from gateway.routing.codes import REFERRAL_DECISIONS
+from gateway.routing.messages import build_outcome_message
+from gateway.signing.signatures import TrustAnchor, UntrustedMessage, verify_message
+from gateway.transport.views import intake_for
+from gateway.web.console import pictures, queries
+from gateway.web.console.common import blueprint, check_csrf, for_kind, now, render, store
+
+LA = "children's services of a local authority"
+_MATCH = PossibleMatchRow.__table__
+REASON_MAX = 2000
+
+
+def _names(unit):
+    directory = Directory(unit.session)
+    cache: dict[str, str] = {}
+
+    def name(uri: str | None) -> str:
+        if not uri:
+            return ""
+        if uri not in cache:
+            agency = directory.agency(uri)
+            cache[uri] = agency.name if agency is not None else uri
+        return cache[uri]
+    return name
+
+
+@blueprint.get("/la/inbox")
+@for_kind("la", LA)
+def inbox(agency: str):
+    """The messages delivered to this LA: sortable and filterable with query parameters."""
+    try:
+        query = queries.InboxQuery.parse(request.args)
+    except queries.BadQuery as exc:
+        abort(400, exc.text)
+    at = now()
+    with store().transaction() as unit:
+        connection = unit.session.connection()
+        page = queries.inbox(connection, agency, query, now=at)
+        choices = queries.inbox_filters(connection, agency)
+        name = _names(unit)
+        for row in page["rows"]:
+            row["sender_name"] = name(row["sender"])
+        record_read(connection, agency, "console-inbox", None, at)
+    return render("console/inbox.html", agency, "Inbox", page=page, query=query, choices=choices,
+                  sorts=queries.INBOX_SORTS, statuses=queries.INBOX_STATUSES)
+
+
+def _delivered_message(connection, agency: str, message_id: str):
+    if not queries.delivered_to(connection, agency, message_id):
+        abort(404, f"No message {message_id} was delivered to you.")
+    row = queries.accepted_message(connection, message_id)
+    if row is None:  # pragma: no cover - a delivery always has its accepted message (foreign key)
+        abort(404, f"No message {message_id}.")
+    return row
+
+
+def _signature(bundle: dict, at) -> dict:
+    """Verify the stored message's signatures with the deployment's trust anchor: who signed, or why not."""
+    try:
+        trust: TrustAnchor = intake_for(current_app).trust()
+        verified = verify_message(bundle, trust, now=at)
+    except UntrustedMessage as exc:
+        return {"verified": False, "problem": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - no certificates: say so on the page, never a traceback
+        current_app.logger.error("cannot verify signatures for the console: %s", exc)
+        return {"verified": False, "problem": "the gateway's certificates are not available to check it"}
+    sender = verified.sender_signature
+    return {"verified": True, "gateway": verified.signature.agency, "gateway_when": verified.signature.when,
+            "sender": sender.agency if sender else None, "sender_when": sender.when if sender else None}
+
+
+@blueprint.get("/la/messages/<message_id>")
+@for_kind("la", LA)
+def referral(agency: str, message_id: str):
+    """One delivered message, as a person reads it."""
+    at = now()
+    with store().transaction() as unit:
+        connection = unit.session.connection()
+        row = _delivered_message(connection, agency, message_id)
+        bundle = orjson.loads(row.signed_message)
+        view = queries.read_message(bundle)
+        event = queries.event_of(connection, message_id)
+        name = _names(unit)
+        context = dict(
+            message=view, message_id=message_id, received_at=row.received_at, sender=row.sender_agency,
+            sender_name=name(row.sender_agency), feedback=queries.feedback(row.response_body),
+            signature=_signature(bundle, at), versions=queries.versions(connection, message_id),
+            outcomes=queries.outcomes_of(connection, message_id), deadlines=queries.deadlines_of(connection, message_id),
+            event=event, person_id=event.child_person_id if event is not None else None,
+            decided=request.args.get("decided") == "1", name=name)
+        record_read(connection, agency, "console-message", message_id, at)
+    return render("console/referral.html", agency, view["event_display"], **context)
+
+
+def _decision_form(agency: str, message_id: str, errors: dict, values: dict, status: int = 200):
+    at = now()
+    with store().transaction() as unit:
+        connection = unit.session.connection()
+        row = _delivered_message(connection, agency, message_id)
+        view = queries.read_message(orjson.loads(row.signed_message))
+        record_read(connection, agency, "console-decision", message_id, at)
+    return render("console/decision.html", agency, "Record the decision", status=status, message=view,
+                  message_id=message_id, decisions=REFERRAL_DECISIONS, errors=errors, values=values)
+
+
+@blueprint.get("/la/messages/<message_id>/decision")
+@for_kind("la", LA)
+def decision(agency: str, message_id: str):
+    """The decision form: an outcome and a reason."""
+    return _decision_form(agency, message_id, {}, {})
+
+
+@blueprint.post("/la/messages/<message_id>/decision")
+@for_kind("la", LA)
+def record_decision(agency: str, message_id: str):
+    """Send the referral-outcome message through the gateway's own intake, as this LA."""
+    check_csrf(agency)
+    values = {"decision": request.form.get("decision", ""), "reason": request.form.get("reason", "").strip()}
+    errors = {}
+    if values["decision"] not in REFERRAL_DECISIONS:
+        errors["decision"] = "Select the decision"
+    if not values["reason"]:
+        errors["reason"] = "Enter the reason for the decision, for the referrer to read"
+    elif len(values["reason"]) > REASON_MAX:
+        errors["reason"] = f"The reason must be {REASON_MAX} characters or fewer"
+    if errors:
+        return _decision_form(agency, message_id, errors, values, status=400)
+    at = now()
+    with store().transaction() as unit:
+        row = _delivered_message(unit.session.connection(), agency, message_id)
+        event = queries.event_of(unit.session.connection(), message_id)
+        name = _names(unit)(agency)
+        original = orjson.loads(row.signed_message)
+    if event is None or not event.referral:
+        abort(400, "Only a referral can be given a decision.")
+    outcome = build_outcome_message(original, values["decision"], values["reason"], agency, at,
+                                    decided_by_name=name)
+    answer = intake_for(current_app).process(orjson.dumps(outcome), agency, now=at)
+    if answer.status != 200:
+        current_app.logger.warning("the console's decision on %s was refused (%s): %s", message_id, answer.status,
+                                   answer.body)
+        errors["decision"] = "The gateway did not accept the decision: " + _refusal_text(answer.body)
+        return _decision_form(agency, message_id, errors, values, status=422)
+    return redirect(url_for("console.referral", message_id=message_id, decided=1), code=303)
+
+
+def _refusal_text(body: str) -> str:
+    try:
+        issues = orjson.loads(body).get("issue") or []
+    except orjson.JSONDecodeError:
+        return body[:300]
+    return "; ".join((i.get("details") or {}).get("text") or i.get("diagnostics") or "" for i in issues)[:600]
+
+
+def _own_child(connection, agency: str, person_id: str):
+    subject = person(connection, person_id)
+    if subject is None:
+        abort(404, f"No child {person_id}.")
+    if subject.home_la != agency:
+        abort(403, "Only children's services of the child's home local authority can read the chronology.")
+    return subject
+
+
+@blueprint.get("/la/people/<person_id>/chronology")
+@for_kind("la", LA)
+def chronology_page(agency: str, person_id: str):
+    """The child's and household's events from every agency: a timeline picture and a table."""
+    at = now()
+    with store().transaction() as unit:
+        connection = unit.session.connection()
+        _own_child(connection, agency, person_id)
+        view = chronology(connection, person_id)
+        name = _names(unit)
+        for event in view["events"]:
+            event["agency_name"] = name(event["agency"])
+        layout = pictures.timeline(view["events"], view["escalations"], {e["agency"]: e["agency_name"]
+                                                                          for e in view["events"]})
+        record_read(connection, agency, "chronology", person_id, at)
+    return render("console/chronology.html", agency, "Chronology", view=view, layout=layout, person_id=person_id)
+
+
+@blueprint.get("/la/matches")
+@for_kind("la", LA)
+def matches(agency: str):
+    """Possible matches waiting for this LA's decision."""
+    at = now()
+    with store().transaction() as unit:
+        connection = unit.session.connection()
+        waiting = open_matches(connection, home_la=agency)
+        record_read(connection, agency, "possible-matches", None, at)
+    return render("console/matches.html", agency, "Possible matches", matches=waiting)
+
+
+def _match(connection, agency: str, match_id: int):
+    row = connection.execute(select(_MATCH).where(_MATCH.c.id == match_id)).first()
+    if row is None:
+        abort(404, f"No possible match {match_id}.")
+    if row.home_la != agency:
+        abort(403, "This possible match is for another local authority's child.")
+    return row
+
+
+#: The fields compared side by side: (field of the records, label, field of the score).
+COMPARED = (("given", "Given names", "given"), ("family", "Family name", "family"),
+            ("birth_date", "Date of birth", "birth_date"), ("sex", "Sex", "sex"),
+            ("postcode", "Postcode", "postcode"), ("nhs_number", "NHS number", "nhs_number"),
+            ("upn", "Unique pupil number", "upn"), ("school_urn", "School", "school"))
+
+
+def _match_page(agency: str, match_id: int, errors: dict, values: dict, status: int = 200):
+    at = now()
+    with store().transaction() as unit:
+        connection = unit.session.connection()
+        view = match_view(connection, _match(connection, agency, match_id))
+        record_read(connection, agency, "possible-match", str(match_id), at)
+    fields = {}
+    for item in ((view.get("explanation") or {}).get("score") or {}).get("fields") or ():
+        if isinstance(item, dict) and item.get("field"):
+            fields[item["field"]] = item
+    return render("console/match.html", agency, "Possible match", status=status, match=view, compared=COMPARED,
+                  fields=fields, errors=errors, values=values)
+
+
+@blueprint.get("/la/matches/<int:match_id>")
+@for_kind("la", LA)
+def match(agency: str, match_id: int):
+    """One possible match: both records side by side, field by field, with the weights."""
+    return _match_page(agency, match_id, {}, {})
+
+
+@blueprint.post("/la/matches/<int:match_id>")
+@for_kind("la", LA)
+def decide_match(agency: str, match_id: int):
+    """Confirm or reject a possible match, with a reason."""
+    check_csrf(agency)
+    values = {"action": request.form.get("action", ""), "reason": request.form.get("reason", "").strip()}
+    errors = {}
+    if values["action"] not in ("confirm", "reject"):
+        errors["action"] = "Select whether these records are the same person"
+    if not values["reason"]:
+        errors["reason"] = "Enter the reason for your decision"
+    elif len(values["reason"]) > REASON_MAX:
+        errors["reason"] = f"The reason must be {REASON_MAX} characters or fewer"
+    if errors:
+        return _match_page(agency, match_id, errors, values, status=400)
+    model = linkage_for(current_app).model
+    try:
+        with store().transaction() as unit:
+            connection = unit.session.connection()
+            _match(connection, agency, match_id)
+            index = PersonIndex(connection, model)
+            if values["action"] == "confirm":
+                kept = index.confirm(match_id, by=f"{agency} (console)", reason=values["reason"], now=now())
+            else:
+                index.reject(match_id, by=f"{agency} (console)", reason=values["reason"], now=now())
+                kept = None
+    except ReviewError as exc:
+        abort(exc.status, exc.text)
+    if kept:
+        return redirect(url_for("console.chronology_page", person_id=kept), code=303)
+    return redirect(url_for("console.matches"), code=303)
+
+
+@blueprint.get("/la/alerts")
+@for_kind("la", LA)
+def alerts(agency: str):
+    """Escalation alerts raised about this LA's children, newest first."""
+    at = now()
+    with store().transaction() as unit:
+        connection = unit.session.connection()
+        raised = queries.escalations_for(connection, agency)
+        record_read(connection, agency, "console-alerts", None, at)
+    return render("console/alerts.html", agency, "Alerts", alerts=raised)

@@ -1,0 +1,487 @@
+"""What the console's pages show, read from the store in the caller's transaction.
+
+Every function takes a SQLAlchemy ``Connection`` (or ``Session``) and the
+calling agency, and returns plain dicts and lists that the templates render;
+none of them decides who may call it (the views do) or writes anything
+except :func:`gateway.linkage.chronology.record_read`, which the views call.
+Times are aware datetimes; ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+
+import orjson
+from sqlalchemy import Connection, and_, case, func, or_, select
+
+from gateway.delivery.models import DEAD_LETTERED, KIND_BUILT, KIND_MESSAGE, OPEN_STATES, DeliveryRow, UnroutableRow
+from gateway.linkage import deadlines as D
+from gateway.linkage.models import OPEN, DeadlineRow, EscalationRow, MessageEventRow, PossibleDuplicateRow
+from gateway.model import systems as S
+from gateway.model.terminology import MESSAGE_EVENTS
+from gateway.routing import bundles as B
+from gateway.routing.codes import REFERRAL_DECISIONS, RULE_ENCOMPASS_LA, RULE_ENCOMPASS_SCHOOL
+from gateway.signing.messages import message_header
+from gateway.store.models import AcceptedMessageRow, MessagePersonRow
+from gateway.validation import completeness
+
+_D = DeliveryRow.__table__
+_E = MessageEventRow.__table__
+_DL = DeadlineRow.__table__
+_A = AcceptedMessageRow.__table__
+_MP = MessagePersonRow.__table__
+_DUP = PossibleDuplicateRow.__table__
+_ESC = EscalationRow.__table__
+_U = UnroutableRow.__table__
+
+PAGE_SIZE = 50
+RISK_ORDER = {"high": 0, "medium": 1, "standard": 2, "low": 3}
+
+
+class BadQuery(ValueError):
+    """A query parameter the page cannot use: ``parameter`` and what to give instead."""
+
+    def __init__(self, parameter: str, text: str):
+        super().__init__(text)
+        self.parameter = parameter
+        self.text = text
+
+
+# The children's services inbox --------------------------------------------------------------------------
+
+#: Sort keys of the inbox: the column each orders by.
+INBOX_SORTS = {"due": "Due", "received": "Received", "risk": "Risk", "kind": "What", "sender": "From"}
+INBOX_STATUSES = {"": "All", "open": "Waiting for a decision", "overdue": "Overdue", "decided": "Decided"}
+
+
+@dataclasses.dataclass(frozen=True)
+class InboxQuery:
+    """The inbox's sorting, filters and page, from the query string (see :meth:`parse`)."""
+
+    sort: str = "due"
+    order: str = "asc"
+    status: str = ""
+    kind: str = ""
+    risk: str = ""
+    page: int = 1
+
+    @classmethod
+    def parse(cls, args) -> "InboxQuery":
+        """Return the query of ``args`` (a mapping of query parameters). Raises :class:`BadQuery`."""
+        sort = args.get("sort", "due")
+        if sort not in INBOX_SORTS:
+            raise BadQuery("sort", f"sort={sort!r}: sort by one of {', '.join(INBOX_SORTS)}")
+        order = args.get("order", "asc")
+        if order not in ("asc", "desc"):
+            raise BadQuery("order", f"order={order!r}: give asc or desc")
+        status = args.get("status", "")
+        if status not in INBOX_STATUSES:
+            raise BadQuery("status", f"status={status!r}: give one of {', '.join(s for s in INBOX_STATUSES if s)}")
+        kind = args.get("kind", "")
+        if kind and kind not in MESSAGE_EVENTS:
+            raise BadQuery("kind", f"kind={kind!r}: give a message event code ({', '.join(MESSAGE_EVENTS)})")
+        risk = args.get("risk", "")
+        if len(risk) > 64:
+            raise BadQuery("risk", "risk: give a risk level such as high, medium or standard")
+        raw_page = args.get("page", "1")
+        if not raw_page.isdigit() or int(raw_page) < 1 or int(raw_page) > 100_000:
+            raise BadQuery("page", f"page={raw_page!r}: give a page number from 1")
+        return cls(sort, order, status, kind, risk, int(raw_page))
+
+    def args(self, **changes) -> dict:
+        """The query string of this query with ``changes`` (defaults left out)."""
+        values = dataclasses.asdict(dataclasses.replace(self, **changes))
+        defaults = dataclasses.asdict(InboxQuery())
+        return {k: v for k, v in values.items() if v != defaults[k]}
+
+
+def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.datetime,
+          page_size: int = PAGE_SIZE) -> dict:
+    """Return one page of the messages delivered to ``agency`` (any state): ``total``, ``rows``, ``pages``.
+
+    Each row: delivery id, message id, received, state, what (the event), from, child, risk, categories,
+    due and met (the decision deadline), overdue, completeness (the standard's score), flags (possible
+    duplicate, new version, sent late, escalation alert).
+    """
+    deadline = _DL.alias("inbox_deadline")
+    # A message the gateway made about an accepted one (an escalation alert, an overdue reminder) is its own
+    # row: its kind is its own, and the accepted message's deadline is not its deadline.
+    kind = _delivered_kind()
+    joined = (_D.join(_E, _E.c.message_id == _D.c.message_id)
+              .outerjoin(deadline, and_(~_gateway_made(), deadline.c.message_id == _D.c.message_id,
+                                        deadline.c.agency == agency,
+                                        deadline.c.kind.in_((D.DEADLINE_DECISION, D.DEADLINE_ENCOMPASS)))))
+    where = [_D.c.destination == agency, _D.c.kind.in_((KIND_MESSAGE, KIND_BUILT))]
+    if query.kind:
+        where.append(kind == query.kind)
+    if query.risk:
+        where.append(_E.c.risk == query.risk)
+    if query.status == "open":
+        where += [deadline.c.id.is_not(None), deadline.c.met_at.is_(None)]
+    elif query.status == "overdue":
+        where += [deadline.c.met_at.is_(None), deadline.c.due_at < now]
+    elif query.status == "decided":
+        where.append(deadline.c.met_at.is_not(None))
+    total = connection.execute(select(func.count()).select_from(joined).where(*where)).scalar_one()
+    risk_rank = case(*((_E.c.risk == level, rank) for level, rank in RISK_ORDER.items()), else_=len(RISK_ORDER))
+    column = {"due": deadline.c.due_at, "received": _D.c.created_at, "risk": risk_rank, "kind": kind,
+              "sender": _E.c.sender_agency}[query.sort]
+    ordered = column.desc() if query.order == "desc" else column.asc()
+    # Rows without a due time (or a risk) come last whichever way the column is sorted.
+    order_by = [column.is_(None), ordered, _D.c.created_at.desc(), _D.c.id]
+    pages = max(1, -(-total // page_size))
+    rows = connection.execute(
+        select(_D.c.id, _D.c.message_id, _D.c.created_at, _D.c.state, _D.c.rule, _D.c.payload_message_id,
+               kind.label("kind"), _E.c.sender_agency, _E.c.risk, _E.c.categories, _E.c.summary, _E.c.late_days,
+               _E.c.version, _E.c.child_person_id, deadline.c.due_at, deadline.c.met_at, _A.c.response_body)
+        .select_from(joined.join(_A, _A.c.message_id == _D.c.message_id)).where(*where)
+        .order_by(*order_by).limit(page_size).offset((query.page - 1) * page_size)).all()
+    ids = [r.message_id for r in rows]
+    duplicates = set()
+    children: dict[str, str] = {}
+    if ids:
+        for d in connection.execute(select(_DUP.c.message_id, _DUP.c.duplicate_of).where(
+                _DUP.c.status == OPEN, or_(_DUP.c.message_id.in_(ids), _DUP.c.duplicate_of.in_(ids)))):
+            duplicates.update((d.message_id, d.duplicate_of))
+        for mp in connection.execute(select(_MP.c.message_id, _MP.c.given, _MP.c.family).where(
+                _MP.c.message_id.in_(ids), _MP.c.role == "child").order_by(_MP.c.id)):
+            children.setdefault(mp.message_id, _folded_name(mp.given, mp.family))
+    out = []
+    for r in rows:
+        flags = []
+        if r.message_id in duplicates and r.kind not in (S.EVENT_ALERT, S.EVENT_OVERDUE):
+            flags.append("Possible duplicate")
+        if r.version and r.version > 1:
+            flags.append(f"Version {r.version}")
+        if r.late_days:
+            flags.append(f"Sent {r.late_days} days late")
+        out.append({
+            "delivery_id": r.id, "message_id": r.message_id, "received_at": r.created_at, "state": r.state,
+            "kind": r.kind, "kind_display": MESSAGE_EVENTS.get(r.kind, (r.kind, ""))[0],
+            "sender": r.sender_agency, "risk": r.risk, "categories": json.loads(r.categories or "[]"),
+            "summary": r.summary, "child": children.get(r.message_id, ""), "person_id": r.child_person_id,
+            "due_at": r.due_at, "met_at": r.met_at,
+            "overdue": r.due_at is not None and r.met_at is None and r.due_at < now,
+            "gateway_made": r.kind in (S.EVENT_ALERT, S.EVENT_OVERDUE),
+            "completeness": None if r.kind in (S.EVENT_ALERT, S.EVENT_OVERDUE) else _completeness(r.response_body),
+            "flags": flags,
+        })
+    return {"total": total, "rows": out, "pages": pages}
+
+
+def _gateway_made():
+    """Deliveries of a message the gateway made about an accepted one: an escalation alert or a deadline
+    reminder."""
+    return _D.c.kind == KIND_BUILT
+
+
+def _delivered_kind():
+    """The event of what was delivered: an alert or reminder is its own; else the accepted message's
+    (an Operation Encompass notification made from a notice is an Operation Encompass notification)."""
+    return case((_D.c.rule.like("escalation:%"), S.EVENT_ALERT), (_D.c.rule.like("deadline-%"), S.EVENT_OVERDUE),
+                (_D.c.rule.in_((RULE_ENCOMPASS_SCHOOL, RULE_ENCOMPASS_LA)), S.EVENT_ENCOMPASS), else_=_E.c.kind)
+
+
+def _folded_name(given: str | None, family: str | None) -> str:
+    """A display name from the index's folded (lower-case, unaccented) name: shown only where the message
+    itself is not read (lists); the referral page shows the name as sent."""
+    return " ".join(p for p in (given, family) if p).title()
+
+
+def _completeness(response_body: str | None) -> int | None:
+    outcome = _response_outcome(response_body)
+    return completeness(outcome) if outcome else None
+
+
+def _response_outcome(response_body: str | None) -> dict | None:
+    """The OperationOutcome (the standard's feedback) in a stored response message, or None."""
+    if not response_body:
+        return None
+    try:
+        response = orjson.loads(response_body)
+    except orjson.JSONDecodeError:
+        return None
+    for entry in response.get("entry") or ():
+        resource = (entry or {}).get("resource") or {}
+        if resource.get("resourceType") == "OperationOutcome":
+            return resource
+    return None
+
+
+def inbox_filters(connection: Connection, agency: str) -> dict:
+    """Return the kinds and risk levels present in ``agency``'s deliveries (for the filter's choices)."""
+    base = _D.join(_E, _E.c.message_id == _D.c.message_id)
+    where = (_D.c.destination == agency, _D.c.kind.in_((KIND_MESSAGE, KIND_BUILT)))
+    kind = _delivered_kind()
+    kinds = connection.execute(select(kind).select_from(base).where(*where).distinct()).scalars().all()
+    risks = connection.execute(select(_E.c.risk).select_from(base).where(*where, _E.c.risk.is_not(None))
+                               .distinct()).scalars().all()
+    return {"kinds": sorted(kinds), "risks": sorted(risks, key=lambda r: (RISK_ORDER.get(r, 9), r))}
+
+
+# One message, as a person reads it ------------------------------------------------------------------------
+
+def delivered_to(connection: Connection, agency: str, message_id: str) -> bool:
+    """Return whether ``message_id`` was delivered (or is being delivered) to ``agency``."""
+    return connection.execute(select(_D.c.id).where(_D.c.message_id == message_id, _D.c.destination == agency)
+                              .limit(1)).first() is not None
+
+
+def accepted_message(connection: Connection, message_id: str):
+    """Return the ``accepted_message`` row, or None."""
+    return connection.execute(select(_A).where(_A.c.message_id == message_id)).first()
+
+
+def _ext(resource: dict, url: str):
+    return B.extension_value(resource, url)
+
+
+def _name(resource: dict | None) -> str:
+    for name in (resource or {}).get("name") or ():
+        if not isinstance(name, dict):
+            continue
+        if name.get("text"):
+            return name["text"]
+        return " ".join([*(name.get("given") or ()), name.get("family") or ""]).strip()
+    return ""
+
+
+def _codes(concepts) -> list[str]:
+    out = []
+    for concept in concepts or ():
+        coding = next(iter(concept.get("coding") or ()), {}) if isinstance(concept, dict) else {}
+        out.append(coding.get("display") or concept.get("text") or coding.get("code") or "")
+    return [o for o in out if o]
+
+
+def read_message(bundle: dict) -> dict:
+    """Return a message Bundle as the referral page shows it: event, child, concern (narratives as written),
+    child's voice, people, referrer, sender, where it came from. Missing parts are None or empty."""
+    header = message_header(bundle) or {}
+    event = (header.get("eventCoding") or {}).get("code")
+    child = B.child(bundle)
+    request = B.focus_request(bundle) or {}
+    sender_org = B.resolve(bundle, header.get("sender")) or {}
+    people = []
+    for person in B.resources(bundle, "RelatedPerson"):
+        people.append({
+            "name": _name(person), "relationship": ", ".join(_codes(person.get("relationship"))),
+            "parental_responsibility": _ext(person, S.EXT_PARENTAL_RESPONSIBILITY),
+            "lives_with_child": _ext(person, S.EXT_LIVES_WITH_CHILD),
+            "alleged_harm": _ext(person, S.EXT_ALLEGED_HARM),
+            "phone": next((t.get("value") for t in person.get("telecom") or () if isinstance(t, dict)), None),
+        })
+    referrer = None
+    role = B.resolve(bundle, request.get("requester")) or B.resolve(bundle, header.get("author"))
+    if role:
+        practitioner = B.resolve(bundle, role.get("practitioner")) if role.get("resourceType") == \
+            "PractitionerRole" else role
+        referrer = {"name": _name(practitioner), "role": ", ".join(_codes(role.get("code"))),
+                    "phone": next((t.get("value") for t in (role.get("telecom") or (practitioner or {}).get(
+                        "telecom") or ()) if isinstance(t, dict)), None)}
+    provenance = next(iter(B.resources(bundle, "Provenance")), None)
+    source = None
+    if provenance:
+        entity = next(iter(provenance.get("entity") or ()), {})
+        source = {"what": ((entity.get("what") or {}).get("display")),
+                  "mapping": _ext(provenance, S.EXT_MAPPING_VERSION),
+                  "signed_at_source": _ext(provenance, S.EXT_SIGNATURE_PRESENT)}
+    observations = [o.get("valueString") for o in B.resources(bundle, "Observation") if o.get("valueString")]
+    task = next(iter(B.resources(bundle, "Task")), None)
+    communication = next(iter(B.resources(bundle, "Communication")), None)
+    return {
+        "event": event, "event_display": MESSAGE_EVENTS.get(event, (event or "message", ""))[0],
+        "child": None if child is None else {
+            "name": _name(child), "birth_date": child.get("birthDate"), "gender": child.get("gender"),
+            "nhs_number": B.identifier_value(child, S.NHS_NUMBER), "upn": B.identifier_value(child, S.UPN),
+            "postcode": B.home_postcode(child), "year_group": _ext(child, S.EXT_YEAR_GROUP)},
+        "categories": _codes(request.get("category")),
+        "narratives": [n.get("text") for n in request.get("note") or () if isinstance(n, dict) and n.get("text")]
+        + observations,
+        "occurred_at": _ext(request, S.EXT_OCCURRED), "authored_on": request.get("authoredOn"),
+        "childs_voice": _ext(request, S.EXT_CHILDS_VOICE), "child_spoken_to": _ext(request, S.EXT_CHILD_SPOKEN_TO),
+        "parents_informed": _ext(request, S.EXT_PARENTS_INFORMED),
+        "requested_action": _ext(request, S.EXT_REQUESTED_ACTION),
+        "immediate_risk": _ext(request, S.EXT_IMMEDIATE_RISK),
+        "people": people, "referrer": referrer, "sender_name": sender_org.get("name"),
+        "source_endpoint": (header.get("source") or {}).get("endpoint"), "source": source,
+        "outcome": None if task is None else {
+            "decision": ((task.get("businessStatus") or {}).get("text")),
+            "reason": (task.get("statusReason") or {}).get("text")},
+        "notification": None if communication is None else {
+            "text": " ".join(p.get("contentString", "") for p in communication.get("payload") or ()
+                             if isinstance(p, dict)),
+            "due_by": _ext(communication, S.extension_url("due-by"))},
+    }
+
+
+def feedback(response_body: str | None) -> dict:
+    """The national standard's feedback on a message: ``completeness`` and its ``issues`` (severity, text,
+    where), from the stored response."""
+    outcome = _response_outcome(response_body) or {}
+    issues = []
+    for issue in outcome.get("issue") or ():
+        if not isinstance(issue, dict) or issue.get("severity") == "information":
+            continue
+        issues.append({"severity": issue.get("severity"),
+                       "text": (issue.get("details") or {}).get("text") or issue.get("diagnostics") or "",
+                       "where": ", ".join(issue.get("expression") or ())})
+    return {"completeness": completeness(outcome) if outcome else None, "issues": issues}
+
+
+def versions(connection: Connection, message_id: str) -> list[dict]:
+    """Return the earlier versions of a message, newest first: message id, version, received, what changed."""
+    out = []
+    current = connection.execute(select(_E).where(_E.c.message_id == message_id)).first()
+    seen = {message_id}
+    while current is not None and current.previous_message_id and current.previous_message_id not in seen:
+        seen.add(current.previous_message_id)
+        changes = json.loads(current.changes) if current.changes else []
+        previous = connection.execute(select(_E).where(_E.c.message_id == current.previous_message_id)).first()
+        if previous is None:
+            break
+        out.append({"message_id": previous.message_id, "version": previous.version,
+                    "received_at": previous.received_at, "changes_after": changes})
+        current = previous
+    return out
+
+
+def event_of(connection: Connection, message_id: str):
+    """Return the message's ``message_event`` row, or None."""
+    return connection.execute(select(_E).where(_E.c.message_id == message_id)).first()
+
+
+def outcomes_of(connection: Connection, message_id: str) -> list[dict]:
+    """Return the referral outcomes answering ``message_id``, oldest first: who, when, decision, reason."""
+    rows = connection.execute(select(_E.c.message_id, _E.c.sender_agency, _E.c.received_at, _E.c.outcome,
+                                     _A.c.signed_message)
+                              .join(_A, _A.c.message_id == _E.c.message_id)
+                              .where(_E.c.answers_message_id == message_id, _E.c.kind == S.EVENT_OUTCOME)
+                              .order_by(_E.c.received_at)).all()
+    out = []
+    for r in rows:
+        task = read_message(orjson.loads(r.signed_message))["outcome"] or {}
+        out.append({"message_id": r.message_id, "agency": r.sender_agency, "received_at": r.received_at,
+                    "decision": task.get("decision") or REFERRAL_DECISIONS.get(r.outcome, (r.outcome,))[0],
+                    "reason": task.get("reason")})
+    return out
+
+
+def deadlines_of(connection: Connection, message_id: str) -> list[dict]:
+    """Return the deadlines set by a message: kind (as people say it), agency, due, met, overdue."""
+    return [{"kind": D.DEADLINE_LABELS.get(r.kind, r.kind), "agency": r.agency, "due_at": r.due_at,
+             "met_at": r.met_at} for r in connection.execute(
+                select(_DL).where(_DL.c.message_id == message_id).order_by(_DL.c.due_at)).all()]
+
+
+def escalations_for(connection: Connection, home_la: str, *, limit: int = 200) -> list[dict]:
+    """Return the escalations raised about ``home_la``'s children, newest first."""
+    return [{"rule_id": e.rule_id, "person_id": e.person_id, "raised_at": e.raised_at, "reason": e.reason,
+             "message_id": e.message_id, "title": (json.loads(e.flag).get("code") or {}).get("text")}
+            for e in connection.execute(select(_ESC).where(_ESC.c.home_la == home_la)
+                                        .order_by(_ESC.c.raised_at.desc(), _ESC.c.id.desc()).limit(limit))]
+
+
+# Schools and police -------------------------------------------------------------------------------------
+
+def notifications(connection: Connection, agency: str, *, limit: int = 200) -> list[dict]:
+    """Return the Operation Encompass notifications delivered to ``agency`` (a school), open ones first:
+    delivery id, state, received, due, acknowledged, the notification's text and child."""
+    rows = connection.execute(
+        select(_D).where(_D.c.destination == agency, _D.c.kind == KIND_MESSAGE,
+                         _D.c.rule.in_((RULE_ENCOMPASS_SCHOOL, RULE_ENCOMPASS_LA)))
+        .order_by(case((_D.c.state.in_(OPEN_STATES), 0), else_=1), _D.c.due_at, _D.c.created_at.desc())
+        .limit(limit)).all()
+    out = []
+    for r in rows:
+        view = read_message(orjson.loads(r.payload))
+        out.append({"delivery_id": r.id, "state": r.state, "received_at": r.created_at, "due_at": r.due_at,
+                    "acknowledged_at": r.acknowledged_at, "mode": r.mode,
+                    "child": (view["child"] or {}).get("name", ""),
+                    "text": (view["notification"] or {}).get("text", "")})
+    return out
+
+
+def sent_messages(connection: Connection, agency: str, *, kinds: tuple[str, ...] | None = None,
+                  limit: int = 200) -> list[dict]:
+    """Return the messages ``agency`` sent, newest first, each with its deliveries (destination, state,
+    when), its outcomes, late days and the standard's completeness score."""
+    query = (select(_A.c.message_id, _A.c.received_at, _A.c.response_body, _E.c.kind, _E.c.summary,
+                    _E.c.late_days, _E.c.notice_type, _E.c.risk)
+             .join(_E, _E.c.message_id == _A.c.message_id)
+             .where(_A.c.sender_agency == agency).order_by(_A.c.received_at.desc()).limit(limit))
+    if kinds:
+        query = query.where(_E.c.kind.in_(kinds))
+    rows = connection.execute(query).all()
+    ids = [r.message_id for r in rows]
+    deliveries: dict[str, list[dict]] = {}
+    children: dict[str, str] = {}
+    if ids:
+        for d in connection.execute(select(_D.c.message_id, _D.c.destination, _D.c.state, _D.c.updated_at,
+                                           _D.c.acknowledged_at, _D.c.kind)
+                                    .where(_D.c.message_id.in_(ids), _D.c.kind == KIND_MESSAGE,
+                                           or_(_D.c.rule.is_(None), ~_D.c.rule.like("escalation:%")))
+                                    .order_by(_D.c.created_at)):
+            deliveries.setdefault(d.message_id, []).append(
+                {"destination": d.destination, "state": d.state, "updated_at": d.updated_at,
+                 "acknowledged_at": d.acknowledged_at})
+        for mp in connection.execute(select(_MP.c.message_id, _MP.c.given, _MP.c.family).where(
+                _MP.c.message_id.in_(ids), _MP.c.role == "child").order_by(_MP.c.id)):
+            children.setdefault(mp.message_id, _folded_name(mp.given, mp.family))
+    out = []
+    for r in rows:
+        out.append({"message_id": r.message_id, "received_at": r.received_at, "kind": r.kind,
+                    "kind_display": MESSAGE_EVENTS.get(r.kind, (r.kind, ""))[0], "summary": r.summary,
+                    "late_days": r.late_days, "notice_type": r.notice_type, "risk": r.risk,
+                    "child": children.get(r.message_id, ""), "deliveries": deliveries.get(r.message_id, []),
+                    "outcomes": outcomes_of(connection, r.message_id) if r.kind == S.EVENT_REFERRAL else [],
+                    "feedback": feedback(r.response_body) if r.kind in (S.EVENT_REFERRAL, S.EVENT_CONCERN)
+                    else None})
+    return out
+
+
+def late_by_month(connection: Connection, agency: str) -> list[dict]:
+    """Return ``agency``'s messages per month received: ``month`` (YYYY-MM), ``sent``, ``late``."""
+    rows = connection.execute(select(_E.c.received_at, _E.c.late_days).where(_E.c.sender_agency == agency)).all()
+    months: dict[str, dict] = {}
+    for received_at, late_days in rows:
+        month = months.setdefault(f"{received_at:%Y-%m}", {"month": f"{received_at:%Y-%m}", "sent": 0, "late": 0})
+        month["sent"] += 1
+        month["late"] += 1 if late_days is not None else 0
+    return [months[m] for m in sorted(months)]
+
+
+# Operators ------------------------------------------------------------------------------------------------
+
+def dead_letters(connection: Connection, *, limit: int = 200) -> list[dict]:
+    """Return dead-lettered deliveries, most recent first: id, message, destination, when, last error."""
+    return [{"id": r.id, "message_id": r.message_id, "destination": r.destination, "kind": r.kind,
+             "dead_lettered_at": r.dead_lettered_at, "attempts": r.attempts, "last_error": r.last_error}
+            for r in connection.execute(select(_D).where(_D.c.state == DEAD_LETTERED)
+                                        .order_by(_D.c.dead_lettered_at.desc(), _D.c.id).limit(limit))]
+
+
+def delivery_health(connection: Connection, *, now: dt.datetime) -> dict:
+    """Return deliveries per state, open deliveries past their due time, the oldest open delivery and
+    open deliveries per destination with attempts (the busiest first)."""
+    states = dict(connection.execute(select(_D.c.state, func.count()).group_by(_D.c.state)).all())
+    overdue = connection.execute(select(func.count()).select_from(_D).where(
+        _D.c.state.in_(OPEN_STATES), _D.c.due_at < now)).scalar_one()
+    oldest = connection.execute(select(func.min(_D.c.created_at)).where(_D.c.state.in_(OPEN_STATES))).scalar()
+    by_destination = [{"destination": d, "open": n, "attempts": int(a or 0), "retrying": int(r or 0)}
+                      for d, n, a, r in connection.execute(
+                          select(_D.c.destination, func.count(), func.sum(_D.c.attempts),
+                                 func.sum(case((_D.c.last_error.is_not(None), 1), else_=0)))
+                          .where(_D.c.state.in_(OPEN_STATES)).group_by(_D.c.destination)
+                          .order_by(func.count().desc(), _D.c.destination).limit(50))]
+    return {"states": states, "overdue": overdue, "oldest_open": oldest, "by_destination": by_destination}
+
+
+def unroutable(connection: Connection, *, limit: int = 200) -> list[dict]:
+    """Return the open unroutable entries, oldest first."""
+    return [{"id": u.id, "message_id": u.message_id, "sender": u.sender_agency, "rule": u.rule, "reason": u.reason,
+             "created_at": u.created_at}
+            for u in connection.execute(select(_U).where(_U.c.resolved.is_(False))
+                                        .order_by(_U.c.created_at, _U.c.id).limit(limit))]

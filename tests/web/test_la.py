@@ -1,0 +1,238 @@
+"""Children's services pages, rendered by the real app over Family A's messages accepted by its intake."""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import unquote
+
+from gateway.delivery.models import DeliveryRow
+from gateway.linkage.models import DeadlineRow, MessageEventRow, PossibleMatchRow
+from gateway.model import systems as S
+from gateway.web.console import csrf
+from tests.web.conftest import BCP, DORSET, HAMPSHIRE, REFERRAL_DAY, SCHOOL, school_rows, text_of
+
+HOSTILE = '"Quoted" <script>alert(1)</script> "><img src=x onerror=alert(2)> & </textarea>'
+
+
+def _links(html: str, pattern: str) -> list[str]:
+    return [unquote(m) for m in re.findall(rf'href="({pattern})"', html)]
+
+
+def _school_referral(console) -> str:
+    (row,) = console.rows(DeliveryRow.__table__, DeliveryRow.__table__.c.rule == "school-referral-to-home-la")
+    return row.message_id
+
+
+def test_inbox_shows_due_time_overdue_risk_completeness_and_flags(console):
+    console.family_a()
+    page = console.get("/la/inbox", HAMPSHIRE)
+    assert page.status_code == 200
+    text = text_of(page)
+    assert "6 messages" in text
+    # Earliest due first: Dorset's two notices, never decided, are overdue on the referral day.
+    first = text.index("Messages, page 1 of 1")
+    assert text.index("Overdue", first) < text.index("Riverside Infant School", first)
+    assert text.count("Sent 21 days late") == 2
+    assert "Safeguarding alert" in text and "The gateway, about a message from Riverside Infant School" in text
+    assert re.search(r"\d+%", text)
+    # The rows link to what was delivered, and only that.
+    messages = _links(page.get_data(as_text=True), "/la/messages/[^\"]+")
+    assert _school_referral(console) in {m.rsplit("/", 1)[1] for m in messages}
+
+
+def test_inbox_sorts_and_filters_on_the_server(console):
+    console.family_a()
+    overdue = text_of(console.get("/la/inbox?status=overdue", HAMPSHIRE))
+    assert "2 messages matching the filter" in overdue and "Riverside" not in overdue.split("Messages, page")[1]
+    alerts = text_of(console.get("/la/inbox?kind=safeguarding-alert", HAMPSHIRE))
+    assert "3 messages matching the filter" in alerts
+    newest = console.get("/la/inbox?sort=received&order=desc", HAMPSHIRE).get_data(as_text=True)
+    oldest = console.get("/la/inbox?sort=received&order=asc", HAMPSHIRE).get_data(as_text=True)
+    assert _links(newest, "/la/messages/[^\"]+")[0] == _links(oldest, "/la/messages/[^\"]+")[-1]
+    assert 'aria-sort="descending"' in newest
+    # A page past the end is empty, not an error; paging links keep the sort and filter.
+    assert "No messages" in text_of(console.get("/la/inbox?page=9", HAMPSHIRE))
+
+
+def test_inbox_refuses_a_bad_query_naming_the_parameter(console):
+    page = console.get("/la/inbox?sort=secret", HAMPSHIRE)
+    assert page.status_code == 400
+    assert "sort='secret'" in text_of(page) and "<h1" in page.get_data(as_text=True)
+    assert console.get("/la/inbox?page=0", HAMPSHIRE).status_code == 400
+    assert console.get("/la/inbox?kind=nope", HAMPSHIRE).status_code == 400
+
+
+def test_la_pages_are_for_children_services_only(console):
+    console.family_a()
+    mid = _school_referral(console)
+    for path in ("/la/inbox", f"/la/messages/{mid}", f"/la/messages/{mid}/decision", "/la/matches", "/la/alerts"):
+        for agency in (SCHOOL, DORSET, S.agency_uri("gateway", "national")):
+            page = console.get(path, agency)
+            assert page.status_code == 403, (path, agency)
+            assert "You cannot open this page" in text_of(page) and page.mimetype == "text/html"
+        assert console.get(path, None).status_code == 401
+    # Another LA cannot read a message that was not delivered to it: as if it did not exist.
+    assert console.get(f"/la/messages/{mid}", BCP).status_code == 404
+
+
+def test_referral_reads_like_a_referral(console):
+    console.family_a()
+    mid = _school_referral(console)
+    page = console.get(f"/la/messages/{mid}", HAMPSHIRE)
+    assert page.status_code == 200
+    text = text_of(page)
+    for expected in ("Leo PARKER", "Signature verified", "Leo arrived without breakfast for the third day this week",
+                     "Emma Parker", "mother", "What is missing", "Add the child's NHS number",
+                     "Joanne Hale, Designated Safeguarding Lead", "Riverside Infant School", "row 2",
+                     "Decision on the referral: due Mon 10 Jun 2019, 10:35", "Record the decision"):
+        assert expected in text, expected
+    assert "{" not in text  # not JSON
+
+
+def test_a_hostile_narrative_is_shown_as_text(console):
+    console.ingest(SCHOOL, "schoolsafe-csv", school_rows("4263").replace(
+        b"Leo arrived without breakfast for the third day this week; mother appeared distressed at drop-off.",
+        b'"' + HOSTILE.replace('"', '""').encode() + b'"'), REFERRAL_DAY)
+    mid = _school_referral(console)
+    html = console.get(f"/la/messages/{mid}", HAMPSHIRE).get_data(as_text=True)
+    assert "<script>alert(1)" not in html and "<img src=x" not in html and "</textarea> " not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in html
+    # The same text through the decision form's error path and the inbox (child's name, categories).
+    console.get("/la/inbox", HAMPSHIRE)
+    answer = console.post(f"/la/messages/{mid}/decision", HAMPSHIRE, {"decision": "", "reason": HOSTILE})
+    assert answer.status_code == 400
+    assert "</textarea> &amp;" not in answer.get_data(as_text=True)
+    assert "&lt;/textarea&gt;" in answer.get_data(as_text=True)
+
+
+def test_every_page_with_personal_data_records_the_read(console):
+    console.family_a()
+    mid = _school_referral(console)
+    (event,) = console.rows(MessageEventRow.__table__, MessageEventRow.__table__.c.message_id == mid)
+    for path, what, subject in (("/la/inbox", "console-inbox", None), (f"/la/messages/{mid}", "console-message", mid),
+                                (f"/la/messages/{mid}/decision", "console-decision", mid),
+                                (f"/la/people/{event.child_person_id}/chronology", "chronology",
+                                 event.child_person_id),
+                                ("/la/matches", "possible-matches", None), ("/la/alerts", "console-alerts", None)):
+        before = len(console.reads(HAMPSHIRE))
+        assert console.get(path, HAMPSHIRE).status_code == 200, path
+        reads = console.reads(HAMPSHIRE)
+        assert len(reads) == before + 1 and (reads[-1].what, reads[-1].subject) == (what, subject), path
+    # A refused read records nothing.
+    before = len(console.reads())
+    console.get(f"/la/messages/{mid}", BCP)
+    assert len(console.reads()) == before
+
+
+def test_decision_form_sends_the_outcome_through_the_intake(console):
+    console.family_a()
+    mid = _school_referral(console)
+    form = console.get(f"/la/messages/{mid}/decision", HAMPSHIRE).get_data(as_text=True)
+    assert f'name="{csrf.FIELD}"' in form and "What did you decide?" in form
+    answer = console.post(f"/la/messages/{mid}/decision", HAMPSHIRE,
+                          {"decision": "accepted-for-assessment", "reason": "A social worker will visit on Monday."})
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("decided=1")
+    # The outcome was accepted as Hampshire's message, routed back to the school, and met the deadline.
+    (outcome,) = console.rows(MessageEventRow.__table__, MessageEventRow.__table__.c.answers_message_id == mid)
+    assert outcome.sender_agency == HAMPSHIRE and outcome.kind == S.EVENT_OUTCOME
+    to_school = console.rows(DeliveryRow.__table__, DeliveryRow.__table__.c.message_id == outcome.message_id,
+                             DeliveryRow.__table__.c.destination == SCHOOL)
+    assert len(to_school) == 1
+    task = next(e["resource"] for e in json.loads(to_school[0].payload)["entry"]
+                if e["resource"]["resourceType"] == "Task")
+    assert task["statusReason"]["text"] == "A social worker will visit on Monday."
+    assert "signature" in json.loads(to_school[0].payload)
+    (decision,) = console.rows(DeadlineRow.__table__, DeadlineRow.__table__.c.message_id == mid,
+                               DeadlineRow.__table__.c.kind == "referral-decision")
+    assert decision.met_at is not None
+    page = text_of(console.get(answer.headers["Location"], HAMPSHIRE))
+    assert "The decision was sent to Riverside Infant School" in page and "Accepted for assessment" in page
+    assert "Record the decision" not in page
+
+
+def test_decision_form_errors_are_summarised(console):
+    console.family_a()
+    mid = _school_referral(console)
+    answer = console.post(f"/la/messages/{mid}/decision", HAMPSHIRE, {"decision": "maybe", "reason": "  "})
+    assert answer.status_code == 400
+    html = answer.get_data(as_text=True)
+    assert "<title>Error: " in html and "There is a problem" in html
+    assert 'href="#decision">Select the decision' in html and 'href="#reason">Enter the reason' in html
+    assert 'id="decision"' in html and 'id="reason"' in html
+    assert console.rows(MessageEventRow.__table__, MessageEventRow.__table__.c.answers_message_id == mid) == []
+
+
+def test_posts_without_the_right_csrf_token_are_refused(console):
+    console.family_a()
+    mid = _school_referral(console)
+    body = {"decision": "no-further-action", "reason": "Fictional reason."}
+    missing = console.post(f"/la/messages/{mid}/decision", HAMPSHIRE, body, token=False)
+    wrong = console.post(f"/la/messages/{mid}/decision", HAMPSHIRE, dict(body, csrf_token="0" * 64))
+    # Another agency's token (a page of the console it could read) does not work for Hampshire either.
+    with console.app.app_context():
+        theirs = csrf.token(csrf.secret_for(console.app.config["GATEWAY_SETTINGS"]), BCP)
+    other = console.post(f"/la/messages/{mid}/decision", HAMPSHIRE, dict(body, csrf_token=theirs))
+    for answer in (missing, wrong, other):
+        assert answer.status_code == 400 and "did not come from the console" in text_of(answer)
+    assert console.rows(MessageEventRow.__table__, MessageEventRow.__table__.c.answers_message_id == mid) == []
+
+
+def test_chronology_page_draws_the_timeline_and_lists_the_events(console):
+    console.family_a()
+    (event,) = console.rows(MessageEventRow.__table__, MessageEventRow.__table__.c.message_id == _school_referral(console))
+    page = console.get(f"/la/people/{event.child_person_id}/chronology", HAMPSHIRE)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    svg = html[html.index("<svg class=\"app-timeline\""):html.index("</svg>")]
+    assert svg.count("app-timeline__event") >= 3 and "app-timeline__event--late" in svg
+    assert "app-timeline__escalation" in svg and "Dorset Police" in svg and "Riverside Infant School" in svg
+    table = text_of(page).split("Events", 1)[1]
+    assert "Sent 21 days late" in table and "Household" in table and "The child" in table
+    assert console.get(f"/la/people/{event.child_person_id}/chronology", BCP).status_code == 403
+    assert console.get("/la/people/no-such-person/chronology", HAMPSHIRE).status_code == 404
+
+
+def _possible_match(console) -> int:
+    console.ingest(DORSET, "ppn-xml", (__import__("tests.web.conftest", fromlist=["DATA"]).DATA
+                                       / "dorset-police-ppn.xml").read_bytes(), console.clock["now"])
+    row = school_rows("4263").replace(b'"PARKER, Leo",K850210119003,02/11/2015', b'"PARKER, Lee",,02/11/2015')
+    console.ingest(SCHOOL, "schoolsafe-csv", row, REFERRAL_DAY)
+    matches = console.rows(PossibleMatchRow.__table__, PossibleMatchRow.__table__.c.status == "open")
+    assert matches
+    return matches[0]
+
+
+def test_possible_match_side_by_side_and_confirmed_with_a_reason(console):
+    match = _possible_match(console)
+    listing = console.get("/la/matches", HAMPSHIRE)
+    assert f"/la/matches/{match.id}" in listing.get_data(as_text=True)
+    page = console.get(f"/la/matches/{match.id}", HAMPSHIRE)
+    text = text_of(page)
+    assert "Is this the same person?" in text and "Given names" in text and "lee" in text and "leo" in text
+    assert re.search(r"[+-]\d+\.\d", text)  # weights
+    assert console.get(f"/la/matches/{match.id}", BCP).status_code == 403
+    # No reason: the error summary, nothing decided.
+    refused = console.post(f"/la/matches/{match.id}", HAMPSHIRE, {"action": "confirm", "reason": ""})
+    assert refused.status_code == 400 and "Enter the reason for your decision" in text_of(refused)
+    assert console.post(f"/la/matches/{match.id}", HAMPSHIRE, {"action": "confirm", "reason": "x"},
+                        token=False).status_code == 400
+    before = text_of(console.get(f"/la/people/{match.candidate_person_id}/chronology", HAMPSHIRE))
+    done = console.post(f"/la/matches/{match.id}", HAMPSHIRE,
+                        {"action": "confirm", "reason": "Same child: the school misspelt his name"})
+    assert done.status_code == 303 and done.headers["Location"].endswith(
+        f"/la/people/{match.candidate_person_id}/chronology")
+    after = text_of(console.get(done.headers["Location"], HAMPSHIRE))
+    assert after.count("Riverside Infant School") > before.count("Riverside Infant School")
+    (decided,) = console.rows(PossibleMatchRow.__table__, PossibleMatchRow.__table__.c.id == match.id)
+    assert decided.status == "confirmed" and decided.reason == "Same child: the school misspelt his name"
+    assert console.post(f"/la/matches/{match.id}", HAMPSHIRE, {"action": "reject", "reason": "again"}
+                        ).status_code == 409
+
+
+def test_alerts_page_lists_escalations(console):
+    console.family_a()
+    text = text_of(console.get("/la/alerts", HAMPSHIRE))
+    assert "Escalation alerts" in text and "Chronology" in text
+    assert "No alerts" in text_of(console.get("/la/alerts", BCP))
