@@ -225,3 +225,62 @@ def figures(connection: Connection, *, now: dt.datetime, agency: str | None = No
     if agency is not None:
         row(agency)
     return [rows[uri] for uri in sorted(rows)]
+
+
+def open_duplicates(connection: Connection, *, home_la: str | None = None, limit: int = 100) -> list[dict]:
+    """Return the possible duplicates waiting for a person (of ``home_la`` when given), oldest first, each with
+    both messages side by side (sender, kind, times, summary, categories)."""
+    query = select(_DUP).where(_DUP.c.status == OPEN).order_by(_DUP.c.created_at, _DUP.c.id).limit(limit)
+    if home_la is not None:
+        query = query.where(_DUP.c.home_la == home_la)
+    return [duplicate_view(connection, row) for row in connection.execute(query).all()]
+
+
+def duplicate_view(connection: Connection, row) -> dict:
+    """One possible duplicate: the flag and both messages' events."""
+    events = {e.message_id: e for e in connection.execute(select(_EVENT).where(
+        _EVENT.c.message_id.in_([row.message_id, row.duplicate_of]))).all()}
+
+    def side(message_id: str) -> dict:
+        e = events.get(message_id)
+        if e is None:
+            return {"message_id": message_id}
+        return {"message_id": message_id, "agency": e.sender_agency, "kind": e.kind,
+                "occurred_at": _iso(e.occurred_at), "recorded_at": _iso(e.recorded_at),
+                "received_at": _iso(e.received_at), "categories": json.loads(e.categories or "[]"),
+                "summary": e.summary, "source_record": e.source_record}
+
+    return {"id": row.id, "status": row.status, "similarity": row.similarity, "reason": row.reason,
+            "home_la": row.home_la, "created_at": _iso(row.created_at), "message": side(row.message_id),
+            "duplicate_of": side(row.duplicate_of), "decided_by": row.decided_by, "decided_at": _iso(row.decided_at),
+            "decision_reason": row.decision_reason}
+
+
+DUPLICATE_DECISIONS = {"confirm": "confirmed", "dismiss": "dismissed"}
+
+
+def decide_duplicate(connection: Connection, flag_id: int, action: str, *, by: str, reason: str, now: dt.datetime,
+                     home_la: str | None = None) -> dict:
+    """A person decides a possible duplicate: ``confirm`` (the same event sent twice) or ``dismiss`` (two events).
+
+    Both messages stay delivered and in the chronology either way; the
+    decision is recorded with who, when and why. Returns the decided flag.
+    Raises :class:`~gateway.linkage.index.ReviewError` (400 no reason or
+    unknown action, 403 another LA's, 404 unknown, 409 already decided).
+    """
+    from gateway.linkage.index import ReviewError
+
+    if action not in DUPLICATE_DECISIONS:
+        raise ReviewError(400, f"unknown decision {action!r}: confirm or dismiss")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ReviewError(400, "a decision on a possible duplicate needs a reason")
+    row = connection.execute(select(_DUP).where(_DUP.c.id == flag_id)).first()
+    if row is None:
+        raise ReviewError(404, f"no possible duplicate {flag_id}")
+    if home_la is not None and row.home_la != home_la:
+        raise ReviewError(403, f"possible duplicate {flag_id} is about another local authority's child")
+    if row.status != OPEN:
+        raise ReviewError(409, f"possible duplicate {flag_id} was already {row.status} by {row.decided_by}")
+    connection.execute(_DUP.update().where(_DUP.c.id == flag_id).values(
+        status=DUPLICATE_DECISIONS[action], decided_by=by, decided_at=now, decision_reason=reason.strip()))
+    return duplicate_view(connection, connection.execute(select(_DUP).where(_DUP.c.id == flag_id)).first())

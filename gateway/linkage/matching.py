@@ -24,12 +24,15 @@ How a record is linked (:func:`decide`), in the order the rules apply:
    family, twins or siblings, whatever the address or school say: never
    linked, not even proposed, as hmpps-person-match does (it sets such
    pairs' weight to -5), since twins would otherwise fill the review queue.
-   Close given names (Mia and Mya) with the same birth date are never linked
-   automatically either, but proposed for a person to confirm, when both
-   are known given names (``data/given-names.txt``); when one of them is not
-   a known name ("Hannha") it is taken for a slip of the keyboard and scored
-   as usual. (The issue's rule also asks for the same postcode or school;
-   this one is stricter: twins share both, but a record may lack them.)
+   Close but different given names that are both known given names
+   (``data/given-names.txt``: Mia and Mya, Jack and Jacob), with a close
+   family name and a close or missing birth date, are never linked
+   automatically either, but proposed for a person to confirm; when one of
+   them is not a known name ("Hannha") it is taken for a slip of the
+   keyboard and scored as usual, and two clearly different names that are
+   neither of them known ("Grqce", "Grase") are two slips, not twins. (The
+   issue's rule also asks for the same postcode or school; this one is
+   stricter: twins share both, but a record may lack them.)
 5. otherwise the best score over the candidate's records: above the link
    threshold links, above the possible threshold proposes; two candidates
    above the link threshold are proposed, never silently picked.
@@ -50,6 +53,7 @@ from pathlib import Path
 
 import jellyfish
 from anyascii import anyascii
+from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler
 
 from gateway.model.identifiers import check_nhs_number, check_postcode, check_upn, check_urn
@@ -235,6 +239,7 @@ class Features:
     given_known: bool
     family: str | None
     family_parts: tuple[str, ...]
+    family_groups: tuple[str, ...]   # nickname groups of the family name, for records with the two swapped
     birth_date: str | None
     birth_year: str | None
     birth_month: str | None
@@ -274,6 +279,7 @@ def features(record: PersonRecord) -> Features:
         given_known=first in known_given_names(),
         family=record.family,
         family_parts=parts,
+        family_groups=tuple(sorted(nickname_groups().get(record.family, ()))) if record.family else (),
         birth_date=record.birth_date,
         birth_year=year,
         birth_month=month,
@@ -318,12 +324,23 @@ def _jw(a: str, b: str) -> float:
     return JaroWinkler.similarity(a, b)
 
 
+def _crosses(a: Features, b: Features) -> bool:
+    """Return True when ``a``'s given name reads as ``b``'s family name (see :data:`_SWAPPED_SQL`)."""
+    return (
+        b.family == a.given
+        or b.family == a.given_first
+        or a.given_first in b.family_parts
+        or not set(a.given_groups).isdisjoint(b.family_groups)
+        or _jw(a.given, b.family) >= JW_CLOSE
+    )
+
+
 def _given_level(a: Features, b: Features) -> int:
     if a.given is None or b.given is None:
         return 0
     if a.given == b.given:
         return 1
-    if b.family in (a.given, a.given_first) and a.family in (b.given, b.given_first):
+    if _crosses(a, b) and _crosses(b, a):
         return 2
     if set(a.given_groups) & set(b.given_groups):
         return 3
@@ -396,7 +413,14 @@ def _null(*columns: str) -> str:
 #: Given and family swapped is one level of the given-name comparison only: as a level
 #: of both comparisons the one swap would be counted twice (Splink's comparisons are
 #: taken as independent), and two common names swapped outweighed a different address.
-_SWAPPED_SQL = "family_r IN (given_l, given_first_l) AND family_l IN (given_r, given_first_r)"
+#: A given name "crosses" to the other's family name when it equals it (whole or first
+#: given name), is one part of it, shares a nickname group with it or is as close as a typo.
+_CROSSES_SQL = (
+    "(family_{r} = given_{l} OR family_{r} = given_first_{l} OR list_contains(family_parts_{r}, given_first_{l})"
+    " OR len(list_intersect(given_groups_{l}, family_groups_{r})) > 0"
+    f" OR jaro_winkler_similarity(given_{{l}}, family_{{r}}) >= {JW_CLOSE})"
+)
+_SWAPPED_SQL = _CROSSES_SQL.format(l="l", r="r") + " AND " + _CROSSES_SQL.format(l="r", r="l")
 
 #: The comparisons, in the order of the model file and of Splink's settings.
 COMPARISONS: tuple[Comparison, ...] = (
@@ -510,6 +534,9 @@ SAME_GIVEN = frozenset({"exact", "nickname", "one of several given names"})
 #: children of one family (twins, or siblings with a mistyped date), never one.
 CLOSE_FAMILY = frozenset({"exact", "one part of a double-barrelled name", f"similar (Jaro-Winkler >= {JW_CLOSE:.2f})"})
 CLOSE_BIRTH = frozenset({"exact", "day and month transposed", "one of day, month, year differs"})
+#: The loosest "similar" given-name level: a slip of a short name (Jaden, Jaten) looks
+#: just like twins' names (Jayden, Jaden), so it is proposed, never linked, in one family.
+NEAR_GIVEN = f"similar (Jaro-Winkler >= {JW_NEAR:.2f})"
 #: Given-name levels close enough that twins' names (Mia, Mya) are proposed, not dropped.
 CLOSE_GIVEN = frozenset({f"similar (Jaro-Winkler >= {JW_CLOSE:.2f})", f"similar (Jaro-Winkler >= {JW_NEAR:.2f})"})
 
@@ -584,8 +611,8 @@ RULES = {
     "upn-conflict": "different valid UPNs: two different people",
     "identifier-conflict": "one identifier is the same and the other different: a person must confirm",
     "twins": "twins rule: same or close family name and birth date, clearly different given names: two children",
-    "possible-twins": "twins rule: same birth date and close family names, close but different known given names"
-    " (twins, or a slip): a person must confirm",
+    "possible-twins": "twins rule: close family names and birth dates, close but different known given names"
+    " (twins or siblings, or a slip): a person must confirm",
 }
 
 
@@ -668,22 +695,64 @@ def _rule(levels: dict[str, str], a: Features, b: Features) -> str | None:
         return "nhs-number-conflict"
     if upn == "different":
         return "upn-conflict"
-    if (
-        levels["given"] == "different"
-        and (a.given_known or b.given_known)
-        and levels["family"] in CLOSE_FAMILY
-        and levels["birth_date"] in CLOSE_BIRTH
-    ):
-        return "twins"
-    if (
-        levels["given"] in CLOSE_GIVEN
-        and a.given_known
-        and b.given_known
-        and levels["family"] in CLOSE_FAMILY
-        and levels["birth_date"] == "exact"
-    ):
-        return "possible-twins"
+    if levels["birth_date"] not in CLOSE_BIRTH and levels["birth_date"] != "missing":
+        return None
+    given, family = levels["given"], levels["family"]
+    first_a, first_b = a.given_first, b.given_first
+    if given == "different" and family == "different" and a.family and b.family:
+        # One record may have given and family swapped: then compare its family name
+        # (really its given name) with the other's given name.
+        if b.family in a.given_tokens:
+            first_a, family = a.family, "exact"
+        elif a.family in b.given_tokens:
+            first_b, family = b.family, "exact"
+        if family == "exact":
+            jw = _jw(first_a, first_b)
+            given = "same" if first_a == first_b else "close" if jw >= JW_NEAR else "different"
+    if family not in CLOSE_FAMILY:
+        return None
+    if given == "different":
+        if not (_is_known(first_a) or _is_known(first_b)):
+            return None  # two names that are no one's: two slips, scored as usual
+        read_a, read_b = _readings(first_a), _readings(first_b)
+        if read_a is not None and read_b is not None and not read_a.isdisjoint(read_b):
+            return None  # a slip of a nickname ("Lwuke" for Luke, Lucas)
+        return "twins" if levels["birth_date"] != "missing" else "possible-twins"
+    if given in CLOSE_GIVEN or given == "close":
+        # Close names: twins (Mia, Mya; Jayden, Jaden) unless one is a slip of the other.
+        # A name that is not a known one is read as the known name(s) nearest to it.
+        read_a, read_b = _readings(first_a), _readings(first_b)
+        if read_a is None or read_b is None or read_a.isdisjoint(read_b):
+            return "possible-twins"
     return None
+
+
+def _is_known(name: str | None) -> bool:
+    return name in known_given_names()
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _readings(name: str) -> frozenset[str] | None:
+    """Return the known given names ``name`` stands for; None when that is ambiguous.
+
+    A known name stands for itself; a name that is not known is read as the
+    known name nearest to it (Jaro-Winkler), or None when two or more are
+    equally near ("Jyaden": Jayden or Jaden?). Nicknames stand for their
+    formal names too, so that a slip of "Alex" can be "Alexander".
+    """
+    if _is_known(name):
+        nearest = name
+    else:
+        scored = process.extract(name, _KNOWN_SORTED(), scorer=JaroWinkler.similarity, limit=2)
+        if len(scored) < 1 or (len(scored) == 2 and scored[0][1] == scored[1][1]):
+            return None
+        nearest = scored[0][0]
+    return frozenset({nearest} | nickname_groups().get(nearest, frozenset()))
+
+
+@functools.cache
+def _KNOWN_SORTED() -> tuple[str, ...]:
+    return tuple(sorted(known_given_names()))
 
 
 # ---------------------------------------------------------------------------
@@ -748,21 +817,22 @@ def blocking_keys(record: PersonRecord) -> list[str]:
     f = features(record)
     given = _phonetic(f.given_first)
     family = _phonetic(f.family_parts[0]) if f.family_parts else None
+    sounds = [s for s in dict.fromkeys([given, *(_phonetic(part) for part in f.family_parts[:2])]) if s]
+    transposed = _transposed(record.birth_date) if record.birth_date else None
     if record.birth_date:
-        dates = [record.birth_date]
-        transposed = _transposed(record.birth_date)
-        if transposed:
-            dates.append(transposed)
-        names = [f"f:{sound}" for sound in dict.fromkeys(_phonetic(part) for part in f.family_parts[:2]) if sound]
+        keys.extend(f"dob:{record.birth_date}|n:{sound}" for sound in sounds)
         if f.given_first and f.family_parts:
-            names.append("i:" + "".join(sorted(f.given_first[0] + f.family_parts[0][0])))
-        keys.extend(f"dob:{date}|{name}" for date in dates for name in names)
+            keys.append(f"dob:{record.birth_date}|i:" + "".join(sorted(f.given_first[0] + f.family_parts[0][0])))
     if record.postcode and family:
         keys.append(f"pc:{record.postcode}|{family}")
     if given and family and f.birth_year:
         keys.append(f"nm:{given}|{family}|{f.birth_year}")
+    if transposed:
+        keys.extend(f"dob:{transposed}|n:{sound}" for sound in sounds)
     if given and family and f.postcode_district:
         keys.append(f"nd:{given}|{family}|{f.postcode_district}")
+    if given and family and record.school_urn:
+        keys.append(f"sc:{given}|{family}|{record.school_urn}")
     return [key[:64] for key in keys[:MAX_KEYS]]
 
 

@@ -183,10 +183,13 @@ class _Generator:
                 return value
 
     def given(self, sex: str, avoid: set[str] = frozenset()) -> str:
+        """Return a given name that is not one of ``avoid`` nor a nickname of one (no Theo beside a Theodore)."""
         names, weights = (BOY_NAMES, self.boy_weights) if sex == "male" else (GIRL_NAMES, self.girl_weights)
+        groups = nickname_groups()
+        taken = set().union(*(groups.get(n, {n}) for n in avoid)) if avoid else set()
         while True:
             name = self.rng.choices(names, weights)[0]
-            if name not in avoid:
+            if name not in avoid and not (groups.get(name, {name}) & taken):
                 return name
 
     def family(self, family_id: str) -> list[Person]:

@@ -56,7 +56,7 @@ U_MAX_PAIRS = 5e6
 #: Threshold choice on training data: margins inside the goals (precision 0.99, 50 possible per 1,000).
 TARGET_PRECISION = 0.995
 TARGET_POSSIBLE_PER_1000 = 40.0
-LINK_GRID = tuple(float(x) for x in range(4, 21))     # 4 .. 20 step 1
+LINK_GRID = tuple(float(x) for x in range(0, 21))     # 0 .. 20 step 1
 POSSIBLE_GAPS = (2.0, 4.0, 6.0, 8.0)
 
 log = logging.getLogger(__name__)

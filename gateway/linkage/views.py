@@ -22,7 +22,15 @@ from flask import Blueprint, Flask, Response, current_app, json, request
 
 from gateway.config import Settings
 from gateway.delivery.views import store_for
-from gateway.linkage.chronology import chronology, chronology_bundle, figures, person, record_read
+from gateway.linkage.chronology import (
+    chronology,
+    chronology_bundle,
+    decide_duplicate,
+    figures,
+    open_duplicates,
+    person,
+    record_read,
+)
 from gateway.linkage.index import PersonIndex, ReviewError, match_view, open_matches
 from gateway.linkage.models import PossibleMatchRow
 from gateway.linkage.services import Linkage
@@ -129,6 +137,39 @@ def confirm_match(match_id: int) -> Response:
 def reject_match(match_id: int) -> Response:
     """A person rejects a possible match: never proposed again."""
     return _decide(match_id, "reject")
+
+
+@blueprint.get("/people/duplicates")
+def list_duplicates() -> Response:
+    """Possible duplicates about the calling LA's children awaiting a person, both messages side by side (JSON)."""
+    agency = _children_services()
+    if isinstance(agency, Response):
+        return agency
+    with store_for(current_app).transaction() as unit:
+        connection = unit.session.connection()
+        flags = open_duplicates(connection, home_la=agency)
+        record_read(connection, agency, "possible-duplicates", None, _now())
+    return Response(json.dumps({"duplicates": flags, "total": len(flags)}), mimetype="application/json")
+
+
+@blueprint.post("/people/duplicates/<int:flag_id>/$<action>")
+def decide_duplicate_flag(flag_id: int, action: str) -> Response:
+    """A person decides a possible duplicate: ``$confirm`` (one event sent twice) or ``$dismiss`` (two events)."""
+    agency = _children_services()
+    if isinstance(agency, Response):
+        return agency
+    body = request.get_json(silent=True)
+    reason = body.get("reason") if isinstance(body, dict) else None
+    user = body.get("user") if isinstance(body, dict) and isinstance(body.get("user"), str) else None
+    by = f"{agency} ({user.strip()[:100]})" if user and user.strip() else agency
+    try:
+        with store_for(current_app).transaction() as unit:
+            decided = decide_duplicate(unit.session.connection(), flag_id, action, by=by, reason=reason or "",
+                                       now=_now(), home_la=agency)
+    except ReviewError as exc:
+        code = {404: "not-found", 403: "forbidden", 409: "conflict"}.get(exc.status, "invalid")
+        return _refuse(exc.status, code, exc.text)
+    return Response(json.dumps(decided), mimetype="application/json")
 
 
 @blueprint.get("/fhir/Patient/<person_id>/$chronology")
