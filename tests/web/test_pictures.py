@@ -1,0 +1,48 @@
+"""Layouts of the chronology's timeline and the late-submission chart."""
+
+from __future__ import annotations
+
+from gateway.web.console import pictures
+
+SCHOOL, POLICE = "urn:x-safeguarding:agency:school:1", "urn:x-safeguarding:agency:police:X"
+
+
+def _event(agency, occurred, **extra):
+    return {"agency": agency, "occurred_at": occurred, "recorded_at": None, "received_at": occurred,
+            "kind_display": "Safeguarding referral", **extra}
+
+
+def test_timeline_has_a_lane_per_agency_and_marks_in_time_order():
+    events = [_event(POLICE, "2018-09-09T03:00:00+01:00", late_days=21),
+              _event(SCHOOL, "2019-03-14T09:00:00+00:00"),
+              _event(SCHOOL, "2019-06-07T08:50:00+01:00", deadlines=[{"late": True}])]
+    layout = pictures.timeline(events, [{"raised_at": "2019-03-14T12:00:00+00:00", "rule_id": "r"}],
+                               {POLICE: "Dorset Police"})
+    assert [lane["label"] for lane in layout["lanes"]] == ["Dorset Police", SCHOOL]
+    xs = [m["x"] for m in layout["marks"]]
+    assert xs == sorted(xs) and layout["plot"]["left"] <= xs[0] and xs[-1] <= layout["plot"]["right"]
+    assert [m["late"] for m in layout["marks"]] == [True, False, True]
+    assert layout["marks"][0]["y"] != layout["marks"][1]["y"] == layout["marks"][2]["y"]
+    (escalation,) = layout["escalations"]
+    assert xs[1] < escalation["x"] < xs[2]
+    assert "sent 21 days late" in layout["marks"][0]["title"] and len(layout["ticks"]) == 6
+
+
+def test_timeline_without_dated_events_draws_no_marks():
+    layout = pictures.timeline([{"agency": SCHOOL, "occurred_at": None, "recorded_at": None, "received_at": None}],
+                               [], {})
+    assert layout["marks"] == [] and layout["lanes"] == [] and layout["height"] > 0
+
+
+def test_one_event_gets_a_day_of_room():
+    layout = pictures.timeline([_event(SCHOOL, "2019-06-07T08:50:00+01:00")], [], {})
+    (mark,) = layout["marks"]
+    assert layout["plot"]["left"] < mark["x"] < layout["plot"]["right"]
+
+
+def test_bar_chart_scales_to_the_largest_month():
+    chart = pictures.bar_chart([{"month": "2018-09", "sent": 4, "late": 1}, {"month": "2018-10", "sent": 2, "late": 2}])
+    first, second = chart["bars"]
+    assert first["sent_width"] == 2 * second["sent_width"] == 4 * first["late_width"]
+    assert second["late_width"] == second["sent_width"] and second["value"] == "2 late of 2"
+    assert pictures.bar_chart([])["bars"] == []
