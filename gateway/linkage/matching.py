@@ -33,7 +33,11 @@ How a record is linked (:func:`decide`), in the order the rules apply:
    neither of them known ("Grqce", "Grase") are two slips, not twins. (The
    issue's rule also asks for the same postcode or school; this one is
    stricter: twins share both, but a record may lack them.)
-5. otherwise the best score over the candidate's records: above the link
+5. neither the given nor the family name agreeing at any level (and not
+   one record with the two swapped) is never linked automatically, however
+   much the date of birth, address and school agree: a foster child or a
+   friend can share all three;
+6. otherwise the best score over the candidate's records: above the link
    threshold links, above the possible threshold proposes; two candidates
    above the link threshold are proposed, never silently picked.
 """
@@ -610,6 +614,7 @@ RULES = {
     "nhs-number-conflict": "different valid NHS numbers: two different people",
     "upn-conflict": "different valid UPNs: two different people",
     "identifier-conflict": "one identifier is the same and the other different: a person must confirm",
+    "names-differ": "neither given nor family name agrees: never linked automatically, a person must confirm",
     "twins": "twins rule: same or close family name and birth date, clearly different given names: two children",
     "possible-twins": "twins rule: close family names and birth dates, close but different known given names"
     " (twins or siblings, or a slip): a person must confirm",
@@ -695,6 +700,8 @@ def _rule(levels: dict[str, str], a: Features, b: Features) -> str | None:
         return "nhs-number-conflict"
     if upn == "different":
         return "upn-conflict"
+    if levels["given"] == "different" and levels["family"] == "different" and not _crossed(a, b):
+        return "names-differ"
     if levels["birth_date"] not in CLOSE_BIRTH and levels["birth_date"] != "missing":
         return None
     given, family = levels["given"], levels["family"]
@@ -725,6 +732,11 @@ def _rule(levels: dict[str, str], a: Features, b: Features) -> str | None:
         if read_a is None or read_b is None or read_a.isdisjoint(read_b):
             return "possible-twins"
     return None
+
+
+def _crossed(a: Features, b: Features) -> bool:
+    """Return True when one record's family name is among the other's given names (one may be swapped)."""
+    return bool(a.family and b.family) and (b.family in a.given_tokens or a.family in b.given_tokens)
 
 
 def _is_known(name: str | None) -> bool:
@@ -906,8 +918,8 @@ def decide(model: MatchModel, record: PersonRecord, candidates: Sequence[Candida
         if free:
             linkable.append((candidate.person_id, _best(free)))
         elif best.weight >= model.possible_threshold:
-            if best.rule == "possible-twins":
-                why = f"{RULES['possible-twins']} (score {best.weight:.1f})"
+            if best.rule in RULES and best.weight >= model.link_threshold:
+                why = f"{RULES[best.rule]} (score {best.weight:.1f})"
             else:
                 why = f"score {best.weight:.1f} between the possible threshold {model.possible_threshold:.1f} and the link threshold {model.link_threshold:.1f}"
             possible.append((candidate.person_id, best, why))

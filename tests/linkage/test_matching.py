@@ -1,0 +1,351 @@
+"""The person-matching model: normalising, levels (checked against Splink), rules and decisions."""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import math
+import subprocess
+import sys
+
+import pytest
+
+from gateway.linkage import matching
+from gateway.linkage.matching import (
+    COMPARISONS,
+    Candidate,
+    MatchModel,
+    blocking_keys,
+    decide,
+    gamma,
+    normalise,
+)
+from gateway.linkage.synth import generate
+
+NHS_A = "9990000018"   # valid check digits, 999 test range
+NHS_B = "9990000026"
+UPN_A = "N850123456001"
+UPN_B = "C850123456002"
+
+
+@pytest.fixture(scope="module")
+def model() -> MatchModel:
+    return MatchModel.load()
+
+
+def child(**overrides) -> matching.PersonRecord:
+    """A fictional child; keyword arguments replace fields (raw values, as a source gives them)."""
+    raw = dict(
+        given="Ella",
+        family="Marsh",
+        birth_date="2016-03-09",
+        sex="F",
+        postcode="SP10 1AA",
+        school_urn="999101",
+    )
+    raw.update(overrides)
+    return normalise(**raw)
+
+
+def test_upn_fixtures_are_valid():
+    assert normalise(upn=UPN_A).upn == UPN_A and normalise(upn=UPN_B).upn == UPN_B
+    assert normalise(nhs_number=NHS_A).nhs_number == NHS_A and normalise(nhs_number=NHS_B).nhs_number == NHS_B
+
+
+# -- normalise -----------------------------------------------------------------
+
+
+def test_normalise_folds_names_dates_sex_and_identifiers():
+    record = normalise(
+        given=["  Zoë ", "Mae"],
+        family="O'Brien-Côté",
+        birth_date="09/03/2016",
+        sex="2",
+        postcode="sp10 1aa",
+        nhs_number="999 000 0018",
+        upn="n850123456001",
+        school_urn="999101",
+    )
+    assert record == matching.PersonRecord(
+        given="zoe mae",
+        family="obrien-cote",
+        birth_date="2016-03-09",
+        sex="female",
+        postcode="SP10 1AA",
+        nhs_number=NHS_A,
+        upn=UPN_A,
+        school_urn="999101",
+    )
+
+
+def test_normalise_drops_invalid_identifiers_and_partial_dates():
+    record = normalise(given="Ella", nhs_number="9990000019", upn="Z850123456001", postcode="NOT A CODE", birth_date="2016-03")
+    assert (record.nhs_number, record.upn, record.postcode, record.birth_date) == (None, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("birth_date", "31/02/2016", "birth date '31/02/2016' is not a date"), ("sex", "Q", "sex 'Q' is not a recognised code")],
+)
+def test_normalise_names_the_field_of_a_bad_value(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        normalise(**{field: value})
+
+
+def test_live_path_imports_no_splink_duckdb_or_pandas():
+    code = (
+        "import sys, gateway.linkage.matching as m; m.MatchModel.load();"
+        "print(sorted({n.split('.')[0] for n in sys.modules} & {'splink', 'duckdb', 'pandas', 'pyarrow'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# -- levels against Splink -----------------------------------------------------
+
+
+def _crafted_records() -> list[matching.PersonRecord]:
+    """Records that, paired with each other, reach every level of every comparison (missing ones too)."""
+    return [
+        child(),
+        child(given="Ella Rose", birth_date="2016-09-03", postcode="SP10 2BB"),
+        child(given="Rose", family="Marsh-Tanner", sex=None),
+        child(given="Marsh", family="Ella", birth_date="2016-03-10", nhs_number=NHS_A),
+        child(given="Elal", family="Mrash", birth_date="2017-03-09", upn=UPN_A, school_urn="999102"),
+        child(given="E", family="Marsch", birth_date="2019-07-21", postcode="SO20 1AB", nhs_number=NHS_B),
+        child(given="Alexander", family="Tanner", sex="M", upn=UPN_B),
+        child(given="Alex", family="Marsh", sex="M", birth_date="2016-04-12"),
+        child(given=None, family=None, birth_date=None, sex=None, postcode=None, school_urn=None),
+        child(given="Emma", family="Mash", birth_date="2016-03-01", postcode=None, nhs_number=NHS_A),
+        child(given="Elle", family="Marsh", birth_date="2016-11-09", school_urn=None, upn=UPN_A),
+    ]
+
+
+@pytest.fixture(scope="module")
+def splink_predictions():
+    """Splink's gamma values and match weights, from the shipped Splink model, for generated and crafted pairs."""
+    from splink import DuckDBAPI, Linker
+
+    from gateway.linkage.train import SPLINK_MODEL_PATH, splink_rows, splink_table
+
+    generated = [r.record for r in generate(600, seed=31)]
+    crafted = _crafted_records()
+    records = generated + crafted
+    rows = splink_rows([_Wrapped(r) for r in records])
+    settings = json.loads(SPLINK_MODEL_PATH.read_text())
+    settings["retain_matching_columns"] = True
+    settings["retain_intermediate_calculation_columns"] = True
+    db_api = DuckDBAPI()
+    linker = Linker(db_api.register(splink_table(rows)), settings, log_level=logging.WARNING)
+    pairs = linker.inference.predict().as_record_list()
+    first_crafted = len(generated)
+    crafted_rows = rows[first_crafted:]
+    pairs += linker.inference.score_pairs(crafted_rows, crafted_rows).as_record_list()
+    return records, pairs
+
+
+class _Wrapped:
+    """The shape splink_rows reads (a .record), for plain records."""
+
+    def __init__(self, record):
+        self.record = record
+
+
+def test_python_levels_and_weights_equal_splinks(model, splink_predictions):
+    records, pairs = splink_predictions
+    assert len(pairs) > 300
+    seen = collections.Counter()
+    for pair in pairs:
+        left, right = records[pair["unique_id_l"]], records[pair["unique_id_r"]]
+        score = model.compare(left, right)
+        for comparison, field in zip(COMPARISONS, score.fields):
+            index = [level.label for level in comparison.levels].index(field.level)
+            assert gamma(comparison, index) == pair[f"gamma_{comparison.field}"], (comparison.field, field, left, right)
+            assert field.weight == pytest.approx(pair[f"mw_{comparison.field}"], abs=1e-9)
+            seen[comparison.field, field.level] += 1
+        assert score.weight == pytest.approx(pair["match_weight"], abs=1e-6)
+    unreached = [(c.field, level.label) for c in COMPARISONS for level in c.levels if not seen[c.field, level.label]]
+    assert unreached == []
+
+
+def test_model_weights_are_log2_m_over_u_and_missing_is_zero(model):
+    data = json.loads(matching.MODEL_PATH.read_text())
+    for item in data["comparisons"]:
+        weights = model.level_weights(item["field"])
+        for level in item["levels"]:
+            if level["label"] == "missing":
+                assert weights["missing"] == 0.0
+            else:
+                assert weights[level["label"]] == pytest.approx(math.log2(level["m"] / level["u"]))
+    assert model.prior == pytest.approx(math.log2(data["prior"]["probability_two_random_records_match"] / (1 - data["prior"]["probability_two_random_records_match"])))
+
+
+def test_a_model_file_with_other_levels_is_refused(tmp_path, model):
+    data = json.loads(matching.MODEL_PATH.read_text())
+    data["comparisons"][0]["levels"].pop(2)
+    path = tmp_path / "old-model.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="levels of 'given' do not match.*retrain"):
+        MatchModel.load(path)
+
+
+# -- scores people can read ----------------------------------------------------
+
+
+def test_explain_names_each_field_level_and_weight(model):
+    score = model.compare(child(given="Alex", sex="M"), child(given="Alexander", sex="M", postcode="SP10 9ZZ"))
+    text = score.explain()
+    for item in score.fields:
+        line = next(line for line in text.splitlines() if item.level in line and f"{item.weight:+6.1f}" in line)
+        assert line
+    assert "nickname" in text and "same district" in text
+    data = score.as_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data["weight"] == pytest.approx(score.prior + sum(f["weight"] for f in data["fields"]))
+
+
+# -- decisions -----------------------------------------------------------------
+
+
+def _decide(model, record, *people, rejected=()):
+    return decide(model, record, [Candidate(pid, tuple(recs), pid in rejected) for pid, recs in people])
+
+
+def test_same_nhs_number_links_whatever_the_names(model):
+    record = child(given="Maisie", family="Ould", birth_date="2012-01-01", postcode="RG28 7QQ", nhs_number=NHS_A)
+    stranger = child(given="Maisie", family="Ould", birth_date="2012-01-01", postcode="RG28 7QQ")
+    assert model.compare(stranger, child()).weight < model.possible_threshold  # the score alone would not
+    decision = _decide(model, record, ("p1", [child(nhs_number=NHS_A)]))
+    assert (decision.decision, decision.person_id, decision.reason) == ("linked", "p1", "same valid NHS number")
+
+
+def test_same_upn_links(model):
+    decision = _decide(model, child(given="Maisie", upn=UPN_A), ("p1", [child(upn=UPN_A)]))
+    assert (decision.decision, decision.reason) == ("linked", "same valid UPN")
+
+
+def test_same_nhs_number_with_a_different_upn_is_only_proposed(model):
+    decision = _decide(model, child(nhs_number=NHS_A, upn=UPN_B), ("p1", [child(nhs_number=NHS_A), child(upn=UPN_A)]))
+    assert decision.decision == "possible" and "different valid UPN" in decision.reason
+
+
+@pytest.mark.parametrize(("left", "right"), [({"nhs_number": NHS_A}, {"nhs_number": NHS_B}), ({"upn": UPN_A}, {"upn": UPN_B})])
+def test_different_valid_identifiers_are_never_linked_nor_proposed(model, left, right):
+    record, other = child(**left), child(**right)
+    assert model.compare(child(), child()).weight > model.link_threshold  # everything else agrees
+    decision = _decide(model, record, ("p1", [other]))
+    assert decision.decision == "new"
+
+
+def test_twins_with_different_names_are_never_linked_nor_proposed(model):
+    ella, emma = child(given="Ella"), child(given="Emma")
+    score = model.compare(emma, ella)
+    assert score.weight > model.link_threshold  # the score alone would link them
+    assert score.rule == "twins"
+    assert _decide(model, emma, ("p1", [ella])).decision == "new"
+
+
+def test_twins_with_close_names_are_proposed_not_linked(model):
+    lily, lila = child(given="Lily"), child(given="Lila")
+    score = model.compare(lila, lily)
+    assert score.weight > model.link_threshold and score.rule == "possible-twins"
+    decision = _decide(model, lila, ("p1", [lily]))
+    assert (decision.decision, decision.person_id) == ("possible", "p1")
+
+
+def test_mia_and_mya_are_just_below_similar_so_are_two_children(model):
+    score = model.compare(child(given="Mya"), child(given="Mia"))
+    assert (score.field("given").level, score.rule) == ("different", "twins")
+    assert _decide(model, child(given="Mya"), ("p1", [child(given="Mia")])).decision == "new"
+
+
+def test_twin_record_with_names_swapped_is_still_a_twin(model):
+    swapped = child(given="Marsh", family="Emma")
+    assert _decide(model, swapped, ("p1", [child(given="Ella")])).decision == "new"
+
+
+def test_a_slip_in_a_given_name_is_not_a_twin(model):
+    assert model.compare(child(given="Olvia"), child(given="Olivia")).rule is None
+    decision = _decide(model, child(given="Olvia"), ("p1", [child(given="Olivia")]))
+    assert decision.decision == "linked"
+    # a slip that reads as two known names equally ("Jyaden": Jayden or Jaden?) is only proposed
+    assert model.compare(child(given="Jyaden"), child(given="Jaden")).rule == "possible-twins"
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"given": "Alex", "sex": "M"},                           # nickname
+        {"given": "Marsh", "family": "Ella"},                    # given and family swapped
+        {"family": "Tanner"},                                    # one part of Marsh-Tanner
+        {"birth_date": "2016-09-03"},                            # day and month transposed
+        {"postcode": "RG28 7QQ", "school_urn": "999222"},        # moved house and school
+        {"given": "ELLA", "family": "MÅRSH"},                    # case and accents
+    ],
+)
+def test_the_same_child_differently_recorded_is_linked(model, variant):
+    base = {"given": "Alexander", "sex": "M"} if variant.get("given") == "Alex" else {}
+    if "family" in variant and variant["family"] == "Tanner":
+        base = {"family": "Marsh-Tanner"}
+    known = child(**base)
+    record = child(**{**base, **variant})
+    assert set(blocking_keys(record)) & set(blocking_keys(known))
+    decision = _decide(model, record, ("p1", [known]))
+    assert (decision.decision, decision.person_id) == ("linked", "p1"), decision.score.explain()
+
+
+def test_a_rejected_candidate_is_never_proposed(model):
+    decision = _decide(model, child(), ("p1", [child()]), rejected={"p1"})
+    assert decision.decision == "new" and decision.person_id is None
+    assert _decide(model, child(), ("p1", [child()])).decision == "linked"
+
+
+def test_two_people_above_the_link_threshold_are_proposed_never_picked(model):
+    decision = _decide(model, child(), ("p1", [child()]), ("p2", [child(postcode="SP10 1AB")]))
+    assert decision.decision == "possible"
+    assert {decision.person_id, *(p for p, _ in decision.alternatives)} == {"p1", "p2"}
+    assert "2 people score above the link threshold" in decision.reason
+
+
+def test_a_weak_match_is_proposed_and_a_stranger_is_new(model):
+    known = child()
+    weak = child(given="Elal", birth_date="2016-03-19", postcode=None, school_urn=None)
+    score = model.compare(weak, known)
+    assert model.possible_threshold <= score.weight < model.link_threshold, score.explain()
+    assert _decide(model, weak, ("p1", [known])).decision == "possible"
+    stranger = child(given="Oscar", family="Quayle", birth_date="2009-12-01", sex="M", postcode="RG28 7QQ", school_urn="999333")
+    decision = _decide(model, stranger, ("p1", [known]))
+    assert decision.decision == "new" and decision.score is not None
+    assert _decide(model, stranger).reason == "no candidate shares a blocking key with this record"
+
+
+def test_names_that_share_nothing_are_never_linked_automatically(model):
+    other = child(given="Maisie", family="Ould")
+    score = model.compare(other, child())
+    assert score.weight > model.link_threshold and score.rule == "names-differ"  # address, school and date agree
+    assert _decide(model, other, ("p1", [child()])).decision == "possible"
+
+
+def test_the_person_score_is_the_best_of_their_records(model):
+    decision = _decide(model, child(), ("p1", [child(given="Oscar", family="Quayle", birth_date="2009-12-01"), child()]))
+    assert decision.decision == "linked"
+
+
+# -- blocking keys -------------------------------------------------------------
+
+
+def test_blocking_keys_are_few_and_short():
+    for r in generate(2000, seed=32):
+        keys = blocking_keys(r.record)
+        assert len(keys) <= matching.MAX_KEYS and all(len(k) <= 64 for k in keys)
+    record = child(nhs_number=NHS_A, upn=UPN_A, family="Marsh-Tanner", birth_date="2016-03-09")
+    assert len(blocking_keys(record)) == matching.MAX_KEYS
+
+
+def test_blocking_keys_catch_most_true_pairs():
+    from gateway.linkage.evaluate import blocking_recall
+
+    recall, neighbours = blocking_recall(generate(4000, seed=33))
+    assert recall > 0.95
+    assert neighbours < 20
