@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.model import identifiers as ids
 from gateway.model import systems as S
-from gateway.model.terminology import CONCERN_CATEGORIES, CONCERN_CONTEXT, MESSAGE_EVENTS
+from gateway.model.terminology import CONCERN_CONTEXT, MESSAGE_EVENTS
 from gateway.validation import extensions as X
 from gateway.validation.standard import concrete_expression
 
@@ -39,7 +39,6 @@ DAY = dt.timedelta(hours=24)
 # A record a few minutes "in the future" is clock skew between systems, not a wrong date.
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
-_AGENCY_SYSTEMS = frozenset(S.AGENCY_IDENTIFIER_SYSTEM.values()) - {S.GATEWAY_ID}
 _IDENTIFIER_CHECKS = {
     S.NHS_NUMBER: ids.check_nhs_number,
     S.UPN: ids.check_upn,

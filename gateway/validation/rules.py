@@ -23,7 +23,11 @@ from collections.abc import Callable, Iterable
 from functools import cache
 
 import fhirpathpy
+from antlr4 import CommonTokenStream, InputStream
+from antlr4.error.ErrorListener import ErrorListener
 from fhirpathpy.models import models
+from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
+from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
 from gateway.validation.fastpath import EvaluationError, Unsupported, compile_fast
 from gateway.validation.standard import Alternative
@@ -36,9 +40,32 @@ class FhirPathError(ValueError):
     """A FHIRPath expression of the standard does not parse; the message names the expression."""
 
 
+class _Refuse(ErrorListener):
+    def syntaxError(self, recognizer, offending_symbol, line, column, msg, e):
+        raise FhirPathError(f"column {column + 1}: {msg}")
+
+
+def check_syntax(expression: str) -> None:
+    """Raise :class:`FhirPathError` (naming the column) unless ``expression`` is FHIRPath from end to end.
+
+    fhirpathpy's own parser recovers from syntax errors (``exists(`` parses),
+    so the same generated grammar is run here with errors refused.
+    """
+    lexer = FHIRPathLexer(InputStream(expression))
+    parser = FHIRPathParser(CommonTokenStream(lexer))
+    for recognizer in (lexer, parser):
+        recognizer.removeErrorListeners()
+        recognizer.addErrorListener(_Refuse())
+    try:
+        parser.entireExpression()
+    except FhirPathError as exc:
+        raise FhirPathError(f"FHIRPath {expression!r} does not parse: {exc}") from None
+
+
 @cache
 def compiled(expression: str) -> Callable[[dict], list]:
     """Return ``expression`` compiled once (FHIR R4 model); raises :class:`FhirPathError` when it does not parse."""
+    check_syntax(expression)
     try:
         return fhirpathpy.compile(expression, model=R4, options=_OPTIONS)
     except Exception as exc:  # the parser raises its own exception types

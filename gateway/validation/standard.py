@@ -283,10 +283,25 @@ def parse_standard(text: str) -> Standard:
             raise StandardError(f"standard.yaml, item {item.id}: give an invariant or a check")
         if item.check and item.explain:
             raise StandardError(f"standard.yaml, item {item.id}: a check words its own gaps; drop explain")
+    _check_fhirpath(items, applicability)
     identifiers = tuple(_build(IdentifierRule, raw, constants, f"identifiers[{n}]")
                         for n, raw in enumerate(data.get("identifiers") or []))
     flags = tuple(_build(Flag, raw, constants, f"flags[{n}]") for n, raw in enumerate(data.get("flags") or []))
     return Standard(str(data["version"]), str(data["date"]), applicability, items, identifiers, flags)
+
+
+def _check_fhirpath(items: tuple[Item, ...], applicability: dict[str, Applicability]) -> None:
+    """Raise :class:`StandardError` naming the first invariant or condition that is not FHIRPath."""
+    from gateway.validation.rules import FhirPathError, compiled
+
+    places = [(f"item {i.id}, invariant.{a.resource}", a.expression) for i in items for a in i.invariant]
+    places += [(f"applicability.{name}.when.{a.resource}", a.expression)
+               for name, ap in applicability.items() for a in ap.when]
+    for where, expression in places:
+        try:
+            compiled(expression)
+        except FhirPathError as exc:
+            raise StandardError(f"standard.yaml, {where}: {exc}") from None
 
 
 @cache

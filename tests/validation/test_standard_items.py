@@ -429,3 +429,15 @@ def test_not_a_bundle_raises():
         validate_bundle({"resourceType": "Patient"}, now=NOW)
     with pytest.raises(NotABundle):
         validate_bundle([], now=NOW)  # type: ignore[arg-type]
+
+
+def test_an_invariant_that_is_not_fhirpath_is_refused_naming_the_item():
+    from importlib import resources
+
+    from gateway.validation.standard import StandardError, parse_standard
+
+    text = resources.files("gateway.validation").joinpath("standard.yaml").read_text(encoding="utf-8")
+    broken = text.replace('ServiceRequest: >-\n        authoredOn.exists()', 'ServiceRequest: >-\n        authoredOn.exists(')
+    assert broken != text
+    with pytest.raises(StandardError, match="item recorded, invariant.ServiceRequest"):
+        parse_standard(broken)
