@@ -1,4 +1,4 @@
-"""Every published invariant agrees with `gateway validate` on every case of the standard and every golden output.
+"""Every published invariant agrees with `gateway validate` on the standard's cases, the goldens and synthetic data.
 
 The gateway evaluates each item's FHIRPath on the resources of its type; the
 published constraint is the same FHIRPath on the whole Bundle. Here each
@@ -15,15 +15,16 @@ from gateway.validation import gap_items, validate_bundle
 from gateway.validation.rules import on_bundle
 
 from .referral_builders import NOW
-from .standard_cases import STANDARD, golden_messages, standard_cases
+from .standard_cases import STANDARD, golden_messages, standard_cases, synth_messages
 
-CASES = list(standard_cases()) + list(golden_messages())
+CASES = list(standard_cases()) + list(golden_messages()) + list(synth_messages(count=100))
 INVARIANT_ITEMS = [item for item in STANDARD.items if item.invariant]
 
 
 def test_the_cases_cover_every_item_and_the_goldens():
     assert {n.split("-removed-")[0] for n, _ in CASES if "-removed-" in n} == {i.id for i in INVARIANT_ITEMS}
-    assert sum("/" in n for n, _ in CASES) >= 13
+    assert sum("/" in n and "/synth/" not in n for n, _ in CASES) >= 13
+    assert sum("/synth/" in n for n, _ in CASES) >= 100
 
 
 @pytest.mark.parametrize(("name", "bundle"), CASES, ids=[n for n, _ in CASES])
