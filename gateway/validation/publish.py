@@ -455,6 +455,13 @@ def document(standard: Standard | None = None, artefacts: dict[str, dict] | None
             "An invalid identifier is a *warning* naming the value. It is kept in the message, marked with the "
             "`identifier-invalid` extension and `use: secondary`, never used for linking, and does not count "
             "as present for the items above.", "",
+            "Check digits and formats are the one part of the standard FHIRPath cannot say, so the gateway "
+            "decides the items that depend on them (" + ", ".join(f"`{i.id}`" for i in standard.items
+                                                             if i.check and i.invariant) + ") in Python. "
+            "Their published invariants read the `identifier-invalid` mark, which the gateway's translator "
+            "sets; they agree with the gateway on every message it translates (a test holds them to it), but "
+            "a message built elsewhere that carries a wrong NHS number, UPN, URN or postcode *without* the "
+            "mark passes the invariant while the gateway counts the identifier as absent.", "",
             "| Check | On | Why |", "|-------|----|-----|"]
     for rule in standard.identifiers:
         where = f"identifier (system `{rule.system}`)" if rule.system else f"`{rule.element}`"

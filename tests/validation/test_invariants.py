@@ -33,3 +33,18 @@ def test_published_invariants_agree_with_the_gateway(name, bundle):
     reported = set(gap_items(outcome)) & {i.id for i in INVARIANT_ITEMS}
     failing = {item.id for item in INVARIANT_ITEMS if not on_bundle(STANDARD.constraint(item), bundle)}
     assert failing == reported, f"{name}: invariants fail for {sorted(failing)}, the gateway reports {sorted(reported)}"
+
+
+def test_where_python_decides_an_unmarked_wrong_identifier_is_the_known_difference():
+    from .referral_builders import clone, complete_bundle, first
+
+    bundle = clone(complete_bundle("school"))
+    patient = first(bundle, "Patient")
+    patient["identifier"] = [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000019"}]  # bad check digit
+    del patient["name"]
+    reported = set(gap_items(validate_bundle(bundle, now=NOW, base=False)))
+    assert {"child-identified", "nhs-number", "nhs-number-invalid"} <= reported
+    assert on_bundle(STANDARD.constraint(STANDARD.item("child-identified")), bundle)
+    patient["identifier"][0]["extension"] = [{"url": "https://fhir.safeguarding-gateway.example/StructureDefinition/"
+                                                     "identifier-invalid", "valueString": "check digit"}]
+    assert not on_bundle(STANDARD.constraint(STANDARD.item("child-identified")), bundle)
