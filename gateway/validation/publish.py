@@ -489,6 +489,11 @@ def document(standard: Standard | None = None, artefacts: dict[str, dict] | None
             "expression the gateway evaluates (only the identifier check digits, postcode formats and the "
             "timeliness rules are decided in Python; their invariants are tested against the same cases). "
             f"A page per profile and code system is in [{PAGES_DIR}/]({PAGES_DIR.split('/', 1)[1]}/README.md).",
+            "",
+            "To check messages with another validator as the gateway's tests do, load the package into it: "
+            "`node tests/validation/medplum_validate.mjs docs/fhir/package.tgz BUNDLES.json` (after `npm ci`) "
+            "validates a JSON array of Bundles with Medplum's validator, and the conformance test requires it "
+            "to agree with `gateway validate` on the golden outputs, synthetic data and the standard's cases.",
             ""]
     for name in sorted(artefacts):
         res = artefacts[name]
