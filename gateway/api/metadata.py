@@ -133,6 +133,20 @@ def openapi_document() -> dict:
                 body="application/json", params=[_path_param("id", "the possible match id")],
                 responses={"200": {"description": "The decided match", "content": {"application/json": {}}},
                            "400": outcome, "404": outcome, "409": outcome})},
+            "/people/duplicates": {"get": _op(
+                "Possible duplicates about the calling LA's children awaiting a person, both messages side by "
+                "side (children's services of the child's home LA only)", tag="people",
+                responses={"200": {"description": "The flags", "content": {"application/json": {}}}})},
+            "/people/duplicates/{id}/$confirm": {"post": _op(
+                "Confirm a possible duplicate: one event sent twice (both stay delivered; JSON {reason, user})",
+                tag="people", body="application/json", params=[_path_param("id", "the flag id")],
+                responses={"200": {"description": "The decided flag", "content": {"application/json": {}}},
+                           "400": outcome, "404": outcome, "409": outcome})},
+            "/people/duplicates/{id}/$dismiss": {"post": _op(
+                "Dismiss a possible duplicate: two events (JSON {reason, user})", tag="people",
+                body="application/json", params=[_path_param("id", "the flag id")],
+                responses={"200": {"description": "The decided flag", "content": {"application/json": {}}},
+                           "400": outcome, "404": outcome, "409": outcome})},
             "/fhir/Patient/{id}/$chronology": {"get": _op(
                 "A child's and household's events from every agency, in order, as a FHIR collection Bundle "
                 "(children's services of the child's home LA only; each read is recorded)", tag="people",

@@ -196,6 +196,21 @@ def test_near_identical_content_about_one_child_is_delivered_and_flagged(family)
     flags = family.rows(PossibleDuplicateRow.__table__)
     assert len(flags) == 1 and flags[0].status == "open" and flags[0].home_la == HAMPSHIRE
     assert len(family.rows(DeliveryRow.__table__, DeliveryRow.__table__.c.rule == "school-referral-to-home-la")) == 2
+    # Both shown side by side to the home LA, who decides; nobody else may.
+    listed = family.call("GET", "/people/duplicates", HAMPSHIRE).get_json()["duplicates"]
+    assert [(d["message"]["message_id"], d["duplicate_of"]["message_id"]) for d in listed] == \
+        [(flags[0].message_id, flags[0].duplicate_of)]
+    assert listed[0]["message"]["summary"] == listed[0]["duplicate_of"]["summary"]
+    assert family.call("GET", "/people/duplicates", SCHOOL).status_code == 403
+    url = f"/people/duplicates/{flags[0].id}/$dismiss"
+    assert family.call("POST", url, BCP, {"reason": "x"}).status_code == 403
+    assert family.call("POST", url, HAMPSHIRE, {"reason": " "}).status_code == 400
+    assert family.call("POST", f"/people/duplicates/{flags[0].id}/$merge", HAMPSHIRE, {"reason": "x"}).status_code \
+        == 400
+    done = family.call("POST", url, HAMPSHIRE, {"reason": "Two separate mornings", "user": "A. Worker"})
+    assert done.status_code == 200 and done.get_json()["status"] == "dismissed"
+    assert family.call("POST", url, HAMPSHIRE, {"reason": "again"}).status_code == 409
+    assert family.call("GET", "/people/duplicates", HAMPSHIRE).get_json()["duplicates"] == []
     # A week later the same text is a new concern, not a duplicate.
     later = first.replace(b"\n4263,", b"\n4299,")
     family.ingest(SCHOOL, "schoolsafe-csv", later, dt.datetime.fromisoformat("2019-06-17T12:35:00+01:00"))
