@@ -26,10 +26,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.config[CLOCK_KEY] = settings.clock()
     web.init_app(app)
 
-    from gateway.linkage.views import linkage_for
+    from gateway.linkage.views import linkage_step
     from gateway.transport.views import register_accept_step
 
     # Who each accepted message is about, linked to the person index, its events, deadlines and escalations,
     # in the same transaction (after routing, whose deliveries it reads).
-    register_accept_step(app, lambda unit, accepted, bundle: linkage_for(app).accept_step(unit, accepted, bundle))
+    register_accept_step(app, linkage_step(app))
     return app

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import click
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from gateway.config import Settings
 from gateway.linkage.chronology import chronology, figures
@@ -111,13 +111,12 @@ def _link_batch(store, model: MatchModel, batch: list, counts: dict) -> None:
         connection = unit.session.connection()
         index = PersonIndex(connection, model)
         for _number, values, record in batch:
-            record_id = connection.execute(insert(_MP).returning(_MP.c.id), {
+            linked = index.add({
                 "message_id": None, "source": values["source"] or "import", "source_record": values["record_id"],
                 "record_id": None, "resource": "import", "role": "child",
                 **dataclasses.asdict(record),
                 "postcode_district": postcode_district(record.postcode) if record.postcode else None,
-            }).scalar_one()
-            linked = index.link(record_id, record, kind="child", now=now)
+            }, record, kind="child", now=now)
             counts[linked.decision] = counts.get(linked.decision, 0) + 1
 
 

@@ -28,7 +28,7 @@ import json
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 
 from gateway.linkage.matching import Candidate, LinkDecision, MatchModel, PersonRecord, blocking_keys, decide
 from gateway.linkage.models import (
@@ -73,6 +73,12 @@ _CANDIDATE_PEOPLE = (
 )
 _RECORDS_OF = select(_MP.c.person_id, *(_MP.c[f] for f in _RECORD_FIELDS)).where(
     _MP.c.person_id.in_(bindparam("people", expanding=True)), _MP.c.id != bindparam("record_id"))
+_INSERT_RECORD = insert(_MP).returning(_MP.c.id)
+_INSERT_KEY = insert(_KEY)
+_INSERT_DECISION = insert(_DECISION)
+_INSERT_PERSON = insert(_PERSON)
+_SET_HOME_LA = update(_PERSON).where(_PERSON.c.id == bindparam("b_person"), or_(
+    _PERSON.c.home_la.is_(None), _PERSON.c.home_la != bindparam("b_home_la"))).values(home_la=bindparam("b_home_la"))
 _REJECTED_FOR = select(_MATCH.c.candidate_person_id).where(_MATCH.c.record_id == bindparam("record_id"),
                                                            _MATCH.c.status == REJECTED)
 
@@ -112,19 +118,36 @@ class PersonIndex:
 
     # -- linking -------------------------------------------------------------------------------------------------
 
-    def link(self, record_id: int, record: PersonRecord, *, kind: str, now: dt.datetime,
-             home_la: str | None = None) -> Linked:
-        """Link the stored record ``record_id`` (its values ``record``) to a person; return where it went.
+    def add(self, values: dict, record: PersonRecord, *, kind: str, now: dt.datetime,
+            home_la: str | None = None) -> Linked:
+        """Store a new record (``message_person`` ``values``, normalised as ``record``) linked to a person.
 
-        ``kind`` is ``child`` or ``adult`` (a record is matched only with
-        people of its kind). ``home_la`` is the agency URI of the child's
-        home LA's children's services when known: who may review a possible
-        match. Writes the decision, the blocking keys and any possible match.
+        What the accept path and an initial load call: the record is
+        decided first and written once, with its person. ``kind`` is
+        ``child`` or ``adult`` (a record is matched only with people of its
+        kind); ``home_la`` the agency URI of the child's home LA's
+        children's services when known (who may review a possible match).
+        Writes the decision, the blocking keys and any possible match.
         """
         keys = blocking_keys(record)
-        candidates = self._candidates(record_id, keys, kind)
-        decision = decide(self.model, record, candidates)
-        return self._apply(record_id, keys, decision, kind=kind, now=now, home_la=home_la)
+        decision = decide(self.model, record, self._candidates(-1, keys, kind))
+        person_id = self._person_for(decision, kind=kind, now=now, home_la=home_la)
+        record_id = self.connection.execute(_INSERT_RECORD, dict(
+            values, person_id=person_id, link_decision=decision.decision,
+            link_score=decision.score.weight if decision.score is not None else None,
+            link_by_person=False)).scalar_one()
+        return self._file(record_id, person_id, keys, decision, now=now, home_la=home_la)
+
+    def link(self, record_id: int, record: PersonRecord, *, kind: str, now: dt.datetime,
+             home_la: str | None = None) -> Linked:
+        """Link the stored, unlinked record ``record_id`` (its values ``record``) to a person; see :meth:`add`."""
+        keys = blocking_keys(record)
+        decision = decide(self.model, record, self._candidates(record_id, keys, kind))
+        person_id = self._person_for(decision, kind=kind, now=now, home_la=home_la)
+        self.connection.execute(update(_MP).where(_MP.c.id == record_id).values(
+            person_id=person_id, link_decision=decision.decision,
+            link_score=decision.score.weight if decision.score is not None else None, link_by_person=False))
+        return self._file(record_id, person_id, keys, decision, now=now, home_la=home_la)
 
     def _candidates(self, record_id: int, keys: Sequence[str], kind: str) -> list[Candidate]:
         if not keys:
@@ -140,20 +163,21 @@ class PersonIndex:
         return [Candidate(person_id=p, records=tuple(records.get(p, ())), rejected=p in rejected) for p in people
                 if p in records]
 
-    def _apply(self, record_id: int, keys: Sequence[str], decision: LinkDecision, *, kind: str,
-               now: dt.datetime, home_la: str | None) -> Linked:
+    def _person_for(self, decision: LinkDecision, *, kind: str, now: dt.datetime, home_la: str | None) -> str:
+        """The person a decided record belongs to: the linked one (its home LA brought up to date), else new."""
+        if decision.decision == LINKED and decision.person_id is not None:
+            if home_la:
+                self.connection.execute(_SET_HOME_LA, {"b_person": decision.person_id, "b_home_la": home_la})
+            return decision.person_id
+        return self.new_person(kind=kind, now=now, home_la=home_la)
+
+    def _file(self, record_id: int, person_id: str, keys: Sequence[str], decision: LinkDecision, *,
+              now: dt.datetime, home_la: str | None) -> Linked:
+        """Write what a decision leaves: the blocking keys, the decision, joins and possible matches."""
         score = decision.score.weight if decision.score is not None else None
         explanation = _explanation(decision)
-        if decision.decision == LINKED and decision.person_id is not None:
-            person_id = decision.person_id
-            if home_la:
-                self.connection.execute(update(_PERSON).where(_PERSON.c.id == person_id).values(home_la=home_la))
-        else:
-            person_id = self.new_person(kind=kind, now=now, home_la=home_la)
-        self.connection.execute(update(_MP).where(_MP.c.id == record_id).values(
-            person_id=person_id, link_decision=decision.decision, link_score=score, link_by_person=False))
         if keys:
-            self.connection.execute(insert(_KEY), [{"key": key, "record_id": record_id} for key in dict.fromkeys(keys)])
+            self.connection.execute(_INSERT_KEY, [{"key": key, "record_id": record_id} for key in dict.fromkeys(keys)])
         self._decided(record_id, person_id, decision.decision, score, explanation, GATEWAY_DECIDER + self._version(),
                       False, now, decision.reason)
         match_id = None
@@ -204,7 +228,7 @@ class PersonIndex:
     def new_person(self, *, kind: str, now: dt.datetime, home_la: str | None = None) -> str:
         """Create a person with no records yet; return its id."""
         person_id = str(uuid.uuid4())
-        self.connection.execute(insert(_PERSON), {"id": person_id, "kind": kind, "created_at": now,
+        self.connection.execute(_INSERT_PERSON, {"id": person_id, "kind": kind, "created_at": now,
                                                   "home_la": home_la})
         return person_id
 
@@ -220,7 +244,7 @@ class PersonIndex:
 
     def _decided(self, record_id: int, person_id: str, decision: str, score: float | None, explanation: str | None,
                  decided_by: str, by_person: bool, now: dt.datetime, reason: str) -> None:
-        self.connection.execute(insert(_DECISION), {
+        self.connection.execute(_INSERT_DECISION, {
             "record_id": record_id, "person_id": person_id, "decision": decision, "score": score,
             "explanation": explanation, "decided_by": decided_by, "by_person": by_person, "decided_at": now,
             "reason": reason})
@@ -382,15 +406,20 @@ class PersonIndex:
     # -- household --------------------------------------------------------------------------------------------
 
     def relate(self, child: str, adult: str, relation: str, message_id: str) -> None:
-        """Record that ``adult`` (or another child) is named with ``child`` in ``message_id``."""
+        """Record that ``adult`` (or another child) is named with ``child`` in ``message_id`` (once per pair)."""
         if child == adult:
             return
-        exists = self.connection.execute(select(_RELATION.c.message_id).where(
-            _RELATION.c.person_id == child, _RELATION.c.related_person_id == adult,
-            _RELATION.c.relation == relation)).first()
-        if exists is None:
-            self.connection.execute(insert(_RELATION), {"person_id": child, "related_person_id": adult,
-                                                        "relation": relation, "message_id": message_id})
+        self.connection.execute(_insert_ignoring(self.connection, _RELATION), {
+            "person_id": child, "related_person_id": adult, "relation": relation, "message_id": message_id})
+
+
+def _insert_ignoring(connection: Connection, table):
+    """``INSERT ... ON CONFLICT DO NOTHING`` on either engine (a row that exists already is left as it is)."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing()
 
 
 def household(connection: Connection, person_id: str, *, limit: int = 50) -> list[str]:

@@ -114,12 +114,11 @@ class Linkage:
         adults: list[tuple[str, str]] = []
         for values in people_of(bundle):
             role = values["role"]
-            record_id = connection.execute(insert(_MP).returning(_MP.c.id), dict(
-                values, message_id=mid, source=accepted.sender_agency, source_record=values["record_id"])).scalar_one()
             is_child = role == "child"
             person_kind = kind_of(role)
-            linked = index.link(record_id, record_of(_Values(values)), kind=person_kind, now=now,
-                                home_la=home_la if person_kind == "child" else None)
+            linked = index.add(dict(values, message_id=mid, source=accepted.sender_agency,
+                                    source_record=values["record_id"]), record_of(_Values(values)),
+                               kind=person_kind, now=now, home_la=home_la if person_kind == "child" else None)
             if is_child and child_person is None:
                 child_person = linked.person_id
             else:

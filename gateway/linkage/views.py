@@ -58,6 +58,15 @@ def linkage_for(app: Flask) -> Linkage:
     return linkage
 
 
+def linkage_step(app: Flask):
+    """Return the accept step that links each message the app accepts (:meth:`Linkage.accept_step`)."""
+
+    def link_accepted_message(unit, accepted, bundle) -> None:
+        linkage_for(app).accept_step(unit, accepted, bundle)
+
+    return link_accepted_message
+
+
 def _now() -> dt.datetime:
     clock = current_app.config.get(CLOCK_KEY)
     return clock() if clock is not None else dt.datetime.now(dt.timezone.utc)

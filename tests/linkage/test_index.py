@@ -27,12 +27,10 @@ def _add(store, model, *, kind="child", home_la=LA, **fields):
     """Insert one record (as an initial load does) and link it; return (record id, Linked)."""
     record = normalise(**fields)
     with store.transaction() as unit:
-        connection = unit.session.connection()
-        record_id = connection.execute(insert(_MP).returning(_MP.c.id), {
-            "resource": "import", "role": "child" if kind == "child" else "MTH", "source": "test",
-            **dataclasses.asdict(record)}).scalar_one()
-        linked = PersonIndex(connection, model).link(record_id, record, kind=kind, now=NOW, home_la=home_la)
-    return record_id, linked
+        linked = PersonIndex(unit.session.connection(), model).add(
+            {"resource": "import", "role": "child" if kind == "child" else "MTH", "source": "test",
+             **dataclasses.asdict(record)}, record, kind=kind, now=NOW, home_la=home_la)
+    return linked.record_id, linked
 
 
 def _person(store, record_id):
