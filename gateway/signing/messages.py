@@ -72,13 +72,25 @@ def agency_identifier(agency: str) -> dict:
 
 
 def identifies_agency(resource: dict, agency: str) -> bool:
-    """Return whether an Organization (or Reference) carries ``agency``'s identifier."""
+    """Return whether an Organization (or Reference) identifies ``agency`` and no other agency.
+
+    True when it carries ``agency``'s identifier and every identifier it
+    carries in an agency system (school URN, police force, DfE LA number,
+    gateway id) is that one: an Organization that is a school and a police
+    force at once identifies no single agency. Identifiers in other systems
+    are not agencies and do not count. Raises :class:`ValueError` when
+    ``agency`` is not an agency URI.
+    """
     wanted = agency_identifier(agency)
     identifiers = resource.get("identifier")
     if isinstance(identifiers, dict):
         identifiers = [identifiers]
-    return any(isinstance(i, dict) and i.get("system") == wanted["system"] and i.get("value") == wanted["value"]
-               for i in identifiers or ())
+    if not isinstance(identifiers, list):
+        return False
+    agency_systems = set(AGENCY_IDENTIFIER_SYSTEM.values())
+    named = {(i.get("system"), i.get("value")) for i in identifiers
+             if isinstance(i, dict) and i.get("system") in agency_systems}
+    return named == {(wanted["system"], wanted["value"])}
 
 
 def parse_instant(value: object) -> dt.datetime | None:

@@ -7,13 +7,18 @@ HTTP status and body to answer. In order:
 1. the caller must be an agency known from its certificate (401/403);
 2. the body must be a FHIR message Bundle with ids (400);
 3. its sender (``MessageHeader.source.endpoint`` and the ``sender``
-   Organization) must be the certificate's agency (403);
+   Organization, which identifies no other agency) must be the
+   certificate's agency, and that agency's kind may send this kind of
+   message (:data:`gateway.transport.access.MESSAGE_RULES`) (403);
 4. ``Bundle.timestamp`` must be within the replay window of now (422);
 5. a sender signature must verify and be the sender's (422/403);
 6. the message must meet the national standard (422, every reason at once);
 7. the gateway counter-signs, and in ONE transaction records the message
-   and its response and runs the accept steps (the seam where routing and
-   the outbox plug in: :data:`AcceptStep`). On SQLite the store may share
+   and its response, checks that the message goes only where its sender may
+   send it (an LA's outcome to the referrer of a referral delivered to it, a
+   response to the sender of a message delivered to the responder: 403),
+   and runs the accept steps (the seam where routing and the outbox plug
+   in: :data:`AcceptStep`). On SQLite the store may share
    that transaction with other messages that arrive together (group commit,
    :meth:`gateway.store.SqlMessageStore.together`), each message in its own
    savepoint, so each is still all or nothing, and is committed before its
@@ -58,6 +63,7 @@ from gateway.signing.signatures import (
     verify_signature,
 )
 from gateway.store.interfaces import AcceptedMessage, AlreadyAccepted, MessageStore, UnitOfWork
+from gateway.transport import access
 
 FHIR_JSON = "application/fhir+json"
 
@@ -145,6 +151,7 @@ class MessageIntake:
             raise Refused(400, "required", "MessageHeader.id is required: the response refers to it",
                           "MessageHeader.id")
         _check_sender(bundle, header, agency)
+        rule = access.check_message_kind(header, agency)
         payload = _payload(bundle)
         digest = hashlib.sha256(payload).hexdigest()
         try:
@@ -169,6 +176,7 @@ class MessageIntake:
 
         def accept(unit: UnitOfWork) -> None:
             unit.messages.add(record)
+            access.check_destination(unit.session, bundle, header, rule, agency, signer.agency)
             for step in steps:
                 step(unit, record, signed)
 
@@ -241,8 +249,9 @@ def _check_sender(bundle: dict, header: dict, agency: str) -> None:
             raise Refused(400, "not-found", f"MessageHeader.sender reference {sender['reference']!r} is not "
                           "in the Bundle", "MessageHeader.sender")
     if organisation is None or not identifies_agency(organisation, agency):
-        raise Refused(403, "forbidden", f"MessageHeader.sender is not {agency}, the agency of the client "
-                      "certificate: an agency may only send its own messages", "MessageHeader.sender")
+        raise Refused(403, "forbidden", f"MessageHeader.sender must identify {agency}, the agency of the client "
+                      "certificate, and no other agency (one school URN, police force code, DfE LA number or "
+                      "gateway id): an agency may only send its own messages", "MessageHeader.sender")
 
 
 def _replay(existing: AcceptedMessage, agency: str, digest: str) -> Outcome:

@@ -18,7 +18,7 @@ from gateway.config import Settings
 from gateway.delivery.models import DEAD_LETTERED, DeliveryRow
 from gateway.delivery.services import SqlOutbox
 from gateway.delivery.views import EXT_DELIVERY_DUE, close_store
-from gateway.model.systems import EVENT_OUTCOME, MESSAGE_EVENT
+from gateway.model.systems import EVENT_ENCOMPASS, MESSAGE_EVENT
 from gateway.routing import Agency, Directory
 from gateway.signing import TrustAnchor, verify_message
 from gateway.store import open_store
@@ -64,14 +64,15 @@ def call(gateway_app):
 
 @pytest.fixture
 def send(call, make_message, clock):
-    """Send, as the school, a referral outcome addressed to ``destination``; return its message id."""
+    """Send, as the gateway (the only sender of these: docs/access-control.md), an Operation Encompass
+    notification addressed to ``destination``; return its message id."""
 
     def post(destination: str = LA) -> str:
-        bundle = make_message(SCHOOL, timestamp=clock["now"].isoformat())
+        bundle = make_message(GATEWAY, timestamp=clock["now"].isoformat())
         header = bundle["entry"][0]["resource"]
-        header["eventCoding"] = {"system": MESSAGE_EVENT, "code": EVENT_OUTCOME}
+        header["eventCoding"] = {"system": MESSAGE_EVENT, "code": EVENT_ENCOMPASS}
         header["destination"] = [{"endpoint": destination}]
-        response = call("POST", "/fhir/$process-message", SCHOOL, bundle)
+        response = call("POST", "/fhir/$process-message", GATEWAY, bundle)
         assert response.status_code == 200, response.get_json()
         return bundle["identifier"]["value"]
 
@@ -102,7 +103,7 @@ def test_accepted_message_waits_in_the_mailbox_until_acknowledged(call, send, de
     assert call("GET", "/mailbox", LA).get_json()["total"] == 0
     assert call("GET", f"/mailbox/{delivery_id}", LA).status_code == 200  # still readable after the ack
 
-    status = call("GET", f"/messages/{mid}/status", SCHOOL)
+    status = call("GET", f"/messages/{mid}/status", GATEWAY)
     assert status.status_code == 200
     (delivery,) = status.get_json()["deliveries"]
     assert delivery["destination"] == LA and delivery["state"] == "acknowledged" and delivery["mode"] == "mailbox"
@@ -143,7 +144,7 @@ def test_mailbox_page_size_is_checked(call, send):
 
 def test_status_shows_unroutable_parts_and_due_times(call, send, gateway_app, make_message, clock):
     mid = send("urn:x-safeguarding:agency:la:997")  # not in the directory
-    (held,) = call("GET", f"/messages/{mid}/status", SCHOOL).get_json()["unroutable"]
+    (held,) = call("GET", f"/messages/{mid}/status", GATEWAY).get_json()["unroutable"]
     assert "la:997" in held["reason"] and held["resolved"] is False
 
     mid = send()
@@ -155,7 +156,7 @@ def test_status_shows_unroutable_parts_and_due_times(call, send, gateway_app, ma
                 if e["resource"]["identifier"]["value"] == mid]
     assert entry["extension"][0]["url"] == EXT_DELIVERY_DUE
     clock["now"] += dt.timedelta(hours=2)
-    (delivery,) = call("GET", f"/messages/{mid}/status", SCHOOL).get_json()["deliveries"]
+    (delivery,) = call("GET", f"/messages/{mid}/status", GATEWAY).get_json()["deliveries"]
     assert delivery["overdue"] is True and delivery["state"] == "pending"
 
 
@@ -173,11 +174,11 @@ def test_a_dead_lettered_mailbox_message_is_gone(call, send, gateway_app, clock)
 def test_routing_a_message_to_two_agencies(call, make_message, clock, gateway_app):
     Directory(gateway_app.extensions["test.store"].engine).add_agency(
         Agency(kind="la", code="998", name="Fictional County", delivery="push", endpoint="https://127.0.0.1:1/"))
-    bundle = make_message(SCHOOL, timestamp=clock["now"].isoformat())
+    bundle = make_message(GATEWAY, timestamp=clock["now"].isoformat())
     header = bundle["entry"][0]["resource"]
-    header["eventCoding"] = {"system": MESSAGE_EVENT, "code": EVENT_OUTCOME}
+    header["eventCoding"] = {"system": MESSAGE_EVENT, "code": EVENT_ENCOMPASS}
     header["destination"] = [{"endpoint": LA}, {"endpoint": LA2}]
-    assert call("POST", "/fhir/$process-message", SCHOOL, bundle).status_code == 200
+    assert call("POST", "/fhir/$process-message", GATEWAY, bundle).status_code == 200
     with gateway_app.extensions["test.store"].transaction() as unit:
         deliveries = SqlOutbox(unit.session).deliveries_of(bundle["identifier"]["value"])
     assert {(d.destination, d.mode) for d in deliveries} == {(LA, "mailbox"), (LA2, "push")}
