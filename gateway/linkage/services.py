@@ -30,7 +30,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
 from gateway.config import Settings
 from gateway.delivery.models import DeliveryRow
@@ -79,6 +79,8 @@ _MATCH = PossibleMatchRow.__table__
 HOME_LA_RULES = (RULE_SCHOOL_REFERRAL, RULE_POLICE_NOTICE, RULE_REFERRAL)
 ENCOMPASS_RULES = (RULE_ENCOMPASS_SCHOOL, RULE_ENCOMPASS_LA)
 ACCEPTED_FOR_ASSESSMENT = "accepted-for-assessment"
+_ROUTED = select(_DELIVERY.c.destination, _DELIVERY.c.rule, _DELIVERY.c.due_at).where(
+    _DELIVERY.c.message_id == bindparam("message_id"))
 #: How alike two narratives must be (difflib's ratio, 0-1) to flag a possible duplicate.
 DUPLICATE_SIMILARITY = 0.9
 #: Parts of a Bundle that change with every sending, not with the content: left out of version diffs.
@@ -107,10 +109,12 @@ class Linkage:
         mid = accepted.message_id
         header = B.message_header(bundle) or {}
         kind = B.event_code(header) or ""
-        home_la = self._home_la(unit.session, connection, mid, bundle)
+        deliveries = connection.execute(_ROUTED, {"message_id": mid}).all()  # what routing planned, just now
+        home_la = self._home_la(unit.session, deliveries, bundle)
         index = PersonIndex(connection, self.model)
 
         child_person = None
+        known = False  # whether any person of this message was linked to someone the index already held
         adults: list[tuple[str, str]] = []
         for values in people_of(bundle):
             role = values["role"]
@@ -119,6 +123,7 @@ class Linkage:
             linked = index.add(dict(values, message_id=mid, source=accepted.sender_agency,
                                     source_record=values["record_id"]), record_of(_Values(values)),
                                kind=person_kind, now=now, home_la=home_la if person_kind == "child" else None)
+            known = known or linked.decision == "linked"
             if is_child and child_person is None:
                 child_person = linked.person_id
             else:
@@ -147,16 +152,16 @@ class Linkage:
         if child_person is not None and event.is_concern and previous is None:
             self._flag_duplicates(connection, mid, accepted.sender_agency, child_person, source_record, bundle,
                                   now, home_la)
-        self._set_deadlines(connection, mid, accepted.sender_agency, kind, event, answers, now)
-        if child_person is not None and event.is_concern:
+        self._set_deadlines(connection, deliveries, mid, accepted.sender_agency, kind, event, answers, now)
+        # A message whose people are all new to the index has no earlier event to make a pattern with.
+        if child_person is not None and event.is_concern and known:
             self._escalate(unit, connection, mid, child_person, event, bundle, now, home_la)
 
     # -- home LA, versions, duplicates ------------------------------------------------------------------------
 
-    def _home_la(self, session, connection: Connection, mid: str, bundle: dict) -> str | None:
+    def _home_la(self, session, deliveries: Sequence, bundle: dict) -> str | None:
         """The child's home LA: where routing sent the referral, else the LA of the child's postcode or school."""
-        routed = connection.execute(select(_DELIVERY.c.destination).where(
-            _DELIVERY.c.message_id == mid, _DELIVERY.c.rule.in_(HOME_LA_RULES))).scalar()
+        routed = next((d.destination for d in deliveries if d.rule in HOME_LA_RULES), None)
         if routed:
             return routed
         from gateway.routing import Directory
@@ -195,12 +200,16 @@ class Linkage:
             or_(_EVENT.c.source_record.is_(None), _EVENT.c.source_record != (source_record or ""))).limit(20)).all()
         if not earlier:
             return
-        text = _narrative(bundle)
-        for row in earlier:
-            other = _bundle_of(connection, row.message_id)
-            similarity = difflib.SequenceMatcher(None, text, _narrative(other), autojunk=False).ratio()
-            same_categories = sorted(json.loads(row.categories)) == sorted(_categories(bundle))
-            if similarity >= DUPLICATE_SIMILARITY and same_categories:
+        categories = _categories(bundle)
+        earlier = [row for row in earlier if sorted(json.loads(row.categories)) == categories]
+        text = _narrative(bundle) if earlier else ""
+        for row in earlier:  # only messages with the same categories have their narratives compared
+            matcher = difflib.SequenceMatcher(None, text, _narrative(_bundle_of(connection, row.message_id)),
+                                              autojunk=False)
+            if matcher.real_quick_ratio() < DUPLICATE_SIMILARITY or matcher.quick_ratio() < DUPLICATE_SIMILARITY:
+                continue
+            similarity = matcher.ratio()
+            if similarity >= DUPLICATE_SIMILARITY:
                 reason = (f"same sender and child within {self.settings.duplicate_window_hours} h, same "
                           f"categories, narratives {similarity:.0%} alike; both delivered: a person decides")
                 connection.execute(insert(_DUP), {
@@ -209,16 +218,14 @@ class Linkage:
 
     # -- deadlines --------------------------------------------------------------------------------------------
 
-    def _set_deadlines(self, connection: Connection, mid: str, sender: str, kind: str, event: Event,
-                       answers: str | None, now: dt.datetime) -> None:
+    def _set_deadlines(self, connection: Connection, deliveries: Sequence, mid: str, sender: str, kind: str,
+                       event: Event, answers: str | None, now: dt.datetime) -> None:
         tz = self.settings.timezone
-        for row in connection.execute(select(_DELIVERY.c.destination, _DELIVERY.c.rule, _DELIVERY.c.due_at).where(
-                _DELIVERY.c.message_id == mid, or_(_DELIVERY.c.rule.in_(HOME_LA_RULES),
-                                                   _DELIVERY.c.rule.in_(ENCOMPASS_RULES)))).all():
+        for row in deliveries:
             if row.rule in HOME_LA_RULES:
                 self._deadline(connection, mid, row.destination, D.DEADLINE_DECISION,
                                D.decision_due(now, timezone=tz), now)
-            elif row.due_at is not None:
+            elif row.rule in ENCOMPASS_RULES and row.due_at is not None:
                 self._deadline(connection, mid, row.destination, D.DEADLINE_ENCOMPASS, row.due_at, now)
         if kind == S.EVENT_OUTCOME and answers:
             met = {"met_at": now, "met_by_message_id": mid}
