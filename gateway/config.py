@@ -41,6 +41,14 @@ class Settings:
     # About transmission only, never about when the events happened.
     replay_window_seconds: int = 900
     max_request_bytes: int = 50 * 1024 * 1024
+    # Bounded cost for every input (docs/limits.md): each limit is answered with an OperationOutcome naming it.
+    max_columns: int = 500                  # columns in a CSV header
+    max_field_chars: int = 100_000          # characters in one CSV cell, JSON string or XML text/attribute
+    max_nesting_depth: int = 64             # JSON objects/arrays or XML elements inside each other
+    max_records_per_request: int = 10_000   # records one ingest request may hold
+    max_request_seconds: int = 120          # reading and translating one request (wall clock)
+    max_requests_per_agency: int = 2        # requests in flight per agency, per gateway process
+    busy_retry_after_seconds: int = 5       # Retry-After of a 429 answered to a busy agency
     delivery_max_age_seconds: int = 5 * 24 * 3600
     timezone: str = "Europe/London"
     # Near-identical messages from one sender about one child within this many hours are flagged as possible

@@ -23,6 +23,7 @@ from typing import IO, BinaryIO
 
 import orjson
 
+from gateway.adapters import limits as input_limits
 from gateway.adapters.base import Adapter, BadRecord, InputUnreadable
 from gateway.adapters.errors import Problem, RecordRejected, RecordSkipped
 from gateway.model import build_bundle, deterministic_id
@@ -159,22 +160,46 @@ def _make_message(canonical: dict, location: str, now: dt.datetime, validator: V
 def translate_stream(adapter: Adapter, stream: BinaryIO, filename: str, out: IO[str] | None,
                      errors: IO[str] | None = None, *, now: dt.datetime | None = None,
                      include_all: bool = False, validator: Validator | None = None,
-                     on_record: Callable[[], None] | None = None, default_sender: dict | None = None) -> Summary:
+                     on_record: Callable[[], None] | None = None, default_sender: dict | None = None,
+                     limits: input_limits.Limits | None = None) -> Summary:
     """Translate every record of ``stream``; write one Bundle per line to ``out``.
 
     ``validator(bundle)`` returns an OperationOutcome dict; a Bundle with an
     error-severity issue is rejected into the error report, never written.
     ``default_sender`` (``{"kind", "code"}``) names the sender of records
     whose input does not (a single concern sent on its own: the gateway
-    knows the school from its certificate). Returns the :class:`Summary`. Raises :class:`InputUnreadable` when the
-    input as a whole cannot be read; records already written stay written.
+    knows the school from its certificate). ``limits`` are the limits in force
+    (:mod:`gateway.adapters.limits`; default: the file limits of the default settings, no
+    record count or time limit). Returns the :class:`Summary`. Raises :class:`InputUnreadable` when the
+    input as a whole cannot be read, and its :class:`~gateway.adapters.limits.LimitExceeded`
+    when a limit is reached (between records: every record counted so far is accounted for);
+    records already written stay written.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     summary = Summary(file=filename, format=adapter.format_id)
     seen = _SeenMessages()
+    with input_limits.applied(limits) as limits:
+        try:
+            _translate_records(adapter, stream, filename, out, errors, now, include_all, validator, on_record,
+                               default_sender, limits, summary, seen)
+        finally:
+            seen.close()
+    return summary
+
+
+def _translate_records(adapter, stream, filename, out, errors, now, include_all, validator, on_record,
+                       default_sender, limits, summary, seen) -> None:
+    """The loop of :func:`translate_stream`, filling ``summary``."""
     context = None
+    records = iter(adapter.records(stream, filename))
     try:
-        for raw in adapter.records(stream, filename):
+        while True:
+            limits.check_time(filename, f"record {summary.records + 1}")
+            try:
+                raw = next(records)
+            except StopIteration:
+                return
+            limits.check_records(filename, summary.records, raw.location)
             summary.records += 1
             if on_record:
                 on_record()
@@ -244,11 +269,12 @@ def translate_stream(adapter: Adapter, stream: BinaryIO, filename: str, out: IO[
                                  "reason": f"{reason}, first at {duplicates[0]}" if duplicates else reason,
                                  "action": "Nothing to do: it is the same message." if duplicates else ""})
     finally:
-        seen.close()
+        close = getattr(records, "close", None)
+        if close is not None:  # a reader stopped early (a limit) releases its spool files now
+            close()
         # A reader may learn the encoding as it reads (CSV); report what it found in the end.
         if context is not None:
             summary.encoding = (context.get("state") or {}).get("encoding") or context.get("encoding")
-    return summary
 
 
 def translate_file(adapter: Adapter, path: Path, out: IO[str] | None, errors: IO[str] | None = None,

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 
 import ijson
 
+from gateway.adapters import limits as input_limits
 from gateway.adapters.base import BadRecord, InputUnreadable, RawRecord
 
 HEADER_KEYS = ("exportVersion", "exportedAt", "organisation")
@@ -73,6 +74,12 @@ def read_concernhub_json(stream: BinaryIO, filename: str, options: dict | None =
     ``options`` may name ``ijson_backend`` (e.g. ``"python"``) to force a
     backend; otherwise the fastest available is used.
 
+    Limits (:func:`gateway.adapters.limits.current`): a concern nested deeper
+    than the nesting limit, or with a string longer than the field limit, is a
+    :class:`BadRecord` and reading goes on; outside ``concerns`` (the header,
+    a single concern) the same raises
+    :class:`~gateway.adapters.limits.LimitExceeded`.
+
     Raises :class:`InputUnreadable` (before any record, except for damage
     after the last concern) when the input is empty, not JSON, an HTML page,
     UTF-16, a top-level array or scalar, an object with neither ``concerns``
@@ -94,10 +101,11 @@ def read_concernhub_json(stream: BinaryIO, filename: str, options: dict | None =
 
 def _read(stream: BinaryIO, start: int | None, tap: "_Tap", filename: str, backend
           ) -> Iterator[RawRecord | BadRecord]:
+    limits = input_limits.current()
     src = _open_pass(tap, filename)
     events = backend.parse(src, use_float=True)
     fields: dict[str, Any] = {}
-    at_concerns = _guard_header(src, filename, _top_fields, events, fields, first=True)
+    at_concerns = _guard_header(src, filename, _top_fields, events, fields, first=True, limits=limits)
 
     if not at_concerns:
         _guard_header(src, filename, _drain, events)
@@ -116,7 +124,7 @@ def _read(stream: BinaryIO, start: int | None, tap: "_Tap", filename: str, backe
         # Same bytes as pass 1, so this reaches ``concerns`` without error.
         _top_fields(events, {}, first=True)
 
-    count = yield from _concerns(events, src, context, backend)
+    count = yield from _concerns(events, src, context, backend, limits)
     if count is None:  # broke inside concerns: already reported, nothing after it is readable
         return
     try:
@@ -150,16 +158,33 @@ def _look_ahead(src: "_Source", events, fields: dict, filename: str) -> None:
     _guard_header(src, filename, _drain, events)
 
 
-def _concerns(events, src: "_Source", context: dict, backend) -> Iterator[RawRecord | BadRecord]:
+def _concerns(events, src: "_Source", context: dict, backend, limits: input_limits.Limits
+              ) -> Iterator[RawRecord | BadRecord]:
     """Yield the elements of ``concerns``; return how many, or ``None`` when the JSON broke."""
     closed = False
+    # (deepest nesting inside, longest string) of each element, measured on the events as they pass.
+    measured: list[tuple[int, int]] = []
 
     def elements():
         nonlocal closed
+        depth = deepest = longest = 0
         for item in events:
-            if item[0] == "concerns" and item[1] == "end_array":
-                closed = True
-                return
+            event = item[1]
+            if event == "start_map" or event == "start_array":
+                depth += 1
+                if depth > deepest:
+                    deepest = depth
+            elif event == "end_map" or event == "end_array":
+                if depth == 0:  # the end of concerns itself
+                    closed = True
+                    return
+                depth -= 1
+            elif event == "string" or event == "map_key":
+                if len(item[2]) > longest:
+                    longest = len(item[2])
+            if depth == 0:
+                measured.append((deepest, longest))
+                deepest = longest = 0
             yield item
 
     index = 0
@@ -167,7 +192,14 @@ def _concerns(events, src: "_Source", context: dict, backend) -> Iterator[RawRec
         # ``items`` over an event stream builds each element (in C with yajl2_c).
         for value in backend.items(elements(), "concerns.item"):
             location = f"/concerns/{index}"
-            if isinstance(value, dict):
+            deepest, longest = measured[index] if index < len(measured) else (0, 0)
+            if deepest + 2 > limits.max_nesting_depth:  # + the export object and its concerns list
+                yield BadRecord(location, limits.depth_exceeded("", location).reason,
+                                "No concern is nested this deep: correct it in ConcernHub and export again.")
+            elif longest > limits.max_field_chars:
+                yield BadRecord(location, limits.field_exceeded("", longest, location).reason,
+                                "Shorten the text in ConcernHub, or check what was exported.")
+            elif isinstance(value, dict):
                 yield RawRecord(location, value, dict(context))
             else:
                 yield BadRecord(location, f"this element of concerns is {_kind(value)}, not a concern object.",
@@ -188,11 +220,12 @@ def _concerns(events, src: "_Source", context: dict, backend) -> Iterator[RawRec
 
 # --- the top level -------------------------------------------------------------------------
 
-def _top_fields(events, fields: dict, first: bool = False) -> bool:
+def _top_fields(events, fields: dict, first: bool = False, limits: input_limits.Limits | None = None) -> bool:
     """Read top-level members into ``fields`` up to ``concerns`` (return True) or the end (False).
 
     With ``first`` the opening of the top-level value is read too; a value
-    that is not an object raises :class:`_NotAnObject`.
+    that is not an object raises :class:`_NotAnObject`. A member past
+    ``limits`` raises :class:`_TooCostly`.
     """
     if first:
         _, event, value = next(events)
@@ -209,20 +242,28 @@ def _top_fields(events, fields: dict, first: bool = False) -> bool:
                 if opening != "start_array":
                     raise _ConcernsNotAList(_event_kind(opening, inner))
                 return True
-            fields[value] = _build(events)
+            fields[value] = _build(events, limits or input_limits.current(), f"/{value}")
     return False
 
 
-def _build(events) -> Any:
-    """Return the next complete value from ``events``."""
+def _build(events, limits: input_limits.Limits, pointer: str) -> Any:
+    """Return the next complete value from ``events`` (a member of the top-level object).
+
+    Raises :class:`_TooCostly` when it nests deeper than the limit or holds a string longer
+    than the field limit.
+    """
     builder = ijson.ObjectBuilder()
     depth = 0
     for _, event, value in events:
         builder.event(event, value)
         if event in ("start_map", "start_array"):
             depth += 1
+            if depth + 1 > limits.max_nesting_depth:  # + the top-level object
+                raise _TooCostly(limits.depth_exceeded("", pointer))
         elif event in ("end_map", "end_array"):
             depth -= 1
+        elif event in ("string", "map_key") and len(value) > limits.max_field_chars:
+            raise _TooCostly(limits.field_exceeded("", len(value), pointer))
         if depth == 0:
             return builder.value
     raise ijson.IncompleteJSONError("premature EOF")
@@ -243,6 +284,14 @@ class _ConcernsNotAList(Exception):
     pass
 
 
+class _TooCostly(Exception):
+    """A limit reached outside ``concerns``; carries the :class:`LimitExceeded` (without the file name)."""
+
+    def __init__(self, exceeded: input_limits.LimitExceeded):
+        super().__init__(str(exceeded))
+        self.exceeded = exceeded
+
+
 def _guard_header(src: "_Source", filename: str, func, *args, **kwargs):
     """Return ``func(*args, **kwargs)``; what goes wrong outside ``concerns`` becomes :class:`InputUnreadable`."""
     try:
@@ -258,6 +307,8 @@ def _guard_header(src: "_Source", filename: str, func, *args, **kwargs):
     except _ConcernsNotAList as exc:
         raise InputUnreadable(filename, f"concerns is {exc}, not a list of concerns.", RE_EXPORT,
                               location="/concerns") from None
+    except _TooCostly as exc:
+        raise exc.exceeded.for_file(filename) from None
 
 
 def _single(fields: dict, filename: str) -> RawRecord:

@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 from lxml import etree
 
+from gateway.adapters import limits as input_limits
 from gateway.adapters.base import BadRecord, InputUnreadable, RawRecord
 
 PPN_NS = "urn:x-police-uk:ppn:1"
@@ -104,9 +105,13 @@ def read_ppn_xml(stream: BinaryIO, filename: str, options: dict | None = None) -
     empty, not XML (binary, an HTML error page), a DOCTYPE (refused for
     safety), a root element other than ``ppn:NoticeBatch`` or
     ``ppn:PublicProtectionNotice`` in namespace ``urn:x-police-uk:ppn:1``, or
-    broken before any notice could be read.
+    broken before any notice could be read; and its
+    :class:`~gateway.adapters.limits.LimitExceeded` when elements nest deeper
+    than the nesting limit. A notice with a text or attribute longer than the
+    field limit is a :class:`BadRecord`.
     """
     options = options or {}
+    limits = input_limits.current()
     schema = load_schema(options.get("xsd_path"))
     source = _ReplayStream(_read_prolog(stream, filename), stream)
     events = etree.iterparse(
@@ -143,6 +148,8 @@ def read_ppn_xml(stream: BinaryIO, filename: str, options: dict | None = None) -
 
         if event == "start":
             depth += 1
+            if depth > limits.max_nesting_depth:
+                raise limits.depth_exceeded(filename, f"line {elem.sourceline}", kind="XML")
             if root is None:
                 root = elem
                 _check_root(elem, filename)
@@ -159,7 +166,7 @@ def read_ppn_xml(stream: BinaryIO, filename: str, options: dict | None = None) -
             if elem.tag == NOTICE_TAG:
                 notices += 1
                 location = f"{BATCH_XPATH}/ppn:PublicProtectionNotice[{notices}]"
-                yield _notice(elem, location, schema, doc_context)
+                yield _notice(elem, location, schema, doc_context, limits)
             else:
                 yield _stray(elem)
             # The caller is done with this notice: drop it and everything
@@ -167,7 +174,7 @@ def read_ppn_xml(stream: BinaryIO, filename: str, options: dict | None = None) -
             _release(elem)
         elif not batch and depth == 0:
             done += 1
-            yield _notice(elem, SINGLE_XPATH, schema, doc_context)
+            yield _notice(elem, SINGLE_XPATH, schema, doc_context, limits)
             _release(elem)
 
 
@@ -179,7 +186,14 @@ def _release(elem: etree._Element) -> None:
             del parent[0]
 
 
-def _notice(elem: etree._Element, location: str, schema: etree.XMLSchema, doc_context: dict) -> RawRecord | BadRecord:
+def _notice(elem: etree._Element, location: str, schema: etree.XMLSchema, doc_context: dict,
+            limits: input_limits.Limits) -> RawRecord | BadRecord:
+    longest = max((len(text) for node in elem.iter() for text in (node.text, node.tail, *node.attrib.values())
+                   if text), default=0)
+    if longest > limits.max_field_chars:
+        return BadRecord(location=location, reason=limits.field_exceeded("", longest, location).reason,
+                         action="Ask the force to check this notice: no field of a notice is this long.",
+                         line=elem.sourceline)
     # Validating the element alone treats it as a standalone document, so
     # each notice is judged on its own and person-id keys stay per notice.
     if not schema.validate(elem):
