@@ -15,7 +15,7 @@ from gunicorn.app.base import BaseApplication
 
 from gateway.config import Settings
 from gateway.signing import pki
-from gateway.transport.middleware import ClientCertificateMiddleware
+from gateway.transport.middleware import ClientCertificateMiddleware, CurrentRevocations
 from gateway.transport.tls import GunicornSSLContext
 
 
@@ -65,4 +65,6 @@ class GatewayServer(BaseApplication):
 
         app = create_app(self.settings)
         settle(lambda: warm_up(app))  # the start-up heap leaves garbage collection (gateway.runtime)
-        return ClientCertificateMiddleware(app)
+        certs = Path(self.settings.certs_dir)
+        # Every request, not only each handshake: a keep-alive connection can outlive a revocation.
+        return ClientCertificateMiddleware(app, CurrentRevocations(certs / pki.CA_CERT, certs / pki.CRL))

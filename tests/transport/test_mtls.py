@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import socket
 import ssl
@@ -79,6 +80,37 @@ def test_revoked_certificate_is_refused_without_restart(gateway_server, deployme
     assert result.exit_code == 0, result.output
 
     _refused_with(gateway_server, deployment, prefix, "CERTIFICATE_REVOKED")
+    # Everyone else still gets in.
+    assert _raw_request(gateway_server, deployment.ca, deployment.school).startswith(b"HTTP/1.1 200")
+
+
+def test_a_certificate_revoked_while_its_connection_is_open_is_refused_on_that_connection(
+        gateway_server, deployment, tmp_path, runner):
+    prefix = deployment.issue(tmp_path / "leaver", kind="school", code="999101", name="Fictional Primary School")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(deployment.ca)
+    context.load_cert_chain(f"{prefix}.crt", f"{prefix}.key")
+    connection = http.client.HTTPSConnection("127.0.0.1", gateway_server.port, context=context, timeout=10)
+    try:
+        connection.request("GET", "/connection-check")
+        first = connection.getresponse()
+        assert first.status == 200 and json.loads(first.read()) == {"agency": SCHOOL}
+        opened = connection.sock
+
+        serial = pki.serial_hex(pki.load_certificate(f"{prefix}.crt").serial_number)
+        result = runner.invoke(main, ["certs", "revoke", str(deployment.dir), "--serial", serial])
+        assert result.exit_code == 0, result.output
+
+        connection.request("GET", "/connection-check")  # the same kept-alive connection: no new handshake
+        second = connection.getresponse()
+        body = json.loads(second.read())
+        assert connection.sock is opened
+    finally:
+        connection.close()
+    assert second.status == 401
+    assert second.getheader("Content-Type") == "application/fhir+json"
+    issue = body["issue"][0]
+    assert issue["code"] == "login" and serial in issue["diagnostics"] and "revoked" in issue["diagnostics"]
     # Everyone else still gets in.
     assert _raw_request(gateway_server, deployment.ca, deployment.school).startswith(b"HTTP/1.1 200")
 
