@@ -196,18 +196,24 @@ def _check_response(session, header: dict, agency: str, gateway_agency: str) -> 
     if not isinstance(answers, str) or not answers:
         raise Refused(400, "required", "MessageHeader.response.identifier (the MessageHeader.id of the message "
                       "answered) is required", "MessageHeader.response.identifier")
-    found = session.execute(
+    # MessageHeader.id is unique only per sender: every message with that id delivered to this agency counts.
+    delivered = session.execute(
         select(DeliveryRow.kind, DeliveryRow.message_id, DeliveryRow.payload_message_id,
                AcceptedMessageRow.sender_agency)
         .join(AcceptedMessageRow, AcceptedMessageRow.message_id == DeliveryRow.message_id)
-        .where(DeliveryRow.destination == agency, DeliveryRow.payload_header_id == answers)
-        .limit(1)).first()
-    if found is None:
+        .where(DeliveryRow.destination == agency, DeliveryRow.payload_header_id == answers)).all()
+    if not delivered:
         raise Refused(403, "forbidden", f"no message with MessageHeader.id {answers} was delivered to {agency}: an "
                       "agency may only answer messages it received", "MessageHeader.response.identifier")
     # A message delivered as received answers to its sender; one the gateway built, to the gateway.
-    as_received = found.kind == KIND_MESSAGE and found.payload_message_id == found.message_id
-    _check_addressed_to(header, found.sender_agency if as_received else gateway_agency, "a response")
+    senders = {row.sender_agency if row.kind == KIND_MESSAGE and row.payload_message_id == row.message_id
+               else gateway_agency for row in delivered}
+    destinations = _destinations(header)
+    if len(destinations) != 1 or destinations[0] not in senders:
+        named = ", ".join(str(d) for d in destinations) or "nobody"
+        raise Refused(403, "forbidden", f"MessageHeader.destination names {named}; a response may go only to the "
+                      f"sender of the message it answers ({', '.join(sorted(senders))})",
+                      "MessageHeader.destination")
 
 
 # The table in docs/access-control.md ------------------------------------------------------------

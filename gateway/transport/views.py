@@ -69,14 +69,16 @@ def intake_for(app: Flask) -> MessageIntake:
 
 def _national_standard(bundle: dict, now: dt.datetime) -> dict:
     """Referrals and concern records meet the national referral standard; other messages
-    (outcomes, notifications) must be valid FHIR R4."""
+    (outcomes, notifications, responses) must be valid FHIR R4."""
     from gateway.model import FhirInvalid, check_resource
     from gateway.model.systems import EVENT_CONCERN, EVENT_REFERRAL
     from gateway.signing.messages import message_header
     from gateway.validation import validate_bundle
 
-    event = ((message_header(bundle) or {}).get("eventCoding") or {}).get("code")
-    if event in (EVENT_REFERRAL, EVENT_CONCERN):
+    header = message_header(bundle) or {}
+    event = (header.get("eventCoding") or {}).get("code")
+    # A response repeats the event of what it answers: an acknowledgement of a referral is not a referral.
+    if event in (EVENT_REFERRAL, EVENT_CONCERN) and not isinstance(header.get("response"), dict):
         return validate_bundle(bundle, now=now, base=True)
     try:
         check_resource(bundle)
@@ -156,8 +158,31 @@ def process_message() -> Response:
             outcome = Refused(503, "transient", "the gateway cannot sign messages at the moment "
                               "(its certificates are not available); try again later").outcome()
         else:
-            outcome = intake.process(request.get_data(cache=False), agency, now=clock())
+            from gateway.adapters.limits import LimitExceeded
+            from gateway.api.limits import agency_gate, busy_response, limit_response
+
+            with agency_gate(current_app).admitted(agency) as admitted:
+                if not admitted:
+                    return busy_response(current_app.config["GATEWAY_SETTINGS"], agency)
+                try:
+                    body = _bounded_body(current_app.config["GATEWAY_SETTINGS"])
+                except LimitExceeded as exc:
+                    return limit_response(exc)
+                outcome = intake.process(body, agency, now=clock())
     return Response(outcome.body, status=outcome.status, mimetype=FHIR_JSON)
+
+
+def _bounded_body(settings: Settings) -> bytes:
+    """The request body within the size and time limits, nested no deeper than the depth limit
+    (the intake's parser and checks recurse); raises :class:`~gateway.adapters.limits.LimitExceeded`."""
+    from gateway.adapters.limits import Limits, json_nesting_exceeds
+    from gateway.api.limits import read_body
+
+    limits = Limits.for_request(settings)
+    body = read_body(request.stream, settings.max_request_bytes, limits, "the message")
+    if json_nesting_exceeds(body, limits.max_nesting_depth):
+        raise limits.depth_exceeded("the message", "Bundle")
+    return body
 
 
 @blueprint.get("/connection-check")
