@@ -32,13 +32,15 @@ class LimitExceeded(InputUnreadable):
     """An input goes past one of the gateway's limits.
 
     ``setting`` is the environment variable (``GATEWAY_MAX_COLUMNS``), ``value`` its value,
-    ``status`` the HTTP status to answer (413 for size, 400 for shape). It is an
+    ``status`` the HTTP status to answer (413 for size, 400 for shape); ``summary`` is set
+    when translation stopped at it part way. It is an
     :class:`InputUnreadable`, so a command that reports unreadable input reports it too.
     """
 
     def __init__(self, file: str, setting: str, value: int, reason: str, action: str,
                  location: str | None = None, status: int = 413):
         self.setting, self.value, self.status, self.detail = setting, value, status, reason
+        self.summary = None  # set by translation: the translate Summary of what was read before the limit
         super().__init__(file, f"{reason} (limit {setting}={value}).", action, location)
 
     def for_file(self, file: str) -> "LimitExceeded":

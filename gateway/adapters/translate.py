@@ -182,6 +182,9 @@ def translate_stream(adapter: Adapter, stream: BinaryIO, filename: str, out: IO[
         try:
             _translate_records(adapter, stream, filename, out, errors, now, include_all, validator, on_record,
                                default_sender, limits, summary, seen)
+        except input_limits.LimitExceeded as exc:
+            exc.summary = summary  # what was read before the limit, every record accounted for
+            raise
         finally:
             seen.close()
     return summary

@@ -9,7 +9,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from gateway.adapters import get_adapter
 from gateway.adapters.base import InputUnreadable
 from gateway.adapters.errors import AdapterConflict, MappingError
+from gateway.adapters.limits import LimitExceeded, Limits
 from gateway.api.ingest import ingest
+from gateway.api.limits import agency_gate, busy_response, limit_response, spool_body
 from gateway.api.metadata import capability_statement, openapi_document
 from gateway.signing import pki
 from gateway.transport.middleware import AGENCY_KEY
@@ -51,14 +53,23 @@ def ingest_export(format_id: str) -> Response:
     if concerns not in ("include", "exclude"):
         return fhir_response(operation_outcome("error", "invalid", f"concerns={concerns!r}: give include or exclude",
                                                "concerns"), 400)
-    # request.stream honours MAX_CONTENT_LENGTH: a larger body answers 413 before anything is read.
-    stream = request.stream
-    try:
-        result = ingest(adapter, stream, f"{format_id} upload", intake=intake, agency=agency, now=_now(),
-                        include_concerns=concerns == "include")
-    except InputUnreadable as exc:
-        return fhir_response(operation_outcome("error", "invalid", str(exc)), 400)
-    return fhir_response(result.operation_outcome(), 200)
+    settings = current_app.config["GATEWAY_SETTINGS"]
+    with agency_gate(current_app).admitted(agency) as admitted:
+        if not admitted:
+            return busy_response(settings, agency)
+        limits = Limits.for_request(settings)
+        name = f"{format_id} upload"
+        try:
+            # The whole body first, counted as it arrives (a chunked upload has no Content-Length):
+            # an oversized one is refused at the limit, before anything is translated.
+            with spool_body(request.stream, settings.max_request_bytes, limits, name) as body:
+                result = ingest(adapter, body, name, intake=intake, agency=agency, now=_now(),
+                                include_concerns=concerns == "include", limits=limits)
+        except LimitExceeded as exc:
+            return limit_response(exc)
+        except InputUnreadable as exc:
+            return fhir_response(operation_outcome("error", "invalid", str(exc)), 400)
+    return fhir_response(result.operation_outcome(), result.status)
 
 
 @blueprint.get("/fhir/metadata")

@@ -336,7 +336,11 @@ def _comments(value: Any) -> bool:
 
 #: How a field's value is checked: ``target(value)``, or as one object / a list of objects of the
 #: model ``target`` (inlined in :func:`_valid`: most of the tree is objects).
-_CALL, _OBJECT, _OBJECTS = "call", "object", "objects"
+_CALL, _OBJECT, _OBJECTS, _RESOURCE, _RESOURCES = "call", "object", "objects", "resource", "resources"
+#: How many objects deep the pre-check looks. ``fhir.resources`` itself fails (RecursionError) on
+#: elements nested a couple of hundred deep, which a lighter recursion here would still accept; no
+#: message comes near this depth, so anything deeper is handed to the library to judge.
+_MAX_DEPTH = 32
 
 
 class _Model:
@@ -415,13 +419,14 @@ def _resource_model(prefix: str | None, resource_type: Any) -> _Model | None:
     return found
 
 
-def _resource_check(prefix: str) -> Check:
-    def check(value: Any) -> bool:
-        if type(value) is not dict:
-            return False
-        model = _resource_model(prefix, value.get("resourceType"))
-        return model is not None and _valid(model, value)
-    return check
+class _ResourceField:
+    """A Resource-typed field (``Bundle.entry.resource``, ``contained``): checked in :func:`_valid`
+    as the resource its ``resourceType`` names, one level deeper."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
 
 
 def _list_check(item: Check) -> Check:
@@ -461,7 +466,7 @@ def _classify(annotation: Any) -> tuple[Check | type, bool] | None:
         return (check, many) if check is not None else None
     if isinstance(annotation, type) and issubclass(annotation, ft.FhirElementOrResourceBase):
         if annotation.get_model_klass().__name__ == "Resource":
-            return _resource_check(annotation._prefix), many
+            return _ResourceField(annotation._prefix), many
         return None  # Element-typed fields: not used by the package's resources
     if isinstance(annotation, type) and issubclass(annotation, ft.FhirBase):
         return annotation.get_model_klass(), many
@@ -513,6 +518,8 @@ def _compile(model: _Model) -> None:
         target, many = classified
         if isinstance(target, type):
             field: tuple = (_OBJECTS if many else _OBJECT, _model_of(target))
+        elif isinstance(target, _ResourceField):
+            field = (_RESOURCES if many else _RESOURCE, target.prefix)
         else:
             enum = extra.get("enum_values")
             if enum and _ENUM_CUT_SHORT not in enum:
@@ -553,12 +560,12 @@ def _enum_check(check: Check, values: typing.Iterable) -> Check:
 
 # Checking --------------------------------------------------------------------------------------
 
-def _valid(model: _Model, data: dict) -> bool:
-    """True when ``data`` (a dict) meets every rule of ``model``."""
+def _valid(model: _Model, data: dict, depth: int = 0) -> bool:
+    """True when ``data`` (a dict, ``depth`` objects deep) meets every rule of ``model``."""
     if not model.ready:
         _make_ready(model)
     fields = model.fields
-    if fields is None or not data:
+    if fields is None or not data or depth > _MAX_DEPTH:
         return False
     seen = None
     for key, value in data.items():
@@ -570,13 +577,23 @@ def _valid(model: _Model, data: dict) -> bool:
             if not target(value):
                 return False
         elif kind is _OBJECT:
-            if type(value) is not dict or not _valid(target, value):
+            if type(value) is not dict or not _valid(target, value, depth + 1):
                 return False
-        else:  # _OBJECTS
+        elif kind is _OBJECTS:
             if type(value) is not list or not value:
                 return False
             for item in value:
-                if type(item) is not dict or not _valid(target, item):
+                if type(item) is not dict or not _valid(target, item, depth + 1):
+                    return False
+        else:  # _RESOURCE, _RESOURCES: target is the type-map prefix
+            items = value if kind is _RESOURCES else (value,)
+            if type(items) is not list and kind is _RESOURCES or not items:
+                return False
+            for item in items:
+                if type(item) is not dict:
+                    return False
+                found = _resource_model(target, item.get("resourceType"))
+                if found is None or not _valid(found, item, depth + 1):
                     return False
         if group is not None:
             if seen is None:
