@@ -93,14 +93,19 @@ def referral(agency: str, message_id: str):
         bundle = orjson.loads(row.signed_message)
         view = queries.read_message(bundle)
         event = queries.event_of(connection, message_id)
+        signature = _signature(bundle, at)
+        outcomes = queries.outcomes_of(connection, message_id)
+        # Names are looked up here, in the transaction: the template gets data, never the database.
         name = _names(unit)
+        names = {uri: name(uri) for uri in {row.sender_agency, signature.get("sender"), signature.get("gateway"),
+                                            *(o["agency"] for o in outcomes)} if uri}
         context = dict(
             message=view, message_id=message_id, received_at=row.received_at, sender=row.sender_agency,
-            sender_name=name(row.sender_agency), feedback=queries.feedback(row.response_body),
-            signature=_signature(bundle, at), versions=queries.versions(connection, message_id),
-            outcomes=queries.outcomes_of(connection, message_id), deadlines=queries.deadlines_of(connection, message_id),
+            sender_name=names[row.sender_agency], feedback=queries.feedback(row.response_body),
+            signature=signature, versions=queries.versions(connection, message_id), outcomes=outcomes,
+            deadlines=queries.deadlines_of(connection, message_id),
             event=event, person_id=event.child_person_id if event is not None else None,
-            decided=request.args.get("decided") == "1", name=name)
+            decided=request.args.get("decided") == "1", names=names)
         record_read(connection, agency, "console-message", message_id, at)
     return render("console/referral.html", agency, view["event_display"], **context)
 

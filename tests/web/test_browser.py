@@ -1,0 +1,273 @@
+"""Journeys through the console in a real browser: Playwright driving Debian's chromium, headless, against a
+real ``gateway serve`` over mutual TLS, presenting each agency's client certificate. axe-core runs on every
+page the journeys open: no violations.
+
+The browser must be installed (``make test`` installs Debian's chromium); these tests fail, never skip,
+without it. Playwright's own browsers are never downloaded (no ``playwright install``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import REPO_DIR
+from gateway.demo.processes import free_port, wait_listening
+from gateway.delivery.views import close_store
+from gateway.transport.views import close_intake
+from gateway.web import assets
+from tests.web.conftest import (
+    DATA,
+    DISCLOSURE_DAY,
+    DORSET,
+    GATEWAY,
+    HAMPSHIRE,
+    POLICE_DAY,
+    REFERRAL_DAY,
+    SCHOOL,
+    Console,
+    school_rows,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+AXE = REPO_DIR / "node_modules" / "axe-core" / "axe.min.js"
+#: WCAG 2.2 AA (and what axe counts as best practice): the standard the console is held to.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    url: str
+    port: int
+    pki: object
+    database_url: str
+    log: Path
+
+
+def _family_a_with_a_possible_match(database_url: str, pki) -> None:
+    """Family A's police notices and the school's disclosure, then a referral for Leo under another given
+    name and without his UPN: a possible match for Hampshire to decide, accepted by the real app in-process."""
+    from gateway.app import create_app
+    from gateway.config import Settings
+    from gateway.routing import Directory
+    from gateway.store import open_store
+    from gateway.transport.views import CLOCK_KEY
+
+    store = open_store(database_url)
+    Directory(store.engine).load_seed()
+    app = create_app(Settings(database_url=database_url, certs_dir=pki.certs))
+    clock = {"now": POLICE_DAY}
+    app.config.update(**{CLOCK_KEY: lambda: clock["now"]})
+    console = Console(app, store, clock)
+    try:
+        console.ingest(DORSET, "ppn-xml", (DATA / "dorset-police-ppn.xml").read_bytes(), POLICE_DAY)
+        console.ingest(SCHOOL, "schoolsafe-csv", school_rows("4101"), DISCLOSURE_DAY, concerns=True)
+        lee = school_rows("4263").replace(b'"PARKER, Leo",K850210119003,02/11/2015', b'"PARKER, Lee",,02/11/2015')
+        console.ingest(SCHOOL, "schoolsafe-csv", lee, REFERRAL_DAY)
+    finally:
+        close_intake(app)
+        close_store(app)
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def server(demo_pki, tmp_path_factory, sqlite_template):
+    """``gateway serve`` (gunicorn, mTLS) on a copy of the schema with Family A, its clock on the referral day."""
+    from tests.conftest import copy_database
+
+    workdir = tmp_path_factory.mktemp("console-server")
+    database_url = copy_database(sqlite_template, workdir / "gateway.sqlite3")
+    _family_a_with_a_possible_match(database_url, demo_pki)
+    assets.build_assets()
+    port = free_port()
+    log = workdir / "server.log"
+    env = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_CLOCK_START=(
+        REFERRAL_DAY + dt.timedelta(minutes=5)).isoformat(), PYTHONUNBUFFERED="1")
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--certs", str(demo_pki.certs),
+                                    "--host", "127.0.0.1", "--port", str(port), "--threads", "16"],
+                                   stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        wait_listening(port, process=process, name="gateway serve", timeout=30)
+        yield Server(f"https://127.0.0.1:{port}", port, demo_pki, database_url, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's chromium through Playwright. Fails (does not skip) when it is not installed."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"the browser tests need Debian's chromium at {CHROMIUM}: `make test` installs it (apt-get, as "
+                    "root); install it by hand otherwise (never `playwright install`)")
+    if not AXE.is_file():
+        pytest.fail(f"{AXE} is missing: run `npm ci` (package.json pins axe-core)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def as_agency(chromium, server):
+    """Return ``open(agency) -> page``: a browser context presenting that agency's client certificate."""
+    contexts = []
+
+    def open_as(agency: str):
+        # One agency's browser at a time: Playwright's client-certificate proxy stalls a second context's
+        # first request to the same origin while another context keeps connections open.
+        while contexts:
+            contexts.pop().close()
+        prefix = server.pki.prefix(agency)
+        context = chromium.new_context(
+            client_certificates=[{"origin": server.url, "certPath": str(prefix.with_suffix(".crt")),
+                                  "keyPath": str(prefix.with_suffix(".key"))}],
+            # The deployment's CA is not in the browser's store; the client certificate is what is tested.
+            ignore_https_errors=True,
+            # axe-core is injected as a script; the console's Content-Security-Policy allows only its own.
+            bypass_csp=True, viewport={"width": 1280, "height": 1000})
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_as
+    while contexts:
+        contexts.pop().close()
+
+
+def accessible(page) -> None:
+    """Run axe-core on the page as it is now: fail with every violation named."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
+    problems = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}"
+                for v in result["violations"]]
+    assert not problems, f"{page.url}: " + "; ".join(problems)
+
+
+def visit(page, url: str, status: int = 200, server: Server | None = None):
+    try:
+        answer = page.goto(url)
+    except Exception:
+        if server is not None:
+            print(server.log.read_text()[-4000:])
+        raise
+    assert answer is not None and answer.status == status, (url, answer and answer.status, page.content()[:500])
+    accessible(page)
+    return answer
+
+
+def test_la_reads_a_referral_decides_and_the_school_sees_the_outcome(server, as_agency):
+    la = as_agency(HAMPSHIRE)
+    visit(la, server.url + "/")
+    assert la.url.endswith("/la/inbox")
+    assert la.get_by_role("heading", name="Inbox", level=1).is_visible()
+    # Sorting and filtering work without JavaScript (links and a GET form).
+    la.get_by_role("link", name=re.compile("^Received")).click()
+    accessible(la)
+    la.get_by_label("Status").select_option("open")
+    la.get_by_role("button", name="Apply filter").click()
+    accessible(la)
+    assert "status=open" in la.url
+    la.get_by_role("row").filter(has_text="Riverside Infant School").get_by_role(
+        "link", name="Safeguarding referral").first.click()
+    accessible(la)
+    assert la.get_by_text("Signature verified").is_visible()
+    assert la.get_by_role("heading", name="The child's voice").is_visible()
+    la.get_by_role("link", name="Record the decision").click()
+    accessible(la)
+    # Sent empty: the error summary, focused, links to the fields.
+    la.get_by_role("button", name="Send the decision").click()
+    accessible(la)
+    assert la.get_by_role("alert").get_by_text("Select the decision").is_visible()
+    la.get_by_label("Accepted for assessment").check()
+    la.get_by_label("Reason").fill('A social worker will visit on Monday; "urgent" <b>not bold</b>.')
+    la.get_by_role("button", name="Send the decision").click()
+    accessible(la)
+    assert la.get_by_text("The decision was sent to Riverside Infant School.").is_visible()
+    assert la.get_by_text('A social worker will visit on Monday; "urgent" <b>not bold</b>.').is_visible()
+
+    # The school's page writes (the read is recorded): the decided page before it must have left no
+    # transaction open (it once did, holding SQLite's write lock for good, and this page waited forever).
+    school = as_agency(SCHOOL)
+    visit(school, server.url + "/school", server=server)
+    card = school.locator(".govuk-summary-card").filter(has_text="Safeguarding referral")
+    assert card.get_by_text("Accepted for assessment").is_visible()
+    assert card.get_by_text("A social worker will visit on Monday").is_visible()
+    # The school acknowledges an Operation Encompass notification with one button.
+    buttons = school.get_by_role("button", name=re.compile("^Acknowledge"))
+    before = buttons.count()
+    assert before >= 1
+    buttons.first.click()
+    accessible(school)
+    assert school.get_by_text("The notification is acknowledged.").is_visible()
+    assert school.get_by_role("button", name=re.compile("^Acknowledge")).count() == before - 1
+
+
+def test_la_confirms_a_possible_match_and_the_chronology_changes(server, as_agency):
+    la = as_agency(HAMPSHIRE)
+    visit(la, server.url + "/la/matches")
+    la.get_by_role("link", name=re.compile("Lee", re.I)).first.click()
+    accessible(la)
+    assert la.get_by_role("heading", name="Is this the same person?").is_visible()
+    candidate = la.locator("table.app-compare")
+    assert candidate.get_by_text("Given names").is_visible()
+    match_url = la.url
+    chronology_url = None
+    # The chronology of the person already known, before.
+    la.get_by_label("Yes, the same person: join the records").check()
+    la.get_by_label("Reason").fill("Same child: the school misspelt his name")
+    la.get_by_role("button", name="Save the decision").click()
+    accessible(la)
+    chronology_url = la.url
+    assert "/chronology" in chronology_url
+    events = la.locator("table").filter(has_text="When it happened").locator("tbody tr")
+    after = events.count()
+    assert la.locator("svg.app-timeline circle").count() == after
+    # Before the decision the known child's chronology had no event from the school's "Lee" referral: the
+    # confirmed record's events joined it.
+    assert events.filter(has_text="Riverside Infant School").filter(has_text="Safeguarding referral").count() == 1
+    visit(la, match_url)
+    assert la.get_by_text("Confirmed").is_visible()
+
+
+def test_a_school_certificate_cannot_open_la_pages(server, as_agency):
+    school = as_agency(SCHOOL)
+    for path in ("/la/inbox", "/la/matches", "/la/alerts"):
+        visit(school, server.url + path, status=403)
+        assert school.get_by_role("heading", name="You cannot open this page").is_visible()
+
+
+def test_police_and_operator_pages_are_accessible(server, as_agency):
+    police = as_agency(DORSET)
+    visit(police, server.url + "/")
+    assert police.url.endswith("/police")
+    assert police.locator("svg.app-chart rect").count() >= 2
+    operator = as_agency(GATEWAY)
+    visit(operator, server.url + "/")
+    assert operator.url.endswith("/operator")
+    la = as_agency(HAMPSHIRE)
+    visit(la, server.url + "/la/alerts")
+    la.get_by_role("link", name=re.compile("^Chronology")).first.click()
+    accessible(la)
+    assert la.locator("svg.app-timeline .app-timeline__escalation").count() >= 1
+
+
+
+
+
