@@ -1,6 +1,7 @@
 """Training the matching model with Splink, unsupervised, and shipping its weights as data.
 
 Run: ``python -m gateway.linkage.train [--records N] [--seed S] [-o PATH]``
+(``--table`` prints the weights of the model file as Markdown, for docs/linkage.md.)
 
 1. Generate ``N`` fictional records (:mod:`gateway.linkage.synth`) and derive
    the comparison features of each (:func:`~gateway.linkage.matching.features`).
@@ -251,6 +252,22 @@ def choose_thresholds(model_data: dict, records: Sequence[SynthRecord]) -> dict:
     }
 
 
+def weights_table(data: dict) -> str:
+    """Return the model's levels as a Markdown table: field, level, m, u, weight (docs/linkage.md quotes it)."""
+    lines = ["| field | level | m | u | weight |", "|---|---|---:|---:|---:|"]
+    for comparison in data["comparisons"]:
+        for level in comparison["levels"]:
+            m = "" if level["m"] is None else f"{level['m']:.4g}"
+            u = "" if level["u"] is None else f"{level['u']:.4g}"
+            lines.append(f"| {comparison['description']} | {level['label']} | {m} | {u} | {level['weight']:+.2f} |")
+    prior = data["prior"]
+    lines.append(
+        f"| prior | two records picked at random | | {prior['probability_two_random_records_match']:.4g}"
+        f" | {prior['weight']:+.2f} |"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway.linkage.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=DEFAULT_RECORDS, help="training records to generate")
@@ -259,7 +276,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--splink-output", type=Path, default=None, help="Splink's model file (default: splink-model.json beside -o)"
     )
+    parser.add_argument(
+        "--table", action="store_true", help="print the weights of the model file -o as Markdown, and train nothing"
+    )
     args = parser.parse_args(argv)
+    if args.table:
+        print(weights_table(json.loads(args.output.read_text(encoding="utf-8"))))
+        return 0
     if args.records < 100:
         parser.error(f"--records must be at least 100 (got {args.records})")
     splink_output = args.splink_output or args.output.with_name(SPLINK_MODEL_PATH.name)
