@@ -1,0 +1,89 @@
+"""What the fuzzers check, one function per target: the gateway's promises about any input.
+
+Each target takes bytes and raises ``AssertionError`` (or lets an unexpected
+exception escape) when a promise is broken:
+
+- an adapter either refuses the whole input with a clear
+  :class:`~gateway.adapters.base.InputUnreadable`, or accounts for every
+  record it read (``records == translated + skipped + rejected``);
+- ``POST /fhir/$process-message`` answers every body with a FHIR
+  OperationOutcome or message and a status below 500.
+
+``fuzz/fuzz.py`` drives them with atheris; ``tests/hostile/test_fuzz_corpus.py``
+runs the kept corpus through them in the normal test suite.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import io
+import json
+import tempfile
+from pathlib import Path
+
+from gateway.adapters import get_adapter
+from gateway.adapters.base import InputUnreadable
+from gateway.adapters.translate import translate_stream
+
+NOW = dt.datetime(2024, 3, 14, 12, 0, tzinfo=dt.timezone.utc)
+SCHOOL = "urn:x-safeguarding:agency:school:999101"
+ADAPTERS = {"csv": "schoolsafe-csv", "json": "concernhub-json", "xml": "ppn-xml"}
+TARGETS = (*ADAPTERS, "intake")
+
+
+def translate_target(format_id: str, data: bytes) -> None:
+    """Translate ``data`` as ``format_id``: a clear refusal, or every record accounted for."""
+    adapter = get_adapter(format_id)
+    errors = io.StringIO()
+    try:
+        summary = translate_stream(adapter, io.BytesIO(data), "fuzz-input", io.StringIO(), errors, now=NOW,
+                                   include_all=True)
+    except InputUnreadable as exc:
+        assert str(exc).startswith("fuzz-input"), f"a refusal that does not name the input: {exc}"
+        return
+    assert summary.balanced, summary.as_dict()
+    for line in errors.getvalue().splitlines():
+        entry = json.loads(line)
+        assert entry["reason"], entry  # every record not translated says why
+
+
+@functools.lru_cache(maxsize=1)
+def _intake_client():
+    """A gateway app on a fresh SQLite database and development PKI (made once per process)."""
+    from gateway.app import create_app
+    from gateway.config import Settings
+    from gateway.routing import Directory
+    from gateway.signing import pki
+    from gateway.store import open_store, schema
+    from gateway.transport.views import CLOCK_KEY
+
+    root = Path(tempfile.mkdtemp(prefix="gateway-fuzz-"))
+    pki.create_deployment(root / "certs", now=NOW)
+    url = f"sqlite:///{root / 'gateway.sqlite3'}"
+    schema.upgrade(url)
+    store = open_store(url)
+    Directory(store.engine).load_seed()
+    store.close()
+    app = create_app(Settings(database_url=url, certs_dir=root / "certs"))
+    app.config.update(TESTING=True, **{CLOCK_KEY: lambda: NOW})
+    return app.test_client()
+
+
+def intake_target(data: bytes) -> None:
+    """Send ``data`` to ``$process-message`` as a school: any answer but a server error."""
+    from gateway.transport.middleware import AGENCY_KEY
+
+    response = _intake_client().post("/fhir/$process-message", data=data, content_type="application/fhir+json",
+                                     environ_base={AGENCY_KEY: SCHOOL})
+    assert response.status_code < 500, (response.status_code, response.get_data(as_text=True)[:500])
+    body = response.get_json(force=True)
+    assert body["resourceType"] in ("OperationOutcome", "Bundle"), body
+
+
+def run(target: str, data: bytes) -> None:
+    """Run ``target`` (one of :data:`TARGETS`) on ``data``."""
+    if target == "intake":
+        intake_target(data)
+    else:
+        translate_target(ADAPTERS[target], data)
