@@ -543,7 +543,9 @@ def prepare_workdir(workdir: Path) -> None:
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=REPO_DIR / "var" / "demo",
               show_default=True, help="A new or empty folder, or one an earlier run made (emptied for each run); "
               "logs of every process are kept there.")
-def demo_command(check_only: bool, workdir: Path) -> None:
+@click.option("--serve", is_flag=True, help="Then keep the gateway up with its console until interrupted, printing "
+              "its address and a PKCS#12 certificate per agency to import into a browser.")
+def demo_command(check_only: bool, workdir: Path, serve: bool = False) -> None:
     """Replay the Family A scenario through the real gateway and show what each agency got."""
     prepare_workdir(workdir)
     demo = Demo(workdir)
@@ -566,3 +568,7 @@ def demo_command(check_only: bool, workdir: Path) -> None:
             raise SystemExit(1)
     else:
         click.echo("Family A: every expected outcome holds.")
+    if serve:
+        from gateway.web.console.demo import serve_console
+
+        serve_console(demo)
