@@ -88,7 +88,7 @@ def openapi_document() -> dict:
                 "Send a FHIR message Bundle (signed or not); answers a signed FHIR response message",
                 body=FHIR_JSON, responses={"200": {"description": "Accepted (or a replay of an accepted message)",
                                                    "content": {FHIR_JSON: {}}},
-                                           "400": outcome, "409": outcome, "413": outcome,
+                                           "400": outcome, "409": outcome, "413": outcome, "415": outcome,
                                            "422": {"description": "Refused: the national standard's MUST items, "
                                                                   "a stale timestamp or a bad signature",
                                                    "content": {FHIR_JSON: {}}}})},
@@ -101,9 +101,10 @@ def openapi_document() -> dict:
                         {"name": "concerns", "in": "query", "required": False,
                          "description": "include or exclude (default) the concerns that are not referrals",
                          "schema": {"type": "string", "enum": ["include", "exclude"]}}],
-                responses={"200": outcome, "400": outcome, "404": outcome, "413": outcome})},
+                responses={"200": outcome, "400": outcome, "404": outcome, "413": outcome, "415": outcome})},
             "/fhir/Bundle/$validate": {"post": _op("Check a Bundle against the national referral standard",
-                                                   body=FHIR_JSON, responses={"200": outcome, "400": outcome},
+                                                   body=FHIR_JSON, responses={"200": outcome, "400": outcome,
+                                                                              "415": outcome},
                                                    tag="standard")},
             "/fhir/metadata": {"get": _op("The CapabilityStatement", tag="standard")},
             "/mailbox": {"get": _op("This agency's unacknowledged messages", tag="mailbox")},
@@ -117,7 +118,7 @@ def openapi_document() -> dict:
             "/messages/{id}/status": {"get": _op("Each destination's delivery state and times (sender only)",
                                                  params=[_path_param("id", "the message id (urn:uuid:…)")],
                                                  responses={"200": {"description": "Delivery status",
-                                                                    "content": {FHIR_JSON: {}}},
+                                                                    "content": {"application/json": {}}},
                                                             "404": outcome})},
             "/people/matches": {"get": _op(
                 "Possible matches of the calling LA's children awaiting a person's decision, field by field with "
@@ -156,7 +157,9 @@ def openapi_document() -> dict:
                 "Figures per agency: sent, received, deadlines met on time and late, overdue, late submissions, "
                 "possible duplicates and matches awaiting review", tag="people",
                 responses={"200": {"description": "The figures", "content": {"application/json": {}}}})},
-            "/connection-check": {"get": _op("Which agency the gateway sees this certificate as", tag="standard")},
+            "/connection-check": {"get": _op("Which agency the gateway sees this certificate as", tag="standard",
+                                             responses={"200": {"description": "{\"agency\": <the agency URI>}",
+                                                                "content": {"application/json": {}}}})},
             "/openapi.json": {"get": {"summary": "This document", "tags": ["standard"],
                                       "security": [{"mutualTLS": []}],
                                       "responses": {"200": {"description": "OpenAPI 3.1",

@@ -16,9 +16,25 @@ from gateway.api.metadata import capability_statement, openapi_document
 from gateway.signing import pki
 from gateway.transport.middleware import AGENCY_KEY
 from gateway.transport.views import CLOCK_KEY, intake_for
-from gateway.web import fhir_response, operation_outcome
+from gateway.web import fhir_response, operation_outcome, require_media_type
 
 blueprint = Blueprint("api", __name__)
+
+#: The media type of each built-in reader's input; a plug-in adapter may say its own as ``media_types``.
+#: Any export may also be sent as application/octet-stream (what a request without a Content-Type is taken as).
+READER_MEDIA_TYPES = {"csv": ("text/csv",), "concernhub-json": ("application/json",),
+                      "ppn-xml": ("application/xml", "text/xml")}
+OCTET_STREAM = "application/octet-stream"
+
+
+def ingest_media_types(adapter) -> tuple[str, ...]:
+    """Return the Content-Types ``POST /ingest/<format>`` takes for ``adapter``'s exports."""
+    own = getattr(adapter, "media_types", None)
+    if own is None:
+        spec = getattr(adapter, "spec", None)
+        reader = spec.get("reader") if isinstance(spec, dict) else None
+        own = READER_MEDIA_TYPES.get(reader.get("type"), ()) if isinstance(reader, dict) else ()
+    return (*own, OCTET_STREAM)
 
 
 def _now() -> dt.datetime:
@@ -41,6 +57,9 @@ def ingest_export(format_id: str) -> Response:
         current_app.logger.error("adapter %s unusable: %s", format_id, exc)
         return fhir_response(operation_outcome("error", "exception", f"the {format_id} adapter is unusable; "
                                                "the operators have been told"), 500)
+    unsupported = require_media_type(ingest_media_types(adapter), assumed=OCTET_STREAM)
+    if unsupported is not None:
+        return unsupported
     try:
         intake = intake_for(current_app)
     except (pki.PKIError, OSError) as exc:

@@ -19,6 +19,7 @@ from gateway.store import open_store
 from gateway.transport.intake import FHIR_JSON, AcceptStep, MessageIntake, Refused
 from gateway.transport.middleware import AGENCY_KEY
 from gateway.transport.watch import Reloading
+from gateway.web import FHIR_REQUEST_TYPES, require_media_type
 
 blueprint = Blueprint("transport", __name__)
 
@@ -149,6 +150,8 @@ def process_message() -> Response:
         # Refuse before reading the body or touching the store.
         outcome = Refused(401, "login", "no verified agency certificate: connect with mutual TLS using a "
                           "certificate issued by the deployment CA").outcome()
+    elif (unsupported := require_media_type(FHIR_REQUEST_TYPES)) is not None:
+        return unsupported  # before reading the body
     else:
         clock = current_app.config.get(CLOCK_KEY, _system_clock)
         try:

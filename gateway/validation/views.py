@@ -8,7 +8,7 @@ import json
 from flask import Blueprint, request
 
 from gateway.validation.validator import NotABundle, validate_bundle
-from gateway.web import fhir_response, operation_outcome
+from gateway.web import FHIR_REQUEST_TYPES, fhir_response, operation_outcome, require_media_type
 
 blueprint = Blueprint("validation", __name__)
 
@@ -20,6 +20,9 @@ def validate_view():
     The outcome says whether the message would be refused (errors) and what
     the sender should add (warnings); a 200 does not mean the Bundle is valid.
     """
+    unsupported = require_media_type(FHIR_REQUEST_TYPES)
+    if unsupported is not None:
+        return unsupported
     raw = request.get_data(cache=False)
     try:
         body = json.loads(raw)

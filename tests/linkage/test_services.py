@@ -54,14 +54,15 @@ def family(request, tmp_path, deployment):
         def __init__(self):
             self.app, self.store, self.clock = app, store, clock
 
-        def call(self, method, path, agency, body=None, **kw):
+        def call(self, method, path, agency, body=None, content_type="application/json", **kw):
             data = json.dumps(body).encode() if isinstance(body, dict) else body
             return client.open(path, method=method, data=data, environ_base={AGENCY_KEY: agency} if agency else {},
-                               content_type="application/json", **kw)
+                               content_type=content_type, **kw)
 
         def ingest(self, agency, fmt, content: bytes, when, *, concerns=False):
             self.clock["now"] = when
-            answer = self.call("POST", f"/ingest/{fmt}" + ("?concerns=include" if concerns else ""), agency, content)
+            answer = self.call("POST", f"/ingest/{fmt}" + ("?concerns=include" if concerns else ""), agency, content,
+                               content_type="application/octet-stream")
             assert answer.status_code == 200, answer.get_json()
             return answer.get_json()
 

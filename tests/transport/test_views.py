@@ -273,7 +273,8 @@ def test_connection_check_without_identity(gateway_app):
 
 def test_gateway_without_certificates_answers_503(tmp_path, make_message):
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'g.sqlite3'}", certs_dir=tmp_path / "none"))
-    response = app.test_client().post(URL, data=json.dumps(make_message(SCHOOL)), environ_base={AGENCY_KEY: SCHOOL})
+    response = app.test_client().post(URL, data=json.dumps(make_message(SCHOOL)), content_type="application/fhir+json",
+                                      environ_base={AGENCY_KEY: SCHOOL})
     assert response.status_code == 503
     assert _issue(response)["code"] == "transient"
 
