@@ -236,3 +236,19 @@ def test_alerts_page_lists_escalations(console):
     text = text_of(console.get("/la/alerts", HAMPSHIRE))
     assert "Escalation alerts" in text and "Chronology" in text
     assert "No alerts" in text_of(console.get("/la/alerts", BCP))
+
+
+def test_the_home_la_reads_every_message_of_its_childs_chronology_but_decides_only_its_own(console):
+    console.family_a()
+    from gateway.linkage.models import MessageEventRow as Event
+
+    (concern,) = console.rows(Event.__table__, Event.__table__.c.kind == S.EVENT_CONCERN)
+    # The school's concern was not sent to Hampshire, but it is in the chronology of Hampshire's child.
+    page = console.get(f"/la/messages/{concern.message_id}", HAMPSHIRE)
+    assert page.status_code == 200 and "Record the decision" not in text_of(page)
+    assert console.get(f"/la/messages/{concern.message_id}/decision", HAMPSHIRE).status_code == 404
+    assert console.get(f"/la/messages/{concern.message_id}", BCP).status_code == 404
+    # Every event of the chronology links to a page Hampshire can open.
+    chronology = console.get(f"/la/people/{concern.child_person_id}/chronology", HAMPSHIRE).get_data(as_text=True)
+    links = _links(chronology, "/la/messages/[^\"]+")
+    assert links and all(console.get(link, HAMPSHIRE).status_code == 200 for link in links)

@@ -58,9 +58,12 @@ def inbox(agency: str):
                   sorts=queries.INBOX_SORTS, statuses=queries.INBOX_STATUSES)
 
 
-def _delivered_message(connection, agency: str, message_id: str):
-    if not queries.delivered_to(connection, agency, message_id):
-        abort(404, f"No message {message_id} was delivered to you.")
+def _readable_message(connection, agency: str, message_id: str, *, to_decide: bool = False):
+    """The accepted message if ``agency`` may read it (to decide on it: only if it was delivered to them)."""
+    if to_decide and not queries.delivered_to(connection, agency, message_id):
+        abort(404, f"No message {message_id} was delivered to you to decide on.")
+    if not queries.may_read(connection, agency, message_id):
+        abort(404, f"No message {message_id} was delivered to you or is about a child of yours.")
     row = queries.accepted_message(connection, message_id)
     if row is None:  # pragma: no cover - a delivery always has its accepted message (foreign key)
         abort(404, f"No message {message_id}.")
@@ -89,7 +92,7 @@ def referral(agency: str, message_id: str):
     at = now()
     with store().transaction() as unit:
         connection = unit.session.connection()
-        row = _delivered_message(connection, agency, message_id)
+        row = _readable_message(connection, agency, message_id)
         bundle = orjson.loads(row.signed_message)
         view = queries.read_message(bundle)
         event = queries.event_of(connection, message_id)
@@ -105,7 +108,8 @@ def referral(agency: str, message_id: str):
             signature=signature, versions=queries.versions(connection, message_id), outcomes=outcomes,
             deadlines=queries.deadlines_of(connection, message_id),
             event=event, person_id=event.child_person_id if event is not None else None,
-            decided=request.args.get("decided") == "1", names=names)
+            decided=request.args.get("decided") == "1", names=names,
+            can_decide=queries.delivered_to(connection, agency, message_id))
         record_read(connection, agency, "console-message", message_id, at)
     return render("console/referral.html", agency, view["event_display"], **context)
 
@@ -114,7 +118,7 @@ def _decision_form(agency: str, message_id: str, errors: dict, values: dict, sta
     at = now()
     with store().transaction() as unit:
         connection = unit.session.connection()
-        row = _delivered_message(connection, agency, message_id)
+        row = _readable_message(connection, agency, message_id, to_decide=True)
         view = queries.read_message(orjson.loads(row.signed_message))
         record_read(connection, agency, "console-decision", message_id, at)
     return render("console/decision.html", agency, "Record the decision", status=status, message=view,
@@ -145,7 +149,7 @@ def record_decision(agency: str, message_id: str):
         return _decision_form(agency, message_id, errors, values, status=400)
     at = now()
     with store().transaction() as unit:
-        row = _delivered_message(unit.session.connection(), agency, message_id)
+        row = _readable_message(unit.session.connection(), agency, message_id, to_decide=True)
         event = queries.event_of(unit.session.connection(), message_id)
         name = _names(unit)(agency)
         original = orjson.loads(row.signed_message)

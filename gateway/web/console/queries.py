@@ -18,7 +18,14 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 
 from gateway.delivery.models import DEAD_LETTERED, KIND_BUILT, KIND_MESSAGE, OPEN_STATES, DeliveryRow, UnroutableRow
 from gateway.linkage import deadlines as D
-from gateway.linkage.models import OPEN, DeadlineRow, EscalationRow, MessageEventRow, PossibleDuplicateRow
+from gateway.linkage.models import (
+    OPEN,
+    DeadlineRow,
+    EscalationRow,
+    MessageEventRow,
+    PersonRow,
+    PossibleDuplicateRow,
+)
 from gateway.model import systems as S
 from gateway.model.terminology import MESSAGE_EVENTS
 from gateway.routing import bundles as B
@@ -35,6 +42,7 @@ _MP = MessagePersonRow.__table__
 _DUP = PossibleDuplicateRow.__table__
 _ESC = EscalationRow.__table__
 _U = UnroutableRow.__table__
+_PERSON = PersonRow.__table__
 
 PAGE_SIZE = 50
 RISK_ORDER = {"high": 0, "medium": 1, "standard": 2, "low": 3}
@@ -151,12 +159,13 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
     out = []
     for r in rows:
         flags = []
-        if r.message_id in duplicates and r.kind not in (S.EVENT_ALERT, S.EVENT_OVERDUE):
-            flags.append("Possible duplicate")
-        if r.version and r.version > 1:
-            flags.append(f"Version {r.version}")
-        if r.late_days:
-            flags.append(f"Sent {r.late_days} days late")
+        if r.kind not in (S.EVENT_ALERT, S.EVENT_OVERDUE):  # the flags of the message itself, not of one about it
+            if r.message_id in duplicates:
+                flags.append("Possible duplicate")
+            if r.version and r.version > 1:
+                flags.append(f"Version {r.version}")
+            if r.late_days:
+                flags.append(f"Sent {r.late_days} days late")
         out.append({
             "delivery_id": r.id, "message_id": r.message_id, "received_at": r.created_at, "state": r.state,
             "kind": r.kind, "kind_display": MESSAGE_EVENTS.get(r.kind, (r.kind, ""))[0],
@@ -224,8 +233,24 @@ def inbox_filters(connection: Connection, agency: str) -> dict:
 # One message, as a person reads it ------------------------------------------------------------------------
 
 def delivered_to(connection: Connection, agency: str, message_id: str) -> bool:
-    """Return whether ``message_id`` was delivered (or is being delivered) to ``agency``."""
-    return connection.execute(select(_D.c.id).where(_D.c.message_id == message_id, _D.c.destination == agency)
+    """Return whether the message ``message_id`` itself was delivered (or is being delivered) to ``agency``
+    (not only an alert or reminder about it)."""
+    return connection.execute(select(_D.c.id).where(_D.c.message_id == message_id, _D.c.destination == agency,
+                                                    _D.c.kind == KIND_MESSAGE).limit(1)).first() is not None
+
+
+def may_read(connection: Connection, agency: str, message_id: str) -> bool:
+    """Return whether children's services ``agency`` may read a message: it, or an alert or reminder about
+    it, was delivered to them, they sent it, or it is in the chronology of a child whose home LA they are
+    (who may read that chronology)."""
+    if connection.execute(select(_D.c.id).where(_D.c.message_id == message_id, _D.c.destination == agency)
+                          .limit(1)).first() is not None:
+        return True
+    if connection.execute(select(_A.c.message_id).where(_A.c.message_id == message_id,
+                                                        _A.c.sender_agency == agency)).first() is not None:
+        return True
+    people = select(_MP.c.person_id).where(_MP.c.message_id == message_id, _MP.c.person_id.is_not(None))
+    return connection.execute(select(_PERSON.c.id).where(_PERSON.c.id.in_(people), _PERSON.c.home_la == agency)
                               .limit(1)).first() is not None
 
 
