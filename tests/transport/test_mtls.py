@@ -115,6 +115,23 @@ def test_a_certificate_revoked_while_its_connection_is_open_is_refused_on_that_c
     assert _raw_request(gateway_server, deployment.ca, deployment.school).startswith(b"HTTP/1.1 200")
 
 
+def test_an_unreadable_crl_fails_closed_on_an_open_connection(gateway_server, deployment):
+    # The client does not read the CRL itself here: only the server's reading of it is tested.
+    with AgencyClient(ca_file=deployment.ca, cert_file=f"{deployment.school}.crt",
+                      key_file=f"{deployment.school}.key") as client:
+        url = f"{gateway_server.base_url}/connection-check"
+        assert client.request("GET", url).status == 200
+        saved = deployment.crl.read_bytes()
+        try:
+            deployment.crl.write_bytes(b"-----BEGIN X509 CRL-----\nnot a CRL\n-----END X509 CRL-----\n")
+            refused = client.request("GET", url)  # the same kept-alive connection
+        finally:
+            deployment.crl.write_bytes(saved)
+        assert client.request("GET", url).status == 200  # back as soon as the CRL is
+    assert refused.status == 503 and refused.headers["Content-Type"] == "application/fhir+json"
+    assert json.loads(refused.body)["issue"][0]["code"] == "transient"
+
+
 def test_process_message_over_mtls(gateway_server, deployment, make_message):
     message = make_message(SCHOOL)
     body = json.dumps(message).encode()
