@@ -133,6 +133,12 @@ def _make_message(canonical: dict, location: str, now: dt.datetime, validator: V
         return [Problem("bundle", f"{location}: {path}", msg,
                         "This is a defect in the mapping; report it to the gateway team.")
                 for path, msg in exc.errors]
+    except KeyError as exc:
+        # A canonical record without a part every message needs (a concern with no child at all):
+        # mappings should reject it first; whatever slips through is this record's fault, not a crash.
+        part = exc.args[0] if exc.args else "?"
+        return [Problem(str(part), location, f"the record gives no {part}, which every message needs",
+                        "Check that the record is complete in the source system and send it again.")]
     if outcome is not None:
         issues = outcome.get("issue", [])
         errs = [i for i in issues if i.get("severity") in ("error", "fatal")]

@@ -74,8 +74,8 @@ def make_gateway(tmp_path, deployment, upgraded_sqlite):
 
     def make(**overrides) -> Gateway:
         folder = tmp_path / f"gateway-{len(made)}"
-        settings = Settings(database_url=upgraded_sqlite(folder / "gateway.sqlite3"), certs_dir=deployment.dir,
-                            replay_window_seconds=600, **overrides)
+        overrides.setdefault("database_url", upgraded_sqlite(folder / "gateway.sqlite3"))
+        settings = Settings(certs_dir=deployment.dir, replay_window_seconds=600, **overrides)
         store = open_store(settings.database_url)
         Directory(store.engine).load_seed()
         store.close()

@@ -337,24 +337,26 @@ def _check_root(elem: etree._Element, filename: str) -> None:
     # Belt and braces: the prolog scan already refused any DOCTYPE.
     if elem.getroottree().docinfo.doctype:
         raise _doctype_refused(filename)
-    qname = etree.QName(elem)
     if elem.tag in (BATCH_TAG, NOTICE_TAG):
         return
-    if qname.localname.lower() == "html":
+    # Split by hand: lxml's QName refuses some names its parser let through ("ppn:" from damaged
+    # markup), and this is the place that tells the sender what the root is.
+    namespace, _, localname = elem.tag[1:].rpartition("}") if elem.tag.startswith("{") else ("", "", elem.tag)
+    if localname.lower() == "html":
         raise _html_page(filename)
-    if qname.localname in ("NoticeBatch", "PublicProtectionNotice"):
-        ns = f"namespace '{qname.namespace}'" if qname.namespace else "no namespace"
+    if localname in ("NoticeBatch", "PublicProtectionNotice"):
+        ns = f"namespace '{namespace}'" if namespace else "no namespace"
         raise InputUnreadable(
             filename,
-            f"the root element is {qname.localname} in {ns}, but PPN XML v1 uses the namespace {PPN_NS}.",
+            f"the root element is {localname} in {ns}, but PPN XML v1 uses the namespace {PPN_NS}.",
             "Check that this is a PPN XML v1 export; another version of the format needs its own mapping.",
-            location="/" + qname.localname,
+            location="/" + localname,
         )
     raise InputUnreadable(
         filename,
         f"the root element is <{_prefixed(elem.tag)}>, not ppn:NoticeBatch or ppn:PublicProtectionNotice; this is not a police PPN file.",
         "Check that the right file and --format were chosen.",
-        location="/" + qname.localname,
+        location="/" + localname,
     )
 
 
