@@ -83,6 +83,8 @@ MESSAGE_RULES: tuple[MessageRule, ...] = (
 RULES_BY_KIND = {rule.kind: rule for rule in MESSAGE_RULES}
 AGENCY_KIND_TEXT = {"school": "school", "police": "police force", "la": "local authority (children's services)",
                     "gateway": "the gateway (operators)"}
+_AN_AGENCY_OF_KIND = {"school": "a school", "police": "a police force",
+                      "la": "a local authority (children's services)", "gateway": "the gateway"}
 _REFERRAL_RULES = ("school-referral-to-home-la", "police-notice-to-home-la", "referral-to-home-la")
 
 
@@ -115,10 +117,13 @@ def check_message_kind(header: dict, agency: str) -> MessageRule:
                       f"kinds are {known}, and responses", "MessageHeader.eventCoding")
     agency_kind = S.parse_agency_uri(agency)[0]
     if agency_kind not in rule.senders:
-        who = " or ".join(AGENCY_KIND_TEXT[k] for k in rule.senders)
-        only = "only the gateway builds these" if rule.senders == ("gateway",) else f"only a {who} may send one"
-        raise Refused(403, "forbidden", f"a {AGENCY_KIND_TEXT[agency_kind]} ({agency}) may not send a "
-                      f"{rule.label.lower()} message: {only} (docs/access-control.md)", "MessageHeader.eventCoding")
+        who = " or ".join(_AN_AGENCY_OF_KIND[k] for k in rule.senders)
+        only = "only the gateway builds these" if rule.senders == ("gateway",) else f"only {who} may send one"
+        what = rule.label if rule.label.startswith("Operation") else rule.label[0].lower() + rule.label[1:]
+        sender = _AN_AGENCY_OF_KIND[agency_kind]
+        article = "an" if what[0].lower() in "aeiou" else "a"
+        raise Refused(403, "forbidden", f"{sender[0].upper()}{sender[1:]} ({agency}) may not send {article} {what} "
+                      f"message: {only} (docs/access-control.md)", "MessageHeader.eventCoding")
     return rule
 
 

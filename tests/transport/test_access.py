@@ -52,13 +52,13 @@ def test_a_response_is_a_response_whatever_event_it_repeats():
     ("made-up-event", SCHOOL, 403, "no agency may send a 'made-up-event' message"),
     (S.EVENT_ENCOMPASS, SCHOOL, 403, "only the gateway builds these"),
     (S.EVENT_OUTCOME, SCHOOL, 403, "only a local authority (children's services) may send one"),
-    (S.EVENT_REFERRAL, LA, 403, "only a school or police force may send one"),
+    (S.EVENT_REFERRAL, LA, 403, "only a school or a police force may send one"),
     (S.EVENT_CONCERN, "urn:x-safeguarding:agency:police:TST", 403, "only a school may send one"),
 ])
 def test_a_refusal_names_the_rule(event, agency, status, words):
     with pytest.raises(Refused) as refused:
         check_message_kind(_header(event), agency)
-    assert refused.value.status == status and words in refused.value.text
+    assert refused.value.status == status and words in refused.value.text, refused.value.text
     assert refused.value.expression == "MessageHeader.eventCoding"
 
 
