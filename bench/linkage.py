@@ -47,8 +47,9 @@ def _row(name: str, acc: Accuracy, cpu: float | None, note: str = "") -> str:
     )
 
 
-def splink_sweep(records: Sequence[SynthRecord]) -> tuple[list[tuple[float, Accuracy]], float, float]:
-    """Return Splink's accuracy at each threshold of the grid, the CPU seconds of predict and of one clustering."""
+def splink_sweep(records: Sequence[SynthRecord]) -> tuple[list[tuple[float, Accuracy]], float, float, int]:
+    """Return Splink's accuracy at each threshold of the grid, the CPU seconds of predict and of one
+    clustering, and how many pairs predict scored."""
     from splink import DuckDBAPI, Linker
 
     from gateway.linkage.train import SPLINK_MODEL_PATH, splink_rows, splink_table
@@ -59,6 +60,7 @@ def splink_sweep(records: Sequence[SynthRecord]) -> tuple[list[tuple[float, Accu
     linker = Linker(db_api.register(splink_table(splink_rows(records))), settings, log_level=logging.WARNING)
     predictions = linker.inference.predict(threshold_match_weight=min(SPLINK_THRESHOLDS))
     predict_cpu = time.process_time() - cpu
+    scored = len(predictions.as_record_list())
     results = []
     cluster_cpu = 0.0
     for threshold in SPLINK_THRESHOLDS:
@@ -69,7 +71,16 @@ def splink_sweep(records: Sequence[SynthRecord]) -> tuple[list[tuple[float, Accu
         cluster_cpu = time.process_time() - cpu
         cluster_of = {row["unique_id"]: f"c{row['cluster_id']}" for row in clusters}
         results.append((threshold, pair_metrics(records, [cluster_of.get(i, f"s{i}") for i in range(len(records))])))
-    return results, predict_cpu, cluster_cpu
+    return results, predict_cpu, cluster_cpu, scored
+
+
+def compare_cpu(model: MatchModel, records: Sequence[SynthRecord], pairs: int = 50_000) -> float:
+    """Return CPU seconds per call of ``model.compare`` over ``pairs`` pairs of generated records."""
+    plain = [r.record for r in records]
+    cpu = time.process_time()
+    for i in range(pairs):
+        model.compare(plain[i % len(plain)], plain[(i * 7 + 1) % len(plain)])
+    return (time.process_time() - cpu) / pairs
 
 
 def accuracy_part(args: argparse.Namespace) -> bool:
@@ -89,7 +100,8 @@ def accuracy_part(args: argparse.Namespace) -> bool:
     cpu = time.process_time()
     ours, index = run_index(model, records)
     our_cpu = time.process_time() - cpu
-    sweep, predict_cpu, cluster_cpu = splink_sweep(records)
+    sweep, predict_cpu, cluster_cpu, scored = splink_sweep(records)
+    per_compare = compare_cpu(model, records)
     best_f1 = max(sweep, key=lambda item: (item[1].f1, item[0]))
     precise = [item for item in sweep if item[1].precision >= GOAL_PRECISION]
     best_precise = max(precise, key=lambda item: (item[1].recall, item[0])) if precise else None
@@ -110,6 +122,10 @@ def accuracy_part(args: argparse.Namespace) -> bool:
     else:
         print(f"Splink reaches precision {GOAL_PRECISION} at no threshold of {SPLINK_THRESHOLDS[0]:g}..{SPLINK_THRESHOLDS[-1]:g}")
     print(f"(Splink CPU: predict {predict_cpu:.1f} s, one clustering {cluster_cpu:.1f} s; gateway: one record at a time)")
+    print(
+        f"CPU per scored pair: gateway compare() {per_compare * 1e6:.1f} us (pure Python, one pair at a time);"
+        f" Splink predict {predict_cpu / max(scored, 1) * 1e6:.1f} us ({scored:,} pairs in one DuckDB batch)"
+    )
 
     splink_recall = best_precise[1].recall if best_precise else 0.0
     goals = {

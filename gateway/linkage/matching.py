@@ -17,22 +17,23 @@ How a record is linked (:func:`decide`), in the order the rules apply:
    identifier (then it is only proposed);
 3. a different valid NHS number or UPN means two different people, whatever
    the names say;
-4. the twins rule: given names that are clearly different (below the
-   "similar" levels: Ella and Emma) with the same or a close family name
-   (a typo, one part of a double-barrelled name) and the same or a close
-   birth date (transposed, one component wrong) are two children of one
-   family, twins or siblings, whatever the address or school say: never
-   linked, not even proposed, as hmpps-person-match does (it sets such
-   pairs' weight to -5), since twins would otherwise fill the review queue.
-   Close but different given names that are both known given names
-   (``data/given-names.txt``: Mia and Mya, Jack and Jacob), with a close
-   family name and a close or missing birth date, are never linked
-   automatically either, but proposed for a person to confirm; when one of
-   them is not a known name ("Hannha") it is taken for a slip of the
-   keyboard and scored as usual, and two clearly different names that are
-   neither of them known ("Grqce", "Grase") are two slips, not twins. (The
-   issue's rule also asks for the same postcode or school; this one is
-   stricter: twins share both, but a record may lack them.)
+4. the twins rule: two records with the same or a close family name (a
+   typo, one part of a double-barrelled name) and the same or a close birth
+   date (transposed, one component wrong), whose given names are not the
+   same person's (not equal, not nickname-equivalent, not one of several),
+   are two children of one family, twins or siblings, unless one given name
+   is a slip of the other: never linked automatically, whatever the address
+   or school say (twins share both; the issue's rule also asks for one of
+   them, this one is stricter, since a record may lack them). A given name
+   that is not a known one (``data/given-names.txt`` and the nickname table)
+   is read as the one known name a single keystroke away ("Olvia" is
+   Olivia); when it is one keystroke from two known names ("Esie": Elsie or
+   Evie?) or from none, or is an initial, it cannot tell twins apart and the
+   pair is proposed ("unsure-name"). Clearly different names (Ella and Emma,
+   and Mia and Mya, just below the "similar" level) are not even proposed,
+   as hmpps-person-match does (it sets such pairs' weight to -5): twins
+   would otherwise fill the review queue; close ones (Lily and Lila) are
+   proposed ("possible-twins");
 5. neither the given nor the family name agreeing at any level (and not
    one record with the two swapped) is never linked automatically, however
    much the date of birth, address and school agree: a foster child or a
@@ -58,7 +59,7 @@ from pathlib import Path
 import jellyfish
 from anyascii import anyascii
 from rapidfuzz import process
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 
 from gateway.model.identifiers import check_nhs_number, check_postcode, check_upn, check_urn
 
@@ -538,11 +539,6 @@ SAME_GIVEN = frozenset({"exact", "nickname", "one of several given names"})
 #: children of one family (twins, or siblings with a mistyped date), never one.
 CLOSE_FAMILY = frozenset({"exact", "one part of a double-barrelled name", f"similar (Jaro-Winkler >= {JW_CLOSE:.2f})"})
 CLOSE_BIRTH = frozenset({"exact", "day and month transposed", "one of day, month, year differs"})
-#: The loosest "similar" given-name level: a slip of a short name (Jaden, Jaten) looks
-#: just like twins' names (Jayden, Jaden), so it is proposed, never linked, in one family.
-NEAR_GIVEN = f"similar (Jaro-Winkler >= {JW_NEAR:.2f})"
-#: Given-name levels close enough that twins' names (Mia, Mya) are proposed, not dropped.
-CLOSE_GIVEN = frozenset({f"similar (Jaro-Winkler >= {JW_CLOSE:.2f})", f"similar (Jaro-Winkler >= {JW_NEAR:.2f})"})
 
 
 def gamma(comparison: Comparison, level_index: int) -> int:
@@ -615,6 +611,8 @@ RULES = {
     "upn-conflict": "different valid UPNs: two different people",
     "identifier-conflict": "one identifier is the same and the other different: a person must confirm",
     "names-differ": "neither given nor family name agrees: never linked automatically, a person must confirm",
+    "unsure-name": "twins rule: an initial, or a misspelt given name that could be more than one name,"
+    " in one family born the same day: a person must confirm",
     "twins": "twins rule: same or close family name and birth date, clearly different given names: two children",
     "possible-twins": "twins rule: close family names and birth dates, close but different known given names"
     " (twins or siblings, or a slip): a person must confirm",
@@ -716,22 +714,22 @@ def _rule(levels: dict[str, str], a: Features, b: Features) -> str | None:
         if family == "exact":
             jw = _jw(first_a, first_b)
             given = "same" if first_a == first_b else "close" if jw >= JW_NEAR else "different"
-    if family not in CLOSE_FAMILY:
+    if family not in CLOSE_FAMILY or given in SAME_GIVEN or given in ("missing", "same", "given and family swapped"):
         return None
-    if given == "different":
-        if not (_is_known(first_a) or _is_known(first_b)):
-            return None  # two names that are no one's: two slips, scored as usual
-        read_a, read_b = _readings(first_a), _readings(first_b)
-        if read_a is not None and read_b is not None and not read_a.isdisjoint(read_b):
-            return None  # a slip of a nickname ("Lwuke" for Luke, Lucas)
-        return "twins" if levels["birth_date"] != "missing" else "possible-twins"
-    if given in CLOSE_GIVEN or given == "close":
-        # Close names: twins (Mia, Mya; Jayden, Jaden) unless one is a slip of the other.
-        # A name that is not a known one is read as the known name(s) nearest to it.
-        read_a, read_b = _readings(first_a), _readings(first_b)
-        if read_a is None or read_b is None or read_a.isdisjoint(read_b):
-            return "possible-twins"
-    return None
+    if given == "initial only":
+        return "unsure-name"  # an initial cannot tell Mia from Maya
+    # Different given names in one family, born the same day or nearly: twins or siblings,
+    # unless one name is a slip of the other. A name that is no one's is read as the one
+    # known name a single keystroke away; when there are two such names, or none, it
+    # cannot be read.
+    read_a, read_b = _readings(first_a), _readings(first_b)
+    if read_a is None or read_b is None:
+        return "unsure-name"
+    if not read_a.isdisjoint(read_b):
+        return None  # a slip of the other's name or of a nickname of it ("Lwuke" for Luke, Lucas)
+    if given == "different" and levels["birth_date"] != "missing":
+        return "twins"
+    return "possible-twins"
 
 
 def _crossed(a: Features, b: Features) -> bool:
@@ -745,18 +743,20 @@ def _is_known(name: str | None) -> bool:
 
 @functools.lru_cache(maxsize=1 << 14)
 def _readings(name: str) -> frozenset[str] | None:
-    """Return the known given names ``name`` stands for; None when that is ambiguous.
+    """Return the known given names ``name`` stands for; None when it cannot be read.
 
-    A known name stands for itself; a name that is not known is read as the
-    known name nearest to it (Jaro-Winkler), or None when two or more are
-    equally near ("Jyaden": Jayden or Jaden?). Nicknames stand for their
-    formal names too, so that a slip of "Alex" can be "Alexander".
+    A known name stands for itself; a name that is not known stands for the
+    one known name a single keystroke away (a letter changed, added, dropped
+    or two swapped: optimal string alignment distance 1). When two known
+    names are a keystroke away ("Esie": Elsie or Evie?), or none is ("Abcby"),
+    it cannot be read. Nicknames stand for their formal names too, so that a
+    slip of "Alex" can be "Alexander".
     """
     if _is_known(name):
         nearest = name
     else:
-        scored = process.extract(name, _KNOWN_SORTED(), scorer=JaroWinkler.similarity, limit=2)
-        if len(scored) < 1 or (len(scored) == 2 and scored[0][1] == scored[1][1]):
+        scored = process.extract(name, _KNOWN_SORTED(), scorer=OSA.distance, limit=2)
+        if not scored or scored[0][1] > 1 or (len(scored) == 2 and scored[1][1] == scored[0][1]):
             return None
         nearest = scored[0][0]
     return frozenset({nearest} | nickname_groups().get(nearest, frozenset()))
