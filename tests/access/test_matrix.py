@@ -298,3 +298,20 @@ def test_each_kind_is_refused_exactly_where_the_docs_say(walk):
             assert (reply.status == 403) is refused[kind], (method, url, kind, reply.status, reply.body[:300])
             checked += 1
     assert checked > 80
+
+
+def test_own_data_and_another_agencys_over_mtls(walk, delivered_to):
+    notification = delivered_to(SCHOOL)
+    mid = notification["identifier"]["value"]
+    listing = json.loads(walk.get(SCHOOL, "/mailbox").body)
+    (delivery_id,) = [e["fullUrl"].rsplit("/", 1)[1] for e in listing["entry"]
+                      if e["resource"]["identifier"]["value"] == mid]
+    assert walk.get(SCHOOL, f"/mailbox/{delivery_id}").status == 200
+    assert walk.get(GATEWAY, f"/messages/{mid}/status").status == 200  # its sender
+    for other in (OTHER_SCHOOL, POLICE, LA, GATEWAY):
+        assert mid not in walk.get(other, "/mailbox").body.decode()
+        assert walk.get(other, f"/mailbox/{delivery_id}").status == 404
+        assert walk.get(other, f"/mailbox/{delivery_id}/$ack", "POST").status == 404
+    for other in (SCHOOL, OTHER_SCHOOL, POLICE, LA):
+        assert walk.get(other, f"/messages/{mid}/status").status == 404
+    assert walk.get(SCHOOL, f"/mailbox/{delivery_id}/$ack", "POST").status == 200
