@@ -54,7 +54,8 @@ class Server:
 
 def _family_a_with_a_possible_match(database_url: str, pki) -> None:
     """Family A's police notices and the school's disclosure, then a referral for Leo under another given
-    name and without his UPN: a possible match for Hampshire to decide, accepted by the real app in-process."""
+    name and without his UPN (a possible match for Hampshire to decide) and the same referral twice (a possible
+    duplicate), accepted by the real app in-process."""
     from gateway.app import create_app
     from gateway.config import Settings
     from gateway.routing import Directory
@@ -70,6 +71,9 @@ def _family_a_with_a_possible_match(database_url: str, pki) -> None:
     try:
         console.ingest(DORSET, "ppn-xml", (DATA / "dorset-police-ppn.xml").read_bytes(), POLICE_DAY)
         console.ingest(SCHOOL, "schoolsafe-csv", school_rows("4101"), DISCLOSURE_DAY, concerns=True)
+        # Mia's disclosure again an hour later under another incident id: a possible duplicate.
+        console.ingest(SCHOOL, "schoolsafe-csv", school_rows("4101").replace(b"\n4101,", b"\n4102,"),
+                       DISCLOSURE_DAY.replace(hour=13), concerns=True)
         lee = school_rows("4263").replace(b'"PARKER, Leo",K850210119003,02/11/2015', b'"PARKER, Lee",,02/11/2015')
         console.ingest(SCHOOL, "schoolsafe-csv", lee, REFERRAL_DAY)
     finally:
@@ -152,7 +156,8 @@ def as_agency(chromium, server):
 
 
 def accessible(page) -> None:
-    """Run axe-core on the page as it is now: fail with every violation named."""
+    """Run axe-core on the page once it has loaded: fail with every violation named."""
+    page.wait_for_load_state("load")
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
     problems = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}"
@@ -225,23 +230,24 @@ def test_la_confirms_a_possible_match_and_the_chronology_changes(server, as_agen
     la.get_by_role("link", name=re.compile("Lee", re.I)).first.click()
     accessible(la)
     assert la.get_by_role("heading", name="Is this the same person?").is_visible()
-    candidate = la.locator("table.app-compare")
-    assert candidate.get_by_text("Given names").is_visible()
+    assert la.locator("table.app-compare").get_by_text("Given names").is_visible()
     match_url = la.url
-    chronology_url = None
-    # The chronology of the person already known, before.
+    events = la.locator("table").filter(has_text="When it happened").locator("tbody tr")
+    la.get_by_role("link", name="See the chronology of the person already known").click()
+    accessible(la)
+    about_the_child = events.filter(has=la.get_by_role("cell", name="The child", exact=True))
+    chronology_url, before = la.url, about_the_child.count()
+    assert events.count() == la.locator("svg.app-timeline circle").count()
+    la.go_back()
     la.get_by_label("Yes, the same person: join the records").check()
     la.get_by_label("Reason").fill("Same child: the school misspelt his name")
     la.get_by_role("button", name="Save the decision").click()
     accessible(la)
-    chronology_url = la.url
-    assert "/chronology" in chronology_url
-    events = la.locator("table").filter(has_text="When it happened").locator("tbody tr")
-    after = events.count()
-    assert la.locator("svg.app-timeline circle").count() == after
-    # Before the decision the known child's chronology had no event from the school's "Lee" referral: the
-    # confirmed record's events joined it.
-    assert events.filter(has_text="Riverside Infant School").filter(has_text="Safeguarding referral").count() == 1
+    # The decision leads to the chronology of the person kept: the confirmed record's referral (about his
+    # household before, through his sister and parents) is now about the child himself.
+    assert la.url == chronology_url
+    assert about_the_child.count() > before
+    assert la.locator("svg.app-timeline circle").count() == events.count()
     visit(la, match_url)
     assert la.get_by_text("Confirmed").is_visible()
 
@@ -262,6 +268,13 @@ def test_police_and_operator_pages_are_accessible(server, as_agency):
     visit(operator, server.url + "/")
     assert operator.url.endswith("/operator")
     la = as_agency(HAMPSHIRE)
+    visit(la, server.url + "/la/matches")
+    la.get_by_role("link", name=re.compile("^School concern")).first.click()
+    accessible(la)
+    assert la.get_by_role("heading", name="Is this the same event sent twice?").is_visible()
+    la.get_by_role("button", name="Save the decision").click()
+    accessible(la)
+    assert la.get_by_role("alert").get_by_text("Select whether these messages are about the same event").is_visible()
     visit(la, server.url + "/la/alerts")
     la.get_by_role("link", name=re.compile("^Chronology")).first.click()
     accessible(la)

@@ -25,7 +25,7 @@ SERVICE_NAME = "Safeguarding gateway"
 KIND_NAMES = {"la": "Children's services", "school": "School", "police": "Police force", "gateway": "Operators"}
 #: Where each kind of agency lands, and its navigation: (endpoint, label).
 NAVIGATION = {
-    "la": (("console.inbox", "Inbox"), ("console.matches", "Possible matches"), ("console.alerts", "Alerts")),
+    "la": (("console.inbox", "Inbox"), ("console.matches", "Matches and duplicates"), ("console.alerts", "Alerts")),
     "school": (("console.school_home", "Notifications and referrals"),),
     "police": (("console.police_home", "Notices and figures"),),
     "gateway": (("console.operator_home", "Delivery health"),),

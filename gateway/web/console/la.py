@@ -6,9 +6,9 @@ import orjson
 from flask import abort, current_app, redirect, request, url_for
 from sqlalchemy import select
 
-from gateway.linkage.chronology import chronology, person, record_read
+from gateway.linkage.chronology import chronology, decide_duplicate, duplicate_view, open_duplicates, person, record_read
 from gateway.linkage.index import PersonIndex, ReviewError, match_view, open_matches
-from gateway.linkage.models import PossibleMatchRow
+from gateway.linkage.models import PossibleDuplicateRow, PossibleMatchRow
 from gateway.linkage.views import linkage_for
 from gateway.routing import Directory
 from gateway.routing.codes import REFERRAL_DECISIONS
@@ -20,6 +20,7 @@ from gateway.web.console.common import blueprint, check_csrf, for_kind, now, ren
 
 LA = "children's services of a local authority"
 _MATCH = PossibleMatchRow.__table__
+_DUPLICATE = PossibleDuplicateRow.__table__
 REASON_MAX = 2000
 
 
@@ -204,13 +205,74 @@ def chronology_page(agency: str, person_id: str):
 @blueprint.get("/la/matches")
 @for_kind("la", LA)
 def matches(agency: str):
-    """Possible matches waiting for this LA's decision."""
+    """Possible matches and possible duplicates waiting for this LA's decision."""
     at = now()
     with store().transaction() as unit:
         connection = unit.session.connection()
         waiting = open_matches(connection, home_la=agency)
+        duplicates = open_duplicates(connection, home_la=agency)
+        name = _names(unit)
+        for flag in duplicates:
+            flag["sender_name"] = name(flag["message"].get("agency"))
         record_read(connection, agency, "possible-matches", None, at)
-    return render("console/matches.html", agency, "Possible matches", matches=waiting)
+        record_read(connection, agency, "possible-duplicates", None, at)
+    return render("console/matches.html", agency, "Matches and duplicates", matches=waiting, duplicates=duplicates)
+
+
+def _duplicate(connection, agency: str, flag_id: int):
+    row = connection.execute(select(_DUPLICATE).where(_DUPLICATE.c.id == flag_id)).first()
+    if row is None:
+        abort(404, f"No possible duplicate {flag_id}.")
+    if row.home_la != agency:
+        abort(403, "This possible duplicate is about another local authority's child.")
+    return row
+
+
+def _duplicate_page(agency: str, flag_id: int, errors: dict, values: dict, status: int = 200):
+    at = now()
+    with store().transaction() as unit:
+        connection = unit.session.connection()
+        view = duplicate_view(connection, _duplicate(connection, agency, flag_id))
+        name = _names(unit)
+        sides = []
+        for side in (view["duplicate_of"], view["message"]):
+            row = queries.accepted_message(connection, side["message_id"])
+            sides.append({**side, "sender_name": name(side.get("agency")),
+                          "read": queries.read_message(orjson.loads(row.signed_message)) if row else None})
+        record_read(connection, agency, "possible-duplicate", str(flag_id), at)
+    return render("console/duplicate.html", agency, "Possible duplicate", status=status, flag=view, sides=sides,
+                  errors=errors, values=values)
+
+
+@blueprint.get("/la/duplicates/<int:flag_id>")
+@for_kind("la", LA)
+def duplicate(agency: str, flag_id: int):
+    """A possible duplicate: the two messages side by side."""
+    return _duplicate_page(agency, flag_id, {}, {})
+
+
+@blueprint.post("/la/duplicates/<int:flag_id>")
+@for_kind("la", LA)
+def decide_duplicate_flag(agency: str, flag_id: int):
+    """Confirm (one event sent twice) or dismiss (two events) a possible duplicate, with a reason."""
+    check_csrf(agency)
+    values = {"action": request.form.get("action", ""), "reason": request.form.get("reason", "").strip()}
+    errors = {}
+    if values["action"] not in ("confirm", "dismiss"):
+        errors["action"] = "Select whether these messages are about the same event"
+    if not values["reason"]:
+        errors["reason"] = "Enter the reason for your decision"
+    elif len(values["reason"]) > REASON_MAX:
+        errors["reason"] = f"The reason must be {REASON_MAX} characters or fewer"
+    if errors:
+        return _duplicate_page(agency, flag_id, errors, values, status=400)
+    try:
+        with store().transaction() as unit:
+            decide_duplicate(unit.session.connection(), flag_id, values["action"], by=f"{agency} (console)",
+                             reason=values["reason"], now=now(), home_la=agency)
+    except ReviewError as exc:
+        abort(exc.status, exc.text)
+    return redirect(url_for("console.matches"), code=303)
 
 
 def _match(connection, agency: str, match_id: int):
