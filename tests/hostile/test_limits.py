@@ -171,16 +171,34 @@ def test_json_nested_10000_deep_is_400_on_process_message(gateway, make_message)
     _limit_named(response, "GATEWAY_MAX_NESTING_DEPTH", 64)
 
 
-def test_a_deep_concern_is_one_rejected_record_and_the_others_are_accepted(gateway):
+def _export_with_deep_concern(position: int, depth: int) -> tuple[bytes, int]:
     export = json.loads((SAMPLES / "concernhub-sample.json").read_text(encoding="utf-8"))
-    export["concerns"].insert(0, "DEEP")
-    text = json.dumps(export).replace('"DEEP"', '{"id": 77, "extra": %s}' % ("[" * 10_000 + "]" * 10_000))
-    response = gateway.ingest("concernhub-json", text.encode())
+    export["concerns"] = [export["concerns"][0]] * 3
+    export["concerns"].insert(position, "DEEP")
+    text = json.dumps(export).replace('"DEEP"', '{"id": 77, "extra": %s}' % ("[" * depth + "]" * depth))
+    return text.encode(), len(export["concerns"])
+
+
+def test_a_deep_concern_is_one_rejected_record_and_the_others_are_read(gateway):
+    body, total = _export_with_deep_concern(1, 100)  # past the limit (64), within twice it
+    response = gateway.ingest("concernhub-json", body)
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
     got = counts(response)
-    assert got["rejected"] == 1 and got["records"] == len(export["concerns"])
-    assert got["translated"] + got["skipped"] == len(export["concerns"]) - 1  # the others are read as before
-    assert any("/concerns/0" in t and "GATEWAY_MAX_NESTING_DEPTH=64" in t for t in outcome_texts(response))
+    assert got["rejected"] == 1 and got["records"] == total
+    assert got["translated"] + got["skipped"] == total - 1  # the others are read as before
+    assert any("/concerns/1" in t and "GATEWAY_MAX_NESTING_DEPTH=64" in t for t in outcome_texts(response))
+
+
+def test_a_concern_nested_10000_deep_stops_the_export_where_it_is(gateway):
+    """Past twice the limit the parser is stopped (its event names grow with the depth: 10,000 levels
+    left ~230 MB in the process); the concerns before are read and the answer says the rest were not."""
+    body, total = _export_with_deep_concern(1, 10_000)
+    response = gateway.ingest("concernhub-json", body)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    got = counts(response)
+    assert got["records"] == 2 and got["rejected"] == 1 and got["translated"] + got["skipped"] == 1
+    stopped = next(t for t in outcome_texts(response) if "/concerns/1" in t)
+    assert "GATEWAY_MAX_NESTING_DEPTH=64" in stopped and "any after it could not be read" in stopped
 
 
 def test_deep_xml_is_refused_naming_the_limit(gateway):

@@ -131,6 +131,8 @@ def _read(stream: BinaryIO, start: int | None, tap: "_Tap", filename: str, backe
         if _top_fields(events, {}):
             raise InputUnreadable(filename, "the export has two concerns lists.", RE_EXPORT, location="/")
         _drain(events)
+    except _NestedTooDeep:
+        raise _too_deep(filename, f"/concerns/{count}") from None
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         raise InputUnreadable(
             filename,
@@ -146,6 +148,8 @@ def _look_ahead(src: "_Source", events, fields: dict, filename: str) -> None:
         for prefix, event, _ in events:
             if prefix == "concerns" and event == "end_array":
                 break
+    except _NestedTooDeep:
+        raise _too_deep(filename, "/concerns") from None
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         missing = ", ".join(key for key in HEADER_KEYS if key not in fields)
         raise InputUnreadable(
@@ -208,6 +212,9 @@ def _concerns(events, src: "_Source", context: dict, backend, limits: input_limi
         if closed:
             return index
         error = "the file ends unexpectedly"
+    except _NestedTooDeep as exc:
+        error = (f"the JSON is nested more than {exc.limit} levels deep here, twice the limit "
+                 f"(GATEWAY_MAX_NESTING_DEPTH={limits.max_nesting_depth})")
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         error = _syntax(exc, src)
     after = f" after /concerns/{index - 1}" if index else ""
@@ -296,6 +303,8 @@ def _guard_header(src: "_Source", filename: str, func, *args, **kwargs):
     """Return ``func(*args, **kwargs)``; what goes wrong outside ``concerns`` becomes :class:`InputUnreadable`."""
     try:
         return func(*args, **kwargs)
+    except _NestedTooDeep:
+        raise _too_deep(filename, None) from None
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         raise InputUnreadable(filename, f"this is not valid JSON: {_syntax(exc, src)}.", RE_EXPORT) from None
     except StopIteration:
@@ -309,6 +318,10 @@ def _guard_header(src: "_Source", filename: str, func, *args, **kwargs):
                               location="/concerns") from None
     except _TooCostly as exc:
         raise exc.exceeded.for_file(filename) from None
+
+
+def _too_deep(filename: str, location: str | None) -> input_limits.LimitExceeded:
+    return input_limits.current().depth_exceeded(filename, location)
 
 
 def _single(fields: dict, filename: str) -> RawRecord:
@@ -416,16 +429,27 @@ def _replay(stream: BinaryIO, start: int | None, tap: _Tap):
 
 
 class _Source:
-    """What the parser reads: the input after any BOM, counting bytes for error messages."""
+    """What the parser reads: the input after any BOM, counting bytes for error messages.
+
+    It stops the parser before nesting deeper than ``2 x GATEWAY_MAX_NESTING_DEPTH``: the bytes
+    up to there are handed on (so every complete concern before is read), and the next read
+    raises :class:`_NestedTooDeep`. ijson names every event by its path, a string as long as the
+    nesting: 10,000 levels made half a gigabyte of such names per concern, which the process then
+    kept. Nesting between the limit and twice it is one rejected concern (see :func:`_concerns`).
+    """
 
     def __init__(self, head: bytes, raw, offset: int):
         self._head, self._raw = head, raw
         self.consumed = offset  # file offset of the end of what the parser has read
         self.block_start = offset
+        self.guard = _NestingGuard(2 * input_limits.current().max_nesting_depth)
+        self._stopped = False
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:
             return b""
+        if self._stopped:
+            raise _NestedTooDeep(self.guard.limit)
         if self._head:
             if size < 0 or size >= len(self._head):
                 data, self._head = self._head, b""
@@ -433,9 +457,93 @@ class _Source:
                 data, self._head = self._head[:size], self._head[size:]
         else:
             data = self._raw.read(size)
+        crossing = self.guard.feed(data)
+        if crossing is not None:
+            data, self._stopped = data[:crossing], True
         self.block_start = self.consumed
         self.consumed += len(data)
         return data
+
+
+class _NestedTooDeep(Exception):
+    """The input nests deeper than the reader will parse (raised from :meth:`_Source.read`)."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"nested more than {limit} levels deep")
+        self.limit = limit
+
+
+#: The contents of a JSON string up to its closing quote, or up to the end of the text; written so
+#: that the engine never backtracks. A lone backslash at the very end is left out (an escape that
+#: the next block completes).
+_STRING_BODY = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENING = frozenset(b"[{")
+
+
+class _NestingGuard:
+    """Follows the nesting of JSON text block by block, in C-speed steps (strings are cut out by a
+    regular expression, brackets counted with ``bytes.count``); only a block that may go past
+    ``limit`` is walked byte by byte, to find where."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False  # the last block ended inside a string, after a lone backslash
+
+    def feed(self, data: bytes) -> int | None:
+        """Take the next block; return the offset of the first byte that nests past the limit, or None."""
+        start = (self.depth, self.in_string, self.escaped)
+        rest = data
+        if self.escaped and rest:
+            rest, self.escaped = rest[1:], False
+        if self.in_string:
+            end = _STRING_BODY.match(rest).end()
+            if end == len(rest):
+                return None
+            if rest[end:end + 1] == b"\\":  # a lone backslash ends the block
+                self.escaped = True
+                return None
+            rest, self.in_string = rest[end + 1:], False
+        outside = _STRING.sub(b"", rest)
+        quote = outside.find(b'"')
+        if quote >= 0:  # a string that runs on into the next block
+            content = outside[quote + 1:]
+            self.in_string = True
+            self.escaped = _STRING_BODY.match(content).end() < len(content)
+            outside = outside[:quote]
+        brackets = outside.translate(None, _NOT_BRACKETS)
+        opening = brackets.count(b"[") + brackets.count(b"{")
+        if self.depth + opening > self.limit:
+            depth = self.depth
+            for byte in brackets:
+                depth += 1 if byte in _OPENING else -1
+                if depth > self.limit:
+                    return self._crossing(data, *start)
+        self.depth += 2 * opening - len(brackets)
+        return None
+
+    def _crossing(self, data: bytes, depth: int, in_string: bool, escaped: bool) -> int:
+        """The offset in ``data`` where the nesting passes the limit, from the state before it."""
+        for offset, byte in enumerate(data):
+            if escaped:
+                escaped = False
+            elif in_string:
+                if byte == 0x5C:  # backslash
+                    escaped = True
+                elif byte == 0x22:  # quote
+                    in_string = False
+            elif byte == 0x22:
+                in_string = True
+            elif byte in _OPENING:
+                depth += 1
+                if depth > self.limit:
+                    return offset
+            elif byte in b"]}":
+                depth -= 1
+        raise AssertionError("a block that passes the limit has a place where it does")  # pragma: no cover
 
 
 def _open_pass(raw, filename: str) -> _Source:
