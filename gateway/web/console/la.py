@@ -50,7 +50,7 @@ def inbox(agency: str):
     with store().transaction() as unit:
         connection = unit.session.connection()
         page = queries.inbox(connection, agency, query, now=at)
-        choices = queries.inbox_filters(connection, agency)
+        choices = queries.inbox_filters()
         name = _names(unit)
         for row in page["rows"]:
             row["sender_name"] = name(row["sender"])

@@ -117,10 +117,8 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
     # A message the gateway made about an accepted one (an escalation alert, an overdue reminder) is its own
     # row: its kind is its own, and the accepted message's deadline is not its deadline.
     kind = _delivered_kind()
-    joined = (_D.join(_E, _E.c.message_id == _D.c.message_id)
-              .outerjoin(deadline, and_(~_gateway_made(), deadline.c.message_id == _D.c.message_id,
-                                        deadline.c.agency == agency,
-                                        deadline.c.kind.in_((D.DEADLINE_DECISION, D.DEADLINE_ENCOMPASS)))))
+    with_deadline = and_(~_gateway_made(), deadline.c.message_id == _D.c.message_id, deadline.c.agency == agency,
+                         deadline.c.kind.in_((D.DEADLINE_DECISION, D.DEADLINE_ENCOMPASS)))
     where = [_D.c.destination == agency, _D.c.kind.in_((KIND_MESSAGE, KIND_BUILT))]
     if query.kind:
         where.append(kind == query.kind)
@@ -132,24 +130,42 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
         where += [deadline.c.met_at.is_(None), deadline.c.due_at < now]
     elif query.status == "decided":
         where.append(deadline.c.met_at.is_not(None))
-    total = connection.execute(select(func.count()).select_from(joined).where(*where)).scalar_one()
+    # The count joins only what the filter needs (every message of the inbox passes through it).
+    counted = _D
+    if query.kind or query.risk:
+        counted = counted.join(_E, _E.c.message_id == _D.c.message_id)
+    if query.status:
+        counted = counted.outerjoin(deadline, with_deadline)
+    total = connection.execute(select(func.count()).select_from(counted).where(*where)).scalar_one()
     risk_rank = case(*((_E.c.risk == level, rank) for level, rank in RISK_ORDER.items()), else_=len(RISK_ORDER))
-    column = {"due": deadline.c.due_at, "received": _D.c.created_at, "risk": risk_rank, "kind": kind,
+    # Sorted on columns read from the index and the event: a delivery's own times are stored after its payload
+    # (SQLite walks the payload's overflow pages to reach them), so they are read for the shown page only.
+    # An alert is received when the message it is about is (it is raised in that message's transaction).
+    column = {"due": deadline.c.due_at, "received": _E.c.received_at, "risk": risk_rank, "kind": kind,
               "sender": _E.c.sender_agency}[query.sort]
     ordered = column.desc() if query.order == "desc" else column.asc()
     # Rows without a due time (or a risk) come last whichever way the column is sorted.
-    order_by = [column.is_(None), ordered, _D.c.created_at.desc(), _D.c.id]
+    order_by = [column.is_(None), ordered, _E.c.received_at.desc(), _D.c.id]
     pages = max(1, -(-total // page_size))
+    joined = _D.join(_E, _E.c.message_id == _D.c.message_id).outerjoin(deadline, with_deadline)
     rows = connection.execute(
-        select(_D.c.id, _D.c.message_id, _D.c.created_at, _D.c.state, _D.c.rule, _D.c.payload_message_id,
-               kind.label("kind"), _E.c.sender_agency, _E.c.risk, _E.c.categories, _E.c.summary, _E.c.late_days,
-               _E.c.version, _E.c.child_person_id, deadline.c.due_at, deadline.c.met_at, _A.c.response_body)
-        .select_from(joined.join(_A, _A.c.message_id == _D.c.message_id)).where(*where)
+        select(_D.c.id, _D.c.message_id, _D.c.rule, kind.label("kind"), _E.c.sender_agency, _E.c.risk,
+               _E.c.categories, _E.c.summary, _E.c.late_days, _E.c.version, _E.c.child_person_id,
+               deadline.c.due_at, deadline.c.met_at)
+        .select_from(joined).where(*where)
         .order_by(*order_by).limit(page_size).offset((query.page - 1) * page_size)).all()
     ids = [r.message_id for r in rows]
     duplicates = set()
     children: dict[str, str] = {}
+    responses: dict[str, str] = {}
+    delivered: dict = {}
     if ids:
+        # The stored responses (the standard's feedback) of this page's messages only: sorting the whole
+        # inbox with them would move every message's response through the sort.
+        responses = dict(connection.execute(select(_A.c.message_id, _A.c.response_body)
+                                            .where(_A.c.message_id.in_(ids))).all())
+        delivered = {d.id: d for d in connection.execute(select(_D.c.id, _D.c.created_at, _D.c.state).where(
+            _D.c.id.in_([r.id for r in rows])))}
         for d in connection.execute(select(_DUP.c.message_id, _DUP.c.duplicate_of).where(
                 _DUP.c.status == OPEN, or_(_DUP.c.message_id.in_(ids), _DUP.c.duplicate_of.in_(ids)))):
             duplicates.update((d.message_id, d.duplicate_of))
@@ -167,14 +183,16 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
             if r.late_days:
                 flags.append(f"Sent {r.late_days} days late")
         out.append({
-            "delivery_id": r.id, "message_id": r.message_id, "received_at": r.created_at, "state": r.state,
+            "delivery_id": r.id, "message_id": r.message_id, "received_at": delivered[r.id].created_at,
+            "state": delivered[r.id].state,
             "kind": r.kind, "kind_display": MESSAGE_EVENTS.get(r.kind, (r.kind, ""))[0],
             "sender": r.sender_agency, "risk": r.risk, "categories": json.loads(r.categories or "[]"),
             "summary": r.summary, "child": children.get(r.message_id, ""), "person_id": r.child_person_id,
             "due_at": r.due_at, "met_at": r.met_at,
             "overdue": r.due_at is not None and r.met_at is None and r.due_at < now,
             "gateway_made": r.kind in (S.EVENT_ALERT, S.EVENT_OVERDUE),
-            "completeness": None if r.kind in (S.EVENT_ALERT, S.EVENT_OVERDUE) else _completeness(r.response_body),
+            "completeness": (None if r.kind in (S.EVENT_ALERT, S.EVENT_OVERDUE)
+                             else _completeness(responses.get(r.message_id))),
             "flags": flags,
         })
     return {"total": total, "rows": out, "pages": pages}
@@ -219,15 +237,10 @@ def _response_outcome(response_body: str | None) -> dict | None:
     return None
 
 
-def inbox_filters(connection: Connection, agency: str) -> dict:
-    """Return the kinds and risk levels present in ``agency``'s deliveries (for the filter's choices)."""
-    base = _D.join(_E, _E.c.message_id == _D.c.message_id)
-    where = (_D.c.destination == agency, _D.c.kind.in_((KIND_MESSAGE, KIND_BUILT)))
-    kind = _delivered_kind()
-    kinds = connection.execute(select(kind).select_from(base).where(*where).distinct()).scalars().all()
-    risks = connection.execute(select(_E.c.risk).select_from(base).where(*where, _E.c.risk.is_not(None))
-                               .distinct()).scalars().all()
-    return {"kinds": sorted(kinds), "risks": sorted(risks, key=lambda r: (RISK_ORDER.get(r, 9), r))}
+def inbox_filters() -> dict:
+    """Return the choices of the inbox's filter: every message event and every risk level (a fixed list:
+    reading which ones are present would cost a pass over the whole inbox on every page)."""
+    return {"kinds": list(MESSAGE_EVENTS), "risks": list(RISK_ORDER)}
 
 
 # One message, as a person reads it ------------------------------------------------------------------------
