@@ -14,10 +14,13 @@ set-up, timed and printed, not measured.
 
 Then, on each index, the same ``--lookups`` query records (after a few
 uncounted warm-up ones) each go through the accept path's linking in a
-transaction of its own, committed: insert the ``message_person`` row, then
-``PersonIndex(connection, model).link(...)`` (blocking keys, candidate
-people, their records, :func:`~gateway.linkage.matching.decide`, the
-decision, keys and any possible match written). Most queries are copies of
+transaction of its own, committed: ``PersonIndex(connection, model).add(...)``
+as ``Linkage.accept_step`` calls it (blocking keys, candidate people, their
+records, :func:`~gateway.linkage.matching.decide`, then the record written
+with its person, its keys, the decision and any possible match). The
+record's message is left out (``message_id`` None, as an initial load's
+record): storing the message is not linking. Beside each look-up, on the
+same connection, the floor: the record row alone inserted and committed. Most queries are copies of
 indexed children as another agency holds them (typos, nicknames, a house
 move, a transposed or wrong date of birth, given and family swapped, some
 with an NHS number or UPN); :data:`NEW_SHARE` are children the index does
@@ -58,6 +61,7 @@ import logging
 import os
 import random
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -563,15 +567,17 @@ def _record_row(query: Query, n: int) -> dict:
 
 
 def _link_one(connection, model: MatchModel, query: Query, n: int, *, link: bool = True):
-    """The accept path's linking of one record, in its own transaction; return the Linked (None when ``link`` is
-    false: the record row is only inserted, the floor) and the seconds the commit took."""
+    """The accept path's linking of one record (``PersonIndex.add``, as ``Linkage.accept_step`` calls it), in its
+    own transaction; return the Linked and the seconds the commit took. With ``link`` false (the floor) the
+    record row is only inserted, unlinked, and None is returned for the Linked."""
     transaction = connection.begin()
     try:
-        record_id = connection.execute(insert(_MP).returning(_MP.c.id), _record_row(query, n)).scalar_one()
         linked = None
         if link:
-            linked = PersonIndex(connection, model).link(record_id, query.record, kind="child",
-                                                         now=NOW + dt.timedelta(seconds=n), home_la=HOME_LA)
+            linked = PersonIndex(connection, model).add(_record_row(query, n), query.record, kind="child",
+                                                        now=NOW + dt.timedelta(seconds=n), home_la=HOME_LA)
+        else:
+            connection.execute(insert(_MP), _record_row(query, n))
     except BaseException:
         transaction.rollback()
         raise
@@ -782,6 +788,11 @@ def run_backend(backend: str, people: int, lookups: int, seed: int, model: Match
     return {"rows": rows, "chronology": chrono, "plan": plan}
 
 
+def _terminated(signum, frame):
+    print("terminated: dropping the benchmark's databases", file=sys.stderr, flush=True)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=1_000_000, help="people in the large index")
@@ -791,6 +802,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.people < 1 or args.lookups < 2:
         parser.error("--people must be at least 1 and --lookups at least 2")
+    # A terminated run still drops its PostgreSQL schemas and removes its SQLite files (the finally blocks).
+    signal.signal(signal.SIGTERM, _terminated)
     if "sqlite" in args.backends:
         # make_engine says so at every engine; once is enough here.
         print("SQLite is for development and demos only; the gateway's deployments use PostgreSQL", flush=True)
