@@ -241,7 +241,6 @@ class Features:
     given_first: str | None
     given_tokens: tuple[str, ...]
     given_groups: tuple[str, ...]
-    given_known: bool
     family: str | None
     family_parts: tuple[str, ...]
     family_groups: tuple[str, ...]   # nickname groups of the family name, for records with the two swapped
@@ -281,7 +280,6 @@ def features(record: PersonRecord) -> Features:
         given_first=first,
         given_tokens=tokens,
         given_groups=groups,
-        given_known=first in known_given_names(),
         family=record.family,
         family_parts=parts,
         family_groups=tuple(sorted(nickname_groups().get(record.family, ()))) if record.family else (),
@@ -687,6 +685,7 @@ class MatchModel:
 
 
 def _rule(levels: dict[str, str], a: Features, b: Features) -> str | None:
+    """Return the override rule the pair falls under (see the module docstring and :data:`RULES`), or None."""
     nhs, upn = levels["nhs_number"], levels["upn"]
     if (nhs == "same" and upn == "different") or (upn == "same" and nhs == "different"):
         return "identifier-conflict"

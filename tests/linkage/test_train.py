@@ -67,3 +67,16 @@ def test_a_tiny_training_set_is_refused(capsys):
     with pytest.raises(SystemExit):
         train.main(["--records", "10"])
     assert "--records must be at least 100" in capsys.readouterr().err
+
+
+def test_the_weights_table_in_the_docs_is_the_shipped_models():
+    from pathlib import Path
+
+    from gateway.linkage.matching import MODEL_PATH
+
+    doc = (Path(__file__).parents[2] / "docs" / "linkage.md").read_text(encoding="utf-8")
+    start = doc.index("<!-- weights: python -m gateway.linkage.train --table -->") + len(
+        "<!-- weights: python -m gateway.linkage.train --table -->"
+    )
+    table = doc[start : doc.index("<!-- end weights -->")].strip()
+    assert table == train.weights_table(json.loads(MODEL_PATH.read_text())), "paste `train --table` into docs/linkage.md"
