@@ -98,7 +98,8 @@ def _set_up(workdir: Path, inbox: int, events: int):
                 batch["deadline"].append({k: v for k, v in rows["deadline"].items() if k != "id"} | {
                     "message_id": copy_id, "due_at": rows["deadline"]["due_at"] + shift, "met_at": None})
                 batch["delivery"].append({**delivery_row, "id": str(uuid.uuid4()), "message_id": copy_id,
-                                          "payload_message_id": copy_id, "created_at": delivery_row["created_at"] + shift})
+                                          "payload_message_id": copy_id,
+                                          "created_at": delivery_row["created_at"] + shift})
                 batch["record"].append({k: v for k, v in child.items() if k != "id"} | {
                     "message_id": copy_id, "person_id": child_id})
             for table, name in ((person, "person"), (accepted, "accepted"), (event, "event"), (deadline, "deadline"),

@@ -182,7 +182,8 @@ def test_posts_without_the_right_csrf_token_are_refused(console):
 
 def test_chronology_page_draws_the_timeline_and_lists_the_events(console):
     console.family_a()
-    (event,) = console.rows(MessageEventRow.__table__, MessageEventRow.__table__.c.message_id == _school_referral(console))
+    (event,) = console.rows(MessageEventRow.__table__,
+                            MessageEventRow.__table__.c.message_id == _school_referral(console))
     page = console.get(f"/la/people/{event.child_person_id}/chronology", HAMPSHIRE)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -273,7 +274,8 @@ def test_possible_duplicate_side_by_side_and_decided_with_a_reason(console):
     assert console.post(f"/la/duplicates/{flag.id}", HAMPSHIRE, {"action": "confirm", "reason": ""}).status_code == 400
     assert console.post(f"/la/duplicates/{flag.id}", HAMPSHIRE, {"action": "confirm", "reason": "x"},
                         token=False).status_code == 400
-    done = console.post(f"/la/duplicates/{flag.id}", HAMPSHIRE, {"action": "confirm", "reason": "Sent twice by mistake"})
+    done = console.post(f"/la/duplicates/{flag.id}", HAMPSHIRE,
+                        {"action": "confirm", "reason": "Sent twice by mistake"})
     assert done.status_code == 303
     (decided,) = console.rows(Duplicate.__table__)
     assert (decided.status, decided.decision_reason) == ("confirmed", "Sent twice by mistake")

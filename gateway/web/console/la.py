@@ -6,7 +6,14 @@ import orjson
 from flask import abort, current_app, redirect, request, url_for
 from sqlalchemy import select
 
-from gateway.linkage.chronology import chronology, decide_duplicate, duplicate_view, open_duplicates, person, record_read
+from gateway.linkage.chronology import (
+    chronology,
+    decide_duplicate,
+    duplicate_view,
+    open_duplicates,
+    person,
+    record_read,
+)
 from gateway.linkage.index import PersonIndex, ReviewError, match_view, open_matches
 from gateway.linkage.models import PossibleDuplicateRow, PossibleMatchRow
 from gateway.linkage.views import linkage_for
