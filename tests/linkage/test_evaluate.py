@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from gateway.linkage.evaluate import MemoryIndex, blocking_recall, pair_metrics
