@@ -897,11 +897,16 @@ def decide(model: MatchModel, record: PersonRecord, candidates: Sequence[Candida
         other_nhs = record.nhs_number is not None and bool(nhs_held) and not same_nhs
         other_upn = record.upn is not None and bool(upn_held) and not same_upn
         if same_nhs or same_upn:
-            matching = [s for s, r in zip(scores, candidate.records) if (same_nhs and r.nhs_number == record.nhs_number) or (same_upn and r.upn == record.upn)]
+            matching = [
+                s
+                for s, r in zip(scores, candidate.records)
+                if (same_nhs and r.nhs_number == record.nhs_number) or (same_upn and r.upn == record.upn)
+            ]
             which = "NHS number" if same_nhs else "UPN"
             if other_nhs or other_upn:
                 other = "UPN" if same_nhs else "NHS number"
-                possible.append((candidate.person_id, _best(matching), f"same valid {which} but a different valid {other}"))
+                why = f"same valid {which} but a different valid {other}"
+                possible.append((candidate.person_id, _best(matching), why))
             else:
                 deterministic.append((candidate.person_id, _best(matching), f"same valid {which}"))
             continue
@@ -916,7 +921,10 @@ def decide(model: MatchModel, record: PersonRecord, candidates: Sequence[Candida
             if best.rule in RULES and best.weight >= model.link_threshold:
                 why = f"{RULES[best.rule]} (score {best.weight:.1f})"
             else:
-                why = f"score {best.weight:.1f} between the possible threshold {model.possible_threshold:.1f} and the link threshold {model.link_threshold:.1f}"
+                why = (
+                    f"score {best.weight:.1f} between the possible threshold {model.possible_threshold:.1f}"
+                    f" and the link threshold {model.link_threshold:.1f}"
+                )
             possible.append((candidate.person_id, best, why))
 
     if len(deterministic) == 1:

@@ -65,8 +65,12 @@ MIDDLE_NAMES = {
     "female": ("rose", "grace", "mae", "louise", "marie", "jane", "anne"),
     "male": ("james", "john", "lee", "thomas", "paul", "david", "lewis"),
 }
-ADULT_MEN = ("david", "paul", "mark", "andrew", "richard", "stephen", "michael", "christopher", "robert", "john", "daniel", "lee")
-ADULT_WOMEN = ("sarah", "claire", "emma", "nicola", "rebecca", "kelly", "lisa", "laura", "samantha", "victoria", "jennifer", "susan")
+ADULT_MEN = (
+    "david", "paul", "mark", "andrew", "richard", "stephen", "michael", "christopher", "robert", "john", "daniel", "lee",
+)
+ADULT_WOMEN = (
+    "sarah", "claire", "emma", "nicola", "rebecca", "kelly", "lisa", "laura", "samantha", "victoria", "jennifer", "susan",
+)
 SURNAMES = (
     "smith", "jones", "williams", "taylor", "brown", "davies", "evans", "wilson", "thomas", "johnson",
     "roberts", "robinson", "thompson", "wright", "walker", "white", "edwards", "hughes", "green", "hall",
@@ -231,7 +235,8 @@ class _Generator:
             sex = "female" if i == 0 else "male"
             given = r.choice(ADULT_WOMEN if sex == "female" else ADULT_MEN)
             birth = dt.date(1965, 1, 1) + dt.timedelta(days=r.randrange(365 * 35))
-            add(given, sex, birth, family=surname if r.random() < 0.7 else r.choices(SURNAMES, self.surname_weights)[0], upn=False)
+            own = surname if r.random() < 0.7 else r.choices(SURNAMES, self.surname_weights)[0]
+            add(given, sex, birth, family=own, upn=False)
         children = r.choice((1, 1, 2, 2, 2, 3, 3, 4))
         used: set[str] = set()
         births: list[dt.date] = []
@@ -305,7 +310,8 @@ class _Generator:
                 family = self.typo(family)
             given, family = self.case(given), self.case(family)
             if r.random() < ACCENTS_DROPPED:
-                given, family = given.replace("ë", "e").replace("é", "e"), family.replace("ó", "o").replace("ü", "u").replace("á", "a")
+                plain = str.maketrans("ëéóüá", "eeoua")
+                given, family = given.translate(plain), family.translate(plain)
             if r.random() < SWAPPED:
                 given, family = family, given
             birth = person.birth_date
@@ -318,7 +324,8 @@ class _Generator:
                 elif roll < DOB_MISSING + DOB_TRANSPOSED + DOB_COMPONENT:
                     birth = _wrong_component(r, birth)
                 birth_text = birth.strftime("%d/%m/%Y") if r.random() < 0.3 else birth.isoformat()
-            sex = None if r.random() < SEX_MISSING else r.choice({"male": ("M", "male", "1"), "female": ("F", "female", "2")}[person.sex])
+            codes = {"male": ("M", "male", "1"), "female": ("F", "female", "2")}[person.sex]
+            sex = None if r.random() < SEX_MISSING else r.choice(codes)
             postcode = r.choice(person.postcodes)
             if r.random() < POSTCODE_MISSING:
                 postcode = None

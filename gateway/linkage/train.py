@@ -102,7 +102,11 @@ def splink_comparisons():
                 levels.append(cll.ElseLevel().configure(label_for_charts=level.label))
             else:
                 levels.append(cll.CustomLevel(level.sql, label_for_charts=level.label))
-        out.append(cl.CustomComparison(levels, output_column_name=comparison.field, comparison_description=comparison.description))
+        out.append(
+            cl.CustomComparison(
+                levels, output_column_name=comparison.field, comparison_description=comparison.description
+            )
+        )
     return out
 
 

@@ -178,7 +178,8 @@ def test_model_weights_are_log2_m_over_u_and_missing_is_zero(model):
                 assert weights["missing"] == 0.0
             else:
                 assert weights[level["label"]] == pytest.approx(math.log2(level["m"] / level["u"]))
-    assert model.prior == pytest.approx(math.log2(data["prior"]["probability_two_random_records_match"] / (1 - data["prior"]["probability_two_random_records_match"])))
+    lam = data["prior"]["probability_two_random_records_match"]
+    assert model.prior == pytest.approx(math.log2(lam / (1 - lam)))
 
 
 def test_a_model_file_with_other_levels_is_refused(tmp_path, model):
