@@ -115,9 +115,13 @@ def demo_pki(tmp_path_factory) -> DemoPki:
     return DemoPki(demo.certs, dict(demo.identities))
 
 
-@pytest.fixture
-def console(tmp_path, demo_pki, upgraded_sqlite):
-    url = upgraded_sqlite(tmp_path / "gateway.sqlite3")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def console(request, tmp_path, demo_pki, upgraded_sqlite):
+    """The console's app on a database at the schema's head: SQLite, and the real PostgreSQL server."""
+    if request.param == "sqlite":
+        url = upgraded_sqlite(tmp_path / "gateway.sqlite3")
+    else:
+        url = request.getfixturevalue("upgraded_postgres_schema").url
     store = open_store(url)
     Directory(store.engine).load_seed()
     app = create_app(Settings(database_url=url, certs_dir=demo_pki.certs))

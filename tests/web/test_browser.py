@@ -182,6 +182,11 @@ def test_la_reads_a_referral_decides_and_the_school_sees_the_outcome(server, as_
     visit(la, server.url + "/")
     assert la.url.endswith("/la/inbox")
     assert la.get_by_role("heading", name="Inbox", level=1).is_visible()
+    # Keyboard: the first Tab reaches the skip link, which takes focus to the main content.
+    la.keyboard.press("Tab")
+    assert la.evaluate("document.activeElement.textContent.trim()") == "Skip to main content"
+    la.keyboard.press("Enter")
+    assert la.evaluate("document.activeElement.id") == "main-content"
     # Sorting and filtering work without JavaScript (links and a GET form).
     la.get_by_role("link", name=re.compile("^Received")).click()
     accessible(la)

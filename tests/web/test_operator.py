@@ -54,3 +54,21 @@ def test_operator_pages_are_for_the_gateway_certificate_only(console):
         assert console.get("/operator", agency).status_code == 403
     assert console.get("/operator", GATEWAY).status_code == 200
     assert console.post("/operator/deliveries/nope/redeliver", GATEWAY, {}).status_code == 404
+
+
+def test_operators_see_unroutable_messages(console):
+    from gateway.delivery.services import SqlOutbox
+
+    console.family_a()
+    (referral,) = console.rows(DeliveryRow.__table__, DeliveryRow.__table__.c.rule == "school-referral-to-home-la")
+    assert "Unroutable messages None." in text_of(console.get("/operator", GATEWAY))
+    # Held as routing holds a message it has no rule for (the outbox's own call).
+    with console.store.transaction() as unit:
+        SqlOutbox(unit.session).add_unroutable(message_id=referral.message_id, sender_agency=SCHOOL,
+                                               reason="no routing rule for event '<x>'", now=console.clock["now"],
+                                               rule="no-routing-rule")
+    page = console.get("/operator", GATEWAY)
+    section = text_of(page).split("Unroutable messages", 1)[1].split("Dead letters", 1)[0]
+    assert "no routing rule for event '<x>'" in section and referral.message_id in section
+    assert SCHOOL in section and "gateway operator" in section
+    assert "&lt;x&gt;" in page.get_data(as_text=True)
