@@ -962,6 +962,8 @@ def decide(model: MatchModel, record: PersonRecord, candidates: Sequence[Candida
         ranked = sorted(possible, key=lambda item: -item[1].weight)
         return LinkDecision("possible", ranked[0][0], ranked[0][1], ranked[0][2], tuple((p, s) for p, s, _ in ranked[1:]))
     if best_seen is None:
+        if any(candidate.rejected for candidate in candidates):
+            return LinkDecision("new", None, None, "a person rejected every candidate for this record")
         return LinkDecision("new", None, None, "no candidate shares a blocking key with this record")
     return LinkDecision(
         "new",

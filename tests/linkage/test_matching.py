@@ -302,6 +302,7 @@ def test_the_same_child_differently_recorded_is_linked(model, variant):
 def test_a_rejected_candidate_is_never_proposed(model):
     decision = _decide(model, child(), ("p1", [child()]), rejected={"p1"})
     assert decision.decision == "new" and decision.person_id is None
+    assert decision.reason == "a person rejected every candidate for this record"
     assert _decide(model, child(), ("p1", [child()])).decision == "linked"
 
 
