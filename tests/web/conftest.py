@@ -76,7 +76,8 @@ class Console:
         data = dict(data)
         if token and agency:
             with self.app.app_context():
-                data.setdefault(csrf.FIELD, csrf.token(csrf.secret_for(self.app.config["GATEWAY_SETTINGS"]), agency))
+                data.setdefault(csrf.FIELD, csrf.token(csrf.secret_for(self.app.config["GATEWAY_SETTINGS"]), agency,
+                                                       self.clock["now"]))
         return self.client.post(path, data=data, environ_base={AGENCY_KEY: agency} if agency else {}, **kw)
 
     def reads(self, agency: str | None = None) -> list:

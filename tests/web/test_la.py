@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from urllib.parse import unquote
@@ -173,9 +174,12 @@ def test_posts_without_the_right_csrf_token_are_refused(console):
     wrong = console.post(f"/la/messages/{mid}/decision", HAMPSHIRE, dict(body, csrf_token="0" * 64))
     # Another agency's token (a page of the console it could read) does not work for Hampshire either.
     with console.app.app_context():
-        theirs = csrf.token(csrf.secret_for(console.app.config["GATEWAY_SETTINGS"]), BCP)
+        secret = csrf.secret_for(console.app.config["GATEWAY_SETTINGS"])
+        theirs = csrf.token(secret, BCP, console.clock["now"])
+        stale = csrf.token(secret, HAMPSHIRE, console.clock["now"] - dt.timedelta(hours=csrf.MAX_AGE_HOURS + 1))
     other = console.post(f"/la/messages/{mid}/decision", HAMPSHIRE, dict(body, csrf_token=theirs))
-    for answer in (missing, wrong, other):
+    expired = console.post(f"/la/messages/{mid}/decision", HAMPSHIRE, dict(body, csrf_token=stale))
+    for answer in (missing, wrong, other, expired):
         assert answer.status_code == 400 and "did not come from the console" in text_of(answer)
     assert console.rows(MessageEventRow.__table__, MessageEventRow.__table__.c.answers_message_id == mid) == []
 

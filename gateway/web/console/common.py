@@ -96,7 +96,7 @@ def csrf_secret() -> bytes:
 
 def check_csrf(agency: str) -> None:
     """Abort 400 unless the form carries the agency's CSRF token."""
-    if not csrf.valid(csrf_secret(), agency, request.form.get(csrf.FIELD)):
+    if not csrf.valid(csrf_secret(), agency, request.form.get(csrf.FIELD), now()):
         abort(400, "This form has expired or did not come from the console. Go back, reload the page and "
                    "send it again.")
 
@@ -106,7 +106,7 @@ def render(template: str, agency: str, title: str, status: int = 200, **context)
     kind = (parse_agency_uri(agency) or ("", ""))[0]
     body = render_template(template, agency=agency, agency_kind=kind, agency_kind_name=KIND_NAMES.get(kind, ""),
                            navigation=NAVIGATION.get(kind, ()), title=title, service_name=SERVICE_NAME,
-                           csrf_token=csrf.token(csrf_secret(), agency), csrf_field=csrf.FIELD,
+                           csrf_token=csrf.token(csrf_secret(), agency, now()), csrf_field=csrf.FIELD,
                            active=request.endpoint, **context)
     return Response(body, status=status, mimetype="text/html")
 

@@ -12,6 +12,7 @@ cannot learn the token.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 
@@ -19,6 +20,8 @@ from gateway.config import Settings
 from gateway.signing import pki
 
 FIELD = "csrf_token"
+#: A form's token is accepted this many hours after the page was served (a long working day).
+MAX_AGE_HOURS = 12
 _PURPOSE = b"gateway console csrf v1\0"
 
 
@@ -42,11 +45,23 @@ def secret_for(settings: Settings) -> bytes:
     return hashlib.sha256(_PURPOSE + key).digest()
 
 
-def token(secret: bytes, agency: str) -> str:
-    """Return the CSRF token of ``agency``'s forms."""
-    return hmac.new(secret, agency.encode("utf-8"), hashlib.sha256).hexdigest()
+def token(secret: bytes, agency: str, now: dt.datetime) -> str:
+    """Return the CSRF token of ``agency``'s forms issued at ``now``: ``<hour>.<HMAC of the agency and hour>``."""
+    hour = int(now.timestamp()) // 3600
+    return f"{hour}.{_mac(secret, agency, hour)}"
 
 
-def valid(secret: bytes, agency: str, presented: str | None) -> bool:
-    """Return whether ``presented`` is ``agency``'s token (constant-time comparison)."""
-    return isinstance(presented, str) and hmac.compare_digest(token(secret, agency), presented)
+def valid(secret: bytes, agency: str, presented: object, now: dt.datetime) -> bool:
+    """Return whether ``presented`` is a token of ``agency`` issued within :data:`MAX_AGE_HOURS` of ``now``
+    (constant-time comparison)."""
+    if not isinstance(presented, str) or "." not in presented:
+        return False
+    raw_hour, mac = presented.split(".", 1)
+    if not raw_hour.isdigit():
+        return False
+    age = int(now.timestamp()) // 3600 - int(raw_hour)
+    return 0 <= age <= MAX_AGE_HOURS and hmac.compare_digest(_mac(secret, agency, int(raw_hour)), mac)
+
+
+def _mac(secret: bytes, agency: str, hour: int) -> str:
+    return hmac.new(secret, f"{agency}\0{hour}".encode("utf-8"), hashlib.sha256).hexdigest()

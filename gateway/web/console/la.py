@@ -20,6 +20,7 @@ from gateway.linkage.views import linkage_for
 from gateway.routing import Directory
 from gateway.routing.codes import REFERRAL_DECISIONS
 from gateway.routing.messages import build_outcome_message
+from gateway.signing import pki
 from gateway.signing.signatures import TrustAnchor, UntrustedMessage, verify_message
 from gateway.transport.views import intake_for
 from gateway.web.console import pictures, queries
@@ -85,7 +86,7 @@ def _signature(bundle: dict, at) -> dict:
         verified = verify_message(bundle, trust, now=at)
     except UntrustedMessage as exc:
         return {"verified": False, "problem": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - no certificates: say so on the page, never a traceback
+    except (pki.PKIError, OSError) as exc:  # no certificates: said on the page, never a traceback
         current_app.logger.error("cannot verify signatures for the console: %s", exc)
         return {"verified": False, "problem": "the gateway's certificates are not available to check it"}
     sender = verified.sender_signature
