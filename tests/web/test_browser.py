@@ -41,6 +41,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 AXE = REPO_DIR / "node_modules" / "axe-core" / "axe.min.js"
 #: WCAG 2.2 AA (and what axe counts as best practice): the standard the console is held to.
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+#: What chromium logs for a page answered 400 (a form with errors) or 403 (another agency's page): expected.
+EXPECTED_STATUS = "Failed to load resource: the server responded with a status of 4"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,11 +150,18 @@ def as_agency(chromium, server):
             # axe-core is injected as a script; the console's Content-Security-Policy allows only its own.
             bypass_csp=True, viewport={"width": 1280, "height": 1000})
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        # Script errors, and GOV.UK Frontend's (its initAll logs a component that failed to start).
+        page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
+        page.on("console", lambda message: message.type in ("error", "log") and not message.text.startswith(
+            EXPECTED_STATUS) and problems.append(f"{page.url}: console {message.type}: {message.text}"))
+        return page
 
+    problems: list[str] = []
     yield open_as
     while contexts:
         contexts.pop().close()
+    assert not problems, problems
 
 
 def accessible(page) -> None:
