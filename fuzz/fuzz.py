@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing (atheris, libFuzzer) of the three adapters and the intake.
 
-    .venv/bin/python fuzz/fuzz.py csv|json|xml|intake [libFuzzer options] [CORPUS_DIR ...]
+    .venv/bin/python fuzz/fuzz.py csv|json|xml|intake|mutate [libFuzzer options] [CORPUS_DIR ...]
 
 See fuzz/README.md.
 """
@@ -22,7 +22,7 @@ def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in targets.TARGETS:
         sys.exit(f"usage: {sys.argv[0]} {{{','.join(targets.TARGETS)}}} [libFuzzer options] [CORPUS_DIR ...]")
     target = sys.argv.pop(1)
-    if target == "intake":
+    if target in ("intake", "mutate"):
         targets._intake_client()  # the app and its PKI before fuzzing starts, not inside the first input
     atheris.Setup(sys.argv, lambda data: targets.run(target, data))
     atheris.Fuzz()

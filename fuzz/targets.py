@@ -7,7 +7,8 @@ exception escape) when a promise is broken:
   :class:`~gateway.adapters.base.InputUnreadable`, or accounts for every
   record it read (``records == translated + skipped + rejected``);
 - ``POST /fhir/$process-message`` answers every body with a FHIR
-  OperationOutcome or message and a status below 500.
+  OperationOutcome or message and a status below 500 (``intake``: any bytes;
+  ``mutate``: a valid referral changed at places the bytes choose).
 
 ``fuzz/fuzz.py`` drives them with atheris; ``tests/hostile/test_fuzz_corpus.py``
 runs the kept corpus through them in the normal test suite.
@@ -29,7 +30,7 @@ from gateway.adapters.translate import translate_stream
 NOW = dt.datetime(2024, 3, 14, 12, 0, tzinfo=dt.timezone.utc)
 SCHOOL = "urn:x-safeguarding:agency:school:999101"
 ADAPTERS = {"csv": "schoolsafe-csv", "json": "concernhub-json", "xml": "ppn-xml"}
-TARGETS = (*ADAPTERS, "intake")
+TARGETS = (*ADAPTERS, "intake", "mutate")
 
 
 def translate_target(format_id: str, data: bytes) -> None:
@@ -81,9 +82,55 @@ def intake_target(data: bytes) -> None:
     assert body["resourceType"] in ("OperationOutcome", "Bundle"), body
 
 
+@functools.lru_cache(maxsize=1)
+def _referral() -> str:
+    from gateway.model import build_bundle
+    from gateway.transport.views import warm_up_record
+
+    return json.dumps(build_bundle(warm_up_record(NOW), now=NOW))
+
+
+def _places(value, path=()):
+    yield path
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _places(inner, (*path, key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            yield from _places(inner, (*path, index))
+
+
+_VALUES = (None, True, False, 0, -1, 5, 1.5, 10**30, "", " ", "x", "\u0000", "9990000018", "2018-09-30",
+           "urn:x-safeguarding:agency:school:999101", "<script>alert(1)</script>", "O'Brien; DROP TABLE person;--",
+           [], [None], [5], ["x"], {}, {"x": 1}, {"reference": "urn:uuid:x"}, [{}], [[]])
+
+
+def mutation_target(data: bytes) -> None:
+    """A valid referral changed at places ``data`` chooses (every 3 bytes: two choose a place, one a
+    value or deleting it), sent to ``$process-message``: the intake's checks, the standard and signing
+    on shapes random bytes rarely reach. The same promise as :func:`intake_target`."""
+    bundle = json.loads(_referral())
+    for at in range(0, len(data) - 2, 3):
+        places = [p for p in _places(bundle) if p]
+        if not places:
+            break
+        place = places[int.from_bytes(data[at:at + 2], "big") % len(places)]
+        parent = bundle
+        for key in place[:-1]:
+            parent = parent[key]
+        choice = data[at + 2] % (len(_VALUES) + 1)
+        if choice == len(_VALUES) and isinstance(parent, dict):
+            del parent[place[-1]]
+        else:
+            parent[place[-1]] = json.loads(json.dumps(_VALUES[choice % len(_VALUES)]))
+    intake_target(json.dumps(bundle).encode())
+
+
 def run(target: str, data: bytes) -> None:
     """Run ``target`` (one of :data:`TARGETS`) on ``data``."""
     if target == "intake":
         intake_target(data)
+    elif target == "mutate":
+        mutation_target(data)
     else:
         translate_target(ADAPTERS[target], data)
