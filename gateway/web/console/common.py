@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from gateway.config import Settings
 from gateway.delivery.views import store_for
 from gateway.model.systems import parse_agency_uri
+from gateway.routing import Directory
 from gateway.transport.middleware import AGENCY_KEY
 from gateway.transport.views import CLOCK_KEY
 from gateway.web.assets import STATIC_DIR, WEB_DIR
@@ -55,6 +56,22 @@ def settings() -> Settings:
 def store():
     """The app's store (shared with the delivery and linkage endpoints)."""
     return store_for(current_app)
+
+
+def agency_names(unit) -> Callable[[str | None], str]:
+    """Return ``name(uri)``: an agency's name from the directory (its URI when unknown), looked up in
+    ``unit``'s transaction. Call it before the transaction ends; templates get names, never the lookup."""
+    directory = Directory(unit.session)
+    cache: dict[str, str] = {}
+
+    def name(uri: str | None) -> str:
+        if not uri:
+            return ""
+        if uri not in cache:
+            agency = directory.agency(uri)
+            cache[uri] = agency.name if agency is not None else uri
+        return cache[uri]
+    return name
 
 
 def caller() -> tuple[str, str]:

@@ -17,33 +17,18 @@ from gateway.linkage.chronology import (
 from gateway.linkage.index import PersonIndex, ReviewError, match_view, open_matches
 from gateway.linkage.models import PossibleDuplicateRow, PossibleMatchRow
 from gateway.linkage.views import linkage_for
-from gateway.routing import Directory
 from gateway.routing.codes import REFERRAL_DECISIONS
 from gateway.routing.messages import build_outcome_message
 from gateway.signing import pki
 from gateway.signing.signatures import TrustAnchor, UntrustedMessage, verify_message
 from gateway.transport.views import intake_for
 from gateway.web.console import pictures, queries
-from gateway.web.console.common import blueprint, check_csrf, for_kind, now, render, store
+from gateway.web.console.common import agency_names, blueprint, check_csrf, for_kind, now, render, store
 
 LA = "children's services of a local authority"
 _MATCH = PossibleMatchRow.__table__
 _DUPLICATE = PossibleDuplicateRow.__table__
 REASON_MAX = 2000
-
-
-def _names(unit):
-    directory = Directory(unit.session)
-    cache: dict[str, str] = {}
-
-    def name(uri: str | None) -> str:
-        if not uri:
-            return ""
-        if uri not in cache:
-            agency = directory.agency(uri)
-            cache[uri] = agency.name if agency is not None else uri
-        return cache[uri]
-    return name
 
 
 @blueprint.get("/la/inbox")
@@ -59,7 +44,7 @@ def inbox(agency: str):
         connection = unit.session.connection()
         page = queries.inbox(connection, agency, query, now=at)
         choices = queries.inbox_filters()
-        name = _names(unit)
+        name = agency_names(unit)
         for row in page["rows"]:
             row["sender_name"] = name(row["sender"])
         record_read(connection, agency, "console-inbox", None, at)
@@ -108,7 +93,7 @@ def referral(agency: str, message_id: str):
         signature = _signature(bundle, at)
         outcomes = queries.outcomes_of(connection, message_id)
         # Names are looked up here, in the transaction: the template gets data, never the database.
-        name = _names(unit)
+        name = agency_names(unit)
         names = {uri: name(uri) for uri in {row.sender_agency, signature.get("sender"), signature.get("gateway"),
                                             *(o["agency"] for o in outcomes)} if uri}
         context = dict(
@@ -160,7 +145,7 @@ def record_decision(agency: str, message_id: str):
     with store().transaction() as unit:
         row = _readable_message(unit.session.connection(), agency, message_id, to_decide=True)
         event = queries.event_of(unit.session.connection(), message_id)
-        name = _names(unit)(agency)
+        name = agency_names(unit)(agency)
         original = orjson.loads(row.signed_message)
     if event is None or not event.referral:
         abort(400, "Only a referral can be given a decision.")
@@ -201,7 +186,7 @@ def chronology_page(agency: str, person_id: str):
         connection = unit.session.connection()
         _own_child(connection, agency, person_id)
         view = chronology(connection, person_id)
-        name = _names(unit)
+        name = agency_names(unit)
         for event in view["events"]:
             event["agency_name"] = name(event["agency"])
         layout = pictures.timeline(view["events"], view["escalations"], {e["agency"]: e["agency_name"]
@@ -219,7 +204,7 @@ def matches(agency: str):
         connection = unit.session.connection()
         waiting = open_matches(connection, home_la=agency)
         duplicates = open_duplicates(connection, home_la=agency)
-        name = _names(unit)
+        name = agency_names(unit)
         for flag in duplicates:
             flag["sender_name"] = name(flag["message"].get("agency"))
         record_read(connection, agency, "possible-matches", None, at)
@@ -241,7 +226,7 @@ def _duplicate_page(agency: str, flag_id: int, errors: dict, values: dict, statu
     with store().transaction() as unit:
         connection = unit.session.connection()
         view = duplicate_view(connection, _duplicate(connection, agency, flag_id))
-        name = _names(unit)
+        name = agency_names(unit)
         sides = []
         for side in (view["duplicate_of"], view["message"]):
             row = queries.accepted_message(connection, side["message_id"])

@@ -9,8 +9,7 @@ from gateway.delivery.services import SqlOutbox, acknowledge
 from gateway.linkage.chronology import figures, record_read
 from gateway.model import systems as S
 from gateway.web.console import pictures, queries
-from gateway.web.console.common import blueprint, check_csrf, for_kind, now, render, store
-from gateway.web.console.la import _names
+from gateway.web.console.common import agency_names, blueprint, check_csrf, for_kind, now, render, store
 
 
 @blueprint.get("/school")
@@ -23,7 +22,7 @@ def school_home(agency: str):
         connection = unit.session.connection()
         notices = queries.notifications(connection, agency)
         sent = queries.sent_messages(connection, agency, kinds=(S.EVENT_REFERRAL, S.EVENT_CONCERN))
-        name = _names(unit)
+        name = agency_names(unit)
         for message in sent:
             for delivery in message["deliveries"]:
                 delivery["name"] = name(delivery["destination"])
@@ -60,7 +59,7 @@ def police_home(agency: str):
     with store().transaction() as unit:
         connection = unit.session.connection()
         sent = queries.sent_messages(connection, agency)
-        name = _names(unit)
+        name = agency_names(unit)
         for message in sent:
             for delivery in message["deliveries"]:
                 delivery["name"] = name(delivery["destination"])
