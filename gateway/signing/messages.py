@@ -89,7 +89,7 @@ def identifies_agency(resource: dict, agency: str) -> bool:
         return False
     agency_systems = set(AGENCY_IDENTIFIER_SYSTEM.values())
     named = {(i.get("system"), i.get("value")) for i in identifiers
-             if isinstance(i, dict) and i.get("system") in agency_systems}
+             if isinstance(i, dict) and isinstance(i.get("system"), str) and i.get("system") in agency_systems}
     return named == {(wanted["system"], wanted["value"])}
 
 

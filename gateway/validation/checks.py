@@ -311,7 +311,8 @@ def message_identity(view: MessageView, item) -> Iterator[Gap]:
         yield Gap("Bundle.entry[0].resource", "The first entry of a message must be its MessageHeader.")
         return
     event = _d(first.get("eventCoding"))
-    if event.get("system") != S.MESSAGE_EVENT or event.get("code") not in MESSAGE_EVENTS:
+    code = event.get("code")
+    if event.get("system") != S.MESSAGE_EVENT or not isinstance(code, str) or code not in MESSAGE_EVENTS:
         yield Gap("Bundle.entry[0].resource.eventCoding",
                   f"MessageHeader.eventCoding must be a code of {S.MESSAGE_EVENT} "
                   f"({', '.join(MESSAGE_EVENTS)}), not {event.get('code')!r}.")

@@ -85,8 +85,9 @@ def _step(candidates: list[tuple[str, object]], step: str) -> list[tuple[str, ob
         return [(p, n) for p, n in candidates if isinstance(n, dict) and n.get("resourceType") == argument]
     if function == "extension" and argument.startswith("'") and argument.endswith("'"):
         url = argument[1:-1]
-        return [(f"{path}.extension[{i}]", e) for path, node in candidates if isinstance(node, dict)
-                for i, e in enumerate(node.get("extension") or ()) if isinstance(e, dict) and e.get("url") == url]
+        return [(f"{path}.extension[{i}]", e) for path, node in candidates
+                if isinstance(node, dict) and isinstance(node.get("extension"), list)
+                for i, e in enumerate(node["extension"]) if isinstance(e, dict) and e.get("url") == url]
     return None
 
 

@@ -149,7 +149,7 @@ def _functions(name: str, params: list, focus_fn: Fn) -> Fn:
     if name == "extension" and len(params) == 1 and params[0].literal is not None:
         url = params[0].literal
         return lambda c: [e for item in focus_fn(c) if isinstance(item, dict)
-                          for e in (item.get("extension") or ()) if isinstance(e, dict) and e.get("url") == url]
+                          for e in _as_list(item.get("extension")) if isinstance(e, dict) and e.get("url") == url]
     if name in ("startsWith", "matches") and len(params) == 1 and isinstance(params[0].literal, str):
         argument = params[0].literal
         pattern = re.compile(argument) if name == "matches" else None
@@ -187,6 +187,13 @@ class _Compiled:
 
     def __call__(self, c):
         return self.fn(c)
+
+
+def _as_list(value) -> list:
+    """A JSON value as FHIRPath navigates it: a list as it is, nothing as empty, anything else as one item."""
+    if isinstance(value, list):
+        return value
+    return [] if value is None else [value]
 
 
 def _children(node: dict) -> list[dict]:
