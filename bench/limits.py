@@ -150,7 +150,7 @@ def main() -> None:
         deep = referral.replace(b'"resourceType": "Bundle"', b'"x": ' + b"[" * 10_000 + b"]" * 10_000 +
                                 b', "resourceType": "Bundle"', 1)
         post(app, "/fhir/$process-message", referral)  # warm: models, standard, signer
-        print(f"bench/limits.py: each request's answer, wall and CPU time, RSS before -> after (gc)\n")
+        print("bench/limits.py: each request's answer, wall and CPU time, RSS before -> after (gc)\n")
         print("baseline (normal requests)")
         measure("a referral to $process-message (replayed)", lambda: status_of(
             post(app, "/fhir/$process-message", referral)), 20)
