@@ -88,8 +88,13 @@ def identifies_agency(resource: dict, agency: str) -> bool:
     if not isinstance(identifiers, list):
         return False
     agency_systems = set(AGENCY_IDENTIFIER_SYSTEM.values())
-    named = {(i.get("system"), i.get("value")) for i in identifiers
-             if isinstance(i, dict) and isinstance(i.get("system"), str) and i.get("system") in agency_systems}
+    # Only well-formed identifiers count (a system or value of another JSON type identifies nobody); one of
+    # them in an agency system with a value that is not text makes the Organization no single agency.
+    in_agency_systems = [i for i in identifiers
+                         if isinstance(i, dict) and isinstance(i.get("system"), str) and i["system"] in agency_systems]
+    if any(not isinstance(i.get("value"), str) for i in in_agency_systems):
+        return False
+    named = {(i["system"], i["value"]) for i in in_agency_systems}
     return named == {(wanted["system"], wanted["value"])}
 
 

@@ -74,7 +74,36 @@ def test_demo_serve_prints_the_console_and_certificates_and_serves_until_interru
         rest, _ = process.communicate(timeout=60)
         assert process.returncode == 0, rest
         assert "stopping" in rest
+        deadline = time.monotonic() + 20  # the demo stops the gateway, its worker and the endpoints it started
+        while _leftovers(workdir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _leftovers(workdir) == []
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
+        _kill_leftovers(workdir)
+
+
+def _leftovers(workdir: Path) -> list[int]:
+    """The processes still running whose command line names this demo's folder."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(workdir) in command and int(proc.name) != os.getpid():
+            pids.append(int(proc.name))
+    return pids
+
+
+def _kill_leftovers(workdir: Path) -> None:
+    """However the test ended, no process of this demo (they run in sessions of their own) outlives it."""
+    for pid in _leftovers(workdir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
