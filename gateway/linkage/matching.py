@@ -713,7 +713,20 @@ def _rule(levels: dict[str, str], a: Features, b: Features) -> str | None:
         if family == "exact":
             jw = _jw(first_a, first_b)
             given = "same" if first_a == first_b else "close" if jw >= JW_NEAR else "different"
-    if family not in CLOSE_FAMILY or given in SAME_GIVEN or given in ("missing", "same", "given and family swapped"):
+    if given == "given and family swapped":
+        # One record has the two names swapped, so each record's family name is compared with the other's
+        # given name. One of the two crossings is the family name, the other the given name: when that one is
+        # not the same name (equal or a nickname), the two may be twins written one the wrong way round
+        # (Jayden O'Connor and "O'Connor Jaden"), and the twins rule reads them as it reads any pair.
+        crossings = [(a.given_first, b.family), (a.family, b.given_first)]
+        if all(_same_name(x, y) for x, y in crossings):
+            return None
+        first_a, first_b = min(crossings, key=lambda pair: (_same_name(*pair), _jw(pair[0] or "", pair[1] or "")))
+        if not first_a or not first_b:
+            return "unsure-name"
+        given = "close" if _jw(first_a, first_b) >= JW_NEAR else "different"
+        family = "exact"
+    if family not in CLOSE_FAMILY or given in SAME_GIVEN or given in ("missing", "same"):
         return None
     if given == "initial only":
         return "unsure-name"  # an initial cannot tell Mia from Maya
@@ -729,6 +742,13 @@ def _rule(levels: dict[str, str], a: Features, b: Features) -> str | None:
     if given == "different" and levels["birth_date"] != "missing":
         return "twins"
     return "possible-twins"
+
+
+def _same_name(x: str | None, y: str | None) -> bool:
+    """Whether two single names are one person's: equal, or sharing a formal name in the nickname table."""
+    if not x or not y:
+        return False
+    return x == y or not nickname_groups().get(x, frozenset({x})).isdisjoint(nickname_groups().get(y, frozenset({y})))
 
 
 def _crossed(a: Features, b: Features) -> bool:

@@ -266,6 +266,19 @@ def test_twin_record_with_names_swapped_is_still_a_twin(model):
     assert _decide(model, swapped, ("p1", [child(given="Ella")])).decision == "new"
 
 
+@pytest.mark.parametrize("given, family, expected", [
+    ("Marsh", "Jaden", "possible"),    # close names, one record swapped: twins or a slip, a person decides
+    ("Marsh", "Ella", "new"),          # clearly different names, swapped: twins, not even proposed
+    ("Marsh", "Jayden", "linked"),     # the same child with the names the wrong way round
+])
+def test_a_swapped_record_is_read_by_the_twins_rule_both_ways(model, given, family, expected):
+    # Found linked before the fix: the swapped level skipped the twins rule (Jayden and "Marsh Jaden").
+    other = child(given="Jayden" if expected != "new" else "Emma")
+    swapped = child(given=given, family=family)
+    assert _decide(model, swapped, ("p1", [other])).decision == expected
+    assert _decide(model, other, ("p1", [swapped])).decision == expected
+
+
 def test_a_slip_in_a_given_name_is_not_a_twin(model):
     assert model.compare(child(given="Olvia"), child(given="Olivia")).rule is None
     decision = _decide(model, child(given="Olvia"), ("p1", [child(given="Olivia")]))
