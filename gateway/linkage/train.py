@@ -30,6 +30,18 @@ Run: ``python -m gateway.linkage.train [--records N] [--seed S] [-o PATH]``
    automatic links whose precision is at least :data:`TARGET_PRECISION`, with
    no twins linked and at most :data:`TARGET_POSSIBLE_PER_1000` possible
    matches per 1,000 records.
+6. Scale the thresholds to the index the gateway serves (:func:`scale_thresholds`):
+   thresholds chosen among the training's few thousand people would link far
+   too readily among a million, where a block holds many more people who are
+   not the one looked for (measured: at 1,000,000 generated children, 34 of
+   300 children the index did not hold were linked to someone; at 200,000, 5
+   of 95). In Fellegi-Sunter terms the prior odds that a candidate is the
+   person fall in proportion to the people a block draws from, so both
+   thresholds rise by log2(index size / training people), keeping the
+   probability they stand for, and the band below the link threshold that
+   goes to a person widens by :data:`REVIEW_WIDENING`. ``--index-size`` (default
+   :data:`DEPLOYMENT_INDEX_SIZE`); ``--rescale`` applies it to an existing
+   model file without training again.
 
 Splink is imported here and in the tests and benchmark only; the live gateway
 reads the JSON.
@@ -59,6 +71,11 @@ TARGET_PRECISION = 0.995
 TARGET_POSSIBLE_PER_1000 = 40.0
 LINK_GRID = tuple(float(x) for x in range(0, 21))     # 0 .. 20 step 1
 POSSIBLE_GAPS = (2.0, 4.0, 6.0, 8.0)
+#: The people the live index is sized for: a national index of children and the adults around them.
+DEPLOYMENT_INDEX_SIZE = 1_000_000
+#: At that scale the band that goes to a person widens by this much (log2 odds): what no longer links
+#: automatically (a child who moved house and school, with a common name) is reviewed, not left as new.
+REVIEW_WIDENING = 4.0
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +230,25 @@ def gateway_model(splink_model: dict, notes: dict, thresholds: dict) -> dict:
     }
 
 
+def scale_thresholds(thresholds: dict, *, training_people: int, index_size: int) -> dict:
+    """Return ``thresholds`` (chosen among ``training_people``) raised for an index of ``index_size`` people.
+
+    Both rise by log2(index_size / training_people), rounded to a tenth (see
+    step 6 of the module docstring), and the possible threshold then goes
+    down by :data:`REVIEW_WIDENING` when the index is larger than the
+    training's; the thresholds chosen on the training records are kept
+    beside them. Raises ValueError for sizes below 1.
+    """
+    if training_people < 1 or index_size < 1:
+        raise ValueError("training people and index size must be at least 1")
+    shift = round(math.log2(max(index_size, training_people) / training_people), 1)
+    chosen = {k: thresholds[k] for k in ("link", "possible")}
+    widening = REVIEW_WIDENING if shift > 0 else 0.0
+    return dict(thresholds, link=chosen["link"] + shift, possible=chosen["possible"] + shift - widening,
+                scaled_for={"index_size": index_size, "training_people": training_people, "shift": shift,
+                            "review_widening": widening, "chosen_on_training": chosen})
+
+
 def choose_thresholds(model_data: dict, records: Sequence[SynthRecord]) -> dict:
     """Return the link and possible thresholds chosen on ``records`` (see the module docstring)."""
     best = None
@@ -283,19 +319,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--table", action="store_true", help="print the weights of the model file -o as Markdown, and train nothing"
     )
+    parser.add_argument("--index-size", type=int, default=DEPLOYMENT_INDEX_SIZE,
+                        help="the people the live index is sized for: the thresholds are scaled to it")
+    parser.add_argument("--rescale", action="store_true",
+                        help="scale the thresholds of the model file -o (as trained) to --index-size, train nothing")
     args = parser.parse_args(argv)
     if args.table:
         print(weights_table(json.loads(args.output.read_text(encoding="utf-8"))))
         return 0
     if args.records < 100:
         parser.error(f"--records must be at least 100 (got {args.records})")
+    if args.rescale:
+        data = json.loads(args.output.read_text(encoding="utf-8"))
+        trained = data["thresholds"].get("scaled_for", {}).get("chosen_on_training") or data["thresholds"]
+        training = data["training"]
+        people = len({r.person_id for r in generate(training["records"], seed=training.get("seed", args.seed))})
+        data["thresholds"] = scale_thresholds(dict(data["thresholds"], **trained), training_people=people,
+                                              index_size=args.index_size)
+        args.output.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        print(f"{args.output}: link {data['thresholds']['link']}, possible {data['thresholds']['possible']}"
+              f" for {args.index_size:,} people ({people:,} in training)")
+        return 0
     splink_output = args.splink_output or args.output.with_name(SPLINK_MODEL_PATH.name)
     started = time.process_time()
     records = generate(args.records, seed=args.seed)
     splink_model, notes = train_splink(records, seed=args.seed)
     notes["cpu_seconds_splink"] = round(time.process_time() - started, 1)
     provisional = gateway_model(splink_model, notes, {"link": 0.0, "possible": 0.0})
-    thresholds = choose_thresholds(provisional, records)
+    thresholds = scale_thresholds(choose_thresholds(provisional, records),
+                                  training_people=len({r.person_id for r in records}), index_size=args.index_size)
     data = gateway_model(splink_model, notes, thresholds)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from gateway.linkage import train
-from gateway.linkage.matching import COMPARISONS, MatchModel
+from gateway.linkage.matching import COMPARISONS, MODEL_PATH, MatchModel
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +80,24 @@ def test_the_weights_table_in_the_docs_is_the_shipped_models():
     )
     table = doc[start : doc.index("<!-- end weights -->")].strip()
     assert table == train.weights_table(json.loads(MODEL_PATH.read_text())), "paste `train --table` into docs/linkage.md"
+
+
+def test_thresholds_are_scaled_to_the_index_the_gateway_serves():
+    chosen = {"link": 1.0, "possible": -1.0, "chosen_by": "grid"}
+    scaled = train.scale_thresholds(chosen, training_people=8_000, index_size=1_000_000)
+    shift = round(math.log2(1_000_000 / 8_000), 1)
+    assert (scaled["link"], scaled["possible"]) == (1.0 + shift, -1.0 + shift - train.REVIEW_WIDENING)
+    assert scaled["scaled_for"]["chosen_on_training"] == {"link": 1.0, "possible": -1.0}
+    same = train.scale_thresholds(chosen, training_people=8_000, index_size=8_000)
+    assert (same["link"], same["possible"]) == (1.0, -1.0)
+    with pytest.raises(ValueError):
+        train.scale_thresholds(chosen, training_people=0, index_size=10)
+
+
+def test_the_shipped_model_is_scaled_for_a_national_index():
+    data = json.loads(MODEL_PATH.read_text())
+    scaled = data["thresholds"]["scaled_for"]
+    assert scaled["index_size"] == train.DEPLOYMENT_INDEX_SIZE
+    assert data["thresholds"]["link"] == scaled["chosen_on_training"]["link"] + scaled["shift"] > 0
+    assert data["thresholds"]["possible"] == (scaled["chosen_on_training"]["possible"] + scaled["shift"]
+                                              - scaled["review_widening"])
