@@ -77,11 +77,16 @@ def identifies_agency(resource: dict, agency: str) -> bool:
     True when it carries ``agency``'s identifier and every identifier it
     carries in an agency system (school URN, police force, DfE LA number,
     gateway id) is that one: an Organization that is a school and a police
-    force at once identifies no single agency. Identifiers in other systems
+    force at once identifies no single agency. A school's DfE LA number (the
+    LA the school belongs to, which school exports carry) is the one
+    exception: it places the school and claims nothing. Identifiers in other systems
     are not agencies and do not count. Raises :class:`ValueError` when
     ``agency`` is not an agency URI.
     """
     wanted = agency_identifier(agency)
+    # A school's Organization may name the local authority it belongs to (the DfE LA number school exports
+    # carry): that places the school, it is no claim to be the LA. Any other second agency identifier is.
+    belongs_to = {AGENCY_IDENTIFIER_SYSTEM["la"]} if wanted["system"] == AGENCY_IDENTIFIER_SYSTEM["school"] else set()
     identifiers = resource.get("identifier")
     if isinstance(identifiers, dict):
         identifiers = [identifiers]
@@ -91,7 +96,8 @@ def identifies_agency(resource: dict, agency: str) -> bool:
     # Only well-formed identifiers count (a system or value of another JSON type identifies nobody); one of
     # them in an agency system with a value that is not text makes the Organization no single agency.
     in_agency_systems = [i for i in identifiers
-                         if isinstance(i, dict) and isinstance(i.get("system"), str) and i["system"] in agency_systems]
+                         if isinstance(i, dict) and isinstance(i.get("system"), str) and i["system"] in agency_systems
+                         and i["system"] not in belongs_to]
     if any(not isinstance(i.get("value"), str) for i in in_agency_systems):
         return False
     named = {(i["system"], i["value"]) for i in in_agency_systems}

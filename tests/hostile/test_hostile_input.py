@@ -26,14 +26,8 @@ from .conftest import NOW, OTHER_SCHOOL, POLICE, SAMPLES, SCHOOL, counts, outcom
 CSV = (SAMPLES / "schoolsafe-sample.csv").read_bytes()
 
 
-def _concernhub_export() -> bytes:
-    # Without the organisation's laNumber: the intake refuses a sender Organization that also names an LA.
-    export = json.loads((SAMPLES / "concernhub-sample.json").read_bytes())
-    export["organisation"].pop("laNumber")
-    return json.dumps(export).encode()
-
-
-JSON = _concernhub_export()
+# The vendor's sample as it is, laNumber included (the LA the school belongs to, not a second agency).
+JSON = (SAMPLES / "concernhub-sample.json").read_bytes()
 XML = (SAMPLES / "ppn-sample.xml").read_bytes()
 SAMPLE = {"schoolsafe-csv": CSV, "concernhub-json": JSON, "ppn-xml": XML}
 SENDER = {"schoolsafe-csv": SCHOOL, "concernhub-json": OTHER_SCHOOL, "ppn-xml": POLICE}

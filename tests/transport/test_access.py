@@ -68,6 +68,9 @@ def test_a_refusal_names_the_rule(event, agency, status, words):
     ([{"system": S.SCHOOL_URN, "value": "999101"}, {"system": S.SCHOOL_URN, "value": "999101"}], True),
     ([{"system": S.SCHOOL_URN, "value": "999101"}, {"system": "https://example.org/Id/other", "value": "7"}], True),
     ([{"system": S.SCHOOL_URN, "value": "999101"}, {"system": S.POLICE_FORCE, "value": "TST"}], False),
+    # the LA a school belongs to, as concernhub-json exports name it: places the school, claims nothing
+    ([{"system": S.SCHOOL_URN, "value": "999101"}, {"system": S.DFE_LA, "value": "850"}], True),
+    ([{"system": S.DFE_LA, "value": "850"}], False),
     ([{"system": S.SCHOOL_URN, "value": "999101"}, {"system": S.SCHOOL_URN, "value": "999102"}], False),
     ([{"system": S.POLICE_FORCE, "value": "TST"}], False),
     ([{"system": S.SCHOOL_URN}], False),
@@ -75,3 +78,10 @@ def test_a_refusal_names_the_rule(event, agency, status, words):
 ])
 def test_the_sender_organisation_identifies_exactly_one_agency(identifiers, expected):
     assert identifies_agency({"resourceType": "Organization", "identifier": identifiers}, SCHOOL) is expected
+
+
+def test_an_la_number_is_the_las_own_identity_for_an_la():
+    la = "urn:x-safeguarding:agency:la:850"
+    assert identifies_agency({"identifier": [{"system": S.DFE_LA, "value": "850"}]}, la)
+    assert not identifies_agency({"identifier": [{"system": S.DFE_LA, "value": "850"},
+                                                 {"system": S.SCHOOL_URN, "value": "999101"}]}, la)
