@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from gateway.adapters.csvcells import spreadsheet_cell
 from gateway.config import Settings
 from gateway.linkage.chronology import chronology, figures
 from gateway.linkage.index import PersonIndex, ReviewError, open_matches
@@ -42,12 +43,6 @@ def _store():
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def _safe(value) -> str:
-    """A cell for a CSV a person may open in a spreadsheet: formulas are neutralised."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @click.group("people")
@@ -135,7 +130,7 @@ def export_command(output: Path | None) -> None:
                 _MP.c.link_score).order_by(_MP.c.id))
             for row in rows:
                 record = row.source_record if row.message_id is None else f"{row.message_id}#{row.resource}"
-                writer.writerow([_safe(record), row.person_id or "", row.link_decision or "",
+                writer.writerow([spreadsheet_cell(record), row.person_id or "", row.link_decision or "",
                                  "" if row.link_score is None else f"{row.link_score:.3f}"])
     finally:
         if output:
