@@ -199,6 +199,34 @@ def reject_command(match_id: int, by: str, reason: str) -> None:
     _decide("reject", match_id, by, reason)
 
 
+@people_group.command("link-unlinked")
+@click.option("--batch-size", default=500, show_default=True, help="Records linked per transaction.")
+def link_unlinked_command(batch_size: int) -> None:
+    """Link the records that have no person yet (those stored before the person index, revision 0002),
+    oldest first, exactly as the accept path links a new one."""
+    from gateway.linkage.index import record_of
+    from gateway.linkage.records import kind_of
+
+    store = _store()
+    model = MatchModel.load()
+    counts: dict[str, int] = {}
+    unlinked = select(_MP).where(_MP.c.person_id.is_(None)).order_by(_MP.c.id).limit(batch_size)
+    while True:
+        with store.transaction() as unit:
+            connection = unit.session.connection()
+            rows = connection.execute(unlinked).all()
+            index = PersonIndex(connection, model)
+            for row in rows:
+                linked = index.link(row.id, record_of(row), kind=kind_of(row.role), now=_now())
+                counts[linked.decision] = counts.get(linked.decision, 0) + 1
+        if len(rows) < batch_size:
+            break
+    store.close()
+    total = sum(counts.values())
+    click.echo(f"{total} records linked: " + ", ".join(f"{n} {d}" for d, n in sorted(counts.items())) if total
+               else "every record already has its person")
+
+
 @people_group.command("unlink")
 @click.argument("record_id", type=int)
 @click.option("--by", required=True, help="Who decides (name and agency).")

@@ -311,3 +311,30 @@ def test_people_import_and_export_round_trip(runner, tmp_path, upgraded_sqlite):
     assert set(rows) == {"r1", "r2", "r3", "r4"}
     assert rows["r1"]["person_id"] == rows["r2"]["person_id"] and rows["r2"]["decision"] == "linked"
     assert rows["r3"]["person_id"] != rows["r4"]["person_id"]   # twins are never linked automatically
+
+
+def test_records_stored_before_the_person_index_are_linked_by_command(runner, tmp_path, upgraded_sqlite):
+    """A database upgraded from the baseline holds message_person rows with no person: one command links them."""
+    from sqlalchemy import insert
+
+    from gateway.cli import main
+
+    url = upgraded_sqlite(tmp_path / "gateway.sqlite3")
+    store = open_store(url)
+    rows = [dict(resource="Patient/a", role="child", given="mia rose", family="parker", birth_date="2013-05-14",
+                 postcode="SP10 1AA", upn="K850210117001"),
+            dict(resource="Patient/b", role="child", given="mia", family="parker", birth_date="2013-05-14",
+                 postcode=None, upn="K850210117001"),
+            dict(resource="RelatedPerson/c", role="MTH", given="emma", family="parker", birth_date="1989-02-11",
+                 postcode="SP10 1AA", upn=None)]
+    with store.transaction() as unit:
+        unit.session.connection().execute(insert(MessagePersonRow.__table__), rows)
+    store.close()
+    result = runner.invoke(main, ["people", "link-unlinked"], env={"GATEWAY_DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "3 records linked: 1 linked, 2 new"
+    with open_store(url).engine.connect() as connection:
+        people = connection.execute(select(MessagePersonRow.person_id).order_by(MessagePersonRow.id)).scalars().all()
+    assert None not in people and people[0] == people[1] != people[2]
+    again = runner.invoke(main, ["people", "link-unlinked"], env={"GATEWAY_DATABASE_URL": url})
+    assert again.output.strip() == "every record already has its person"
