@@ -76,6 +76,9 @@ def _path_param(name: str, text: str) -> dict:
 def openapi_document() -> dict:
     """Return the OpenAPI 3.1 description of the gateway's HTTP API."""
     outcome = {"description": "An OperationOutcome", "content": {FHIR_JSON: {}}}
+    busy = {"description": "This agency already has as many requests in flight as it may "
+                           "(GATEWAY_MAX_REQUESTS_PER_AGENCY): an OperationOutcome; try again after Retry-After",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}}, "content": {FHIR_JSON: {}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Safeguarding interoperability gateway", "version": __version__,
@@ -89,6 +92,7 @@ def openapi_document() -> dict:
                 body=FHIR_JSON, responses={"200": {"description": "Accepted (or a replay of an accepted message)",
                                                    "content": {FHIR_JSON: {}}},
                                            "400": outcome, "409": outcome, "413": outcome, "415": outcome,
+                                           "429": busy,
                                            "422": {"description": "Refused: the national standard's MUST items, "
                                                                   "a stale timestamp or a bad signature",
                                                    "content": {FHIR_JSON: {}}}})},
@@ -101,7 +105,8 @@ def openapi_document() -> dict:
                         {"name": "concerns", "in": "query", "required": False,
                          "description": "include or exclude (default) the concerns that are not referrals",
                          "schema": {"type": "string", "enum": ["include", "exclude"]}}],
-                responses={"200": outcome, "400": outcome, "404": outcome, "413": outcome, "415": outcome})},
+                responses={"200": outcome, "400": outcome, "404": outcome, "413": outcome, "415": outcome,
+                           "429": busy})},
             "/fhir/Bundle/$validate": {"post": _op("Check a Bundle against the national referral standard",
                                                    body=FHIR_JSON, responses={"200": outcome, "400": outcome,
                                                                               "415": outcome},
