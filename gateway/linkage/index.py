@@ -159,7 +159,9 @@ class PersonIndex:
         records: dict[str, list[PersonRecord]] = {}
         for row in self.connection.execute(_RECORDS_OF, {"people": list(people), "record_id": record_id}):
             records.setdefault(row.person_id, []).append(record_of(row))
-        rejected = set(self.connection.execute(_REJECTED_FOR, {"record_id": record_id}).scalars())
+        # A record not stored yet (record_id -1, from add) has no rejections to read.
+        rejected = (set(self.connection.execute(_REJECTED_FOR, {"record_id": record_id}).scalars())
+                    if record_id >= 0 else set())
         return [Candidate(person_id=p, records=tuple(records.get(p, ())), rejected=p in rejected) for p in people
                 if p in records]
 

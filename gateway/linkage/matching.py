@@ -50,7 +50,6 @@ import dataclasses
 import datetime as dt
 import functools
 import json
-import math
 import re
 import unicodedata
 from collections.abc import Callable, Sequence

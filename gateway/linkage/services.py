@@ -38,8 +38,8 @@ from gateway.delivery.outbox import enqueue_built
 from gateway.linkage import deadlines as D
 from gateway.linkage import escalation as E
 from gateway.linkage.events import Event, event_from_bundle
-from gateway.linkage.index import PersonIndex, household, record_of
-from gateway.linkage.matching import MatchModel
+from gateway.linkage.index import PersonIndex, household
+from gateway.linkage.matching import MatchModel, PersonRecord
 from gateway.linkage.models import (
     OPEN,
     DeadlineRow,
@@ -49,7 +49,7 @@ from gateway.linkage.models import (
     PossibleDuplicateRow,
     PossibleMatchRow,
 )
-from gateway.linkage.records import kind_of, people_of
+from gateway.linkage.records import RECORD_FIELDS, kind_of, people_of
 from gateway.model import systems as S
 from gateway.routing import bundles as B
 from gateway.routing.codes import (
@@ -121,7 +121,7 @@ class Linkage:
             is_child = role == "child"
             person_kind = kind_of(role)
             linked = index.add(dict(values, message_id=mid, source=accepted.sender_agency,
-                                    source_record=values["record_id"]), record_of(_Values(values)),
+                                    source_record=values["record_id"]), PersonRecord(**{f: values[f] for f in RECORD_FIELDS}),
                                kind=person_kind, now=now, home_la=home_la if person_kind == "child" else None)
             known = known or linked.decision == "linked"
             if is_child and child_person is None:
@@ -378,12 +378,6 @@ class _Plan:
     reason: str
     due: dt.datetime | None = None
 
-
-class _Values:
-    """Attribute access over a record's values (what :func:`record_of` reads)."""
-
-    def __init__(self, values: dict):
-        self.__dict__.update(values)
 
 
 def _escalation_contact(directory, agency):

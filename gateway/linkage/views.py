@@ -102,6 +102,17 @@ def list_matches() -> Response:
     return Response(json.dumps({"matches": matches, "total": len(matches)}), mimetype="application/json")
 
 
+def _decided_by(agency: str, body: object) -> str:
+    """Who decides: the calling agency, with the user it names in the JSON body when it names one."""
+    user = body.get("user") if isinstance(body, dict) and isinstance(body.get("user"), str) else None
+    return f"{agency} ({user.strip()[:100]})" if user and user.strip() else agency
+
+
+def _review_refusal(exc: ReviewError) -> Response:
+    code = {404: "not-found", 403: "forbidden", 409: "conflict"}.get(exc.status, "invalid")
+    return _refuse(exc.status, code, exc.text)
+
+
 def _decide(match_id: int, action: str) -> Response:
     agency = _children_services()
     if isinstance(agency, Response):
@@ -110,10 +121,9 @@ def _decide(match_id: int, action: str) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("reason"), str) or not body["reason"].strip():
         return _refuse(400, "required", 'send JSON {"reason": "why", "user": "who decided"}: a decision on a possible '
                        "match needs a reason")
-    user = body.get("user") if isinstance(body.get("user"), str) and body.get("user").strip() else None
-    by = f"{agency} ({user.strip()[:100]})" if user else agency
+    by = _decided_by(agency, body)
     now = _now()
-    index_model = current_app.extensions.get(LINKAGE_EXTENSION) or linkage_for(current_app)
+    model = linkage_for(current_app).model
     try:
         with store_for(current_app).transaction() as unit:
             connection = unit.session.connection()
@@ -123,7 +133,7 @@ def _decide(match_id: int, action: str) -> Response:
                 raise ReviewError(404, f"no possible match {match_id}")
             if row.home_la != agency:
                 raise ReviewError(403, f"possible match {match_id} is for another local authority's child")
-            index = PersonIndex(connection, index_model.model)
+            index = PersonIndex(connection, model)
             if action == "confirm":
                 index.confirm(match_id, by=by, reason=body["reason"], now=now)
             else:
@@ -131,8 +141,7 @@ def _decide(match_id: int, action: str) -> Response:
             decided = match_view(connection, connection.execute(PossibleMatchRow.__table__.select().where(
                 PossibleMatchRow.__table__.c.id == match_id)).first())
     except ReviewError as exc:
-        code = {404: "not-found", 403: "forbidden", 409: "conflict"}.get(exc.status, "invalid")
-        return _refuse(exc.status, code, exc.text)
+        return _review_refusal(exc)
     return Response(json.dumps(decided), mimetype="application/json")
 
 
@@ -169,15 +178,13 @@ def decide_duplicate_flag(flag_id: int, action: str) -> Response:
         return agency
     body = request.get_json(silent=True)
     reason = body.get("reason") if isinstance(body, dict) else None
-    user = body.get("user") if isinstance(body, dict) and isinstance(body.get("user"), str) else None
-    by = f"{agency} ({user.strip()[:100]})" if user and user.strip() else agency
+    by = _decided_by(agency, body)
     try:
         with store_for(current_app).transaction() as unit:
             decided = decide_duplicate(unit.session.connection(), flag_id, action, by=by, reason=reason or "",
                                        now=_now(), home_la=agency)
     except ReviewError as exc:
-        code = {404: "not-found", 403: "forbidden", 409: "conflict"}.get(exc.status, "invalid")
-        return _refuse(exc.status, code, exc.text)
+        return _review_refusal(exc)
     return Response(json.dumps(decided), mimetype="application/json")
 
 
