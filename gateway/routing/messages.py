@@ -112,6 +112,20 @@ def _request_reference(bundle: dict, mid: str) -> dict:
     return {"type": "Bundle", "identifier": {"system": S.MESSAGE_ID, "value": mid}, "display": "the original message"}
 
 
+def _gateway_header(rid, event: str, destination: Agency, recipient_org: dict, gateway_org: dict,
+                    gateway_agency: str, focus: list[dict]) -> dict:
+    """The MessageHeader of a message the gateway itself sends to ``destination`` (one shape for all of them)."""
+    return {
+        "resourceType": "MessageHeader", "id": rid("message-header"),
+        "eventCoding": _event(event),
+        "destination": [{"name": destination.name, "endpoint": destination.uri, "receiver": _ref(recipient_org)}],
+        "sender": _ref(gateway_org),
+        "source": {"name": GATEWAY_NAME, "endpoint": gateway_agency, "software": "safeguarding-gateway",
+                   "version": __version__},
+        "focus": [_ref(resource) for resource in focus],
+    }
+
+
 def build_encompass_notification(notice: dict, destination: Agency, *, due: dt.datetime, now: dt.datetime,
                                  gateway_agency: str = DEFAULT_GATEWAY_AGENCY) -> dict:
     """Return the Operation Encompass notification of a police notice for ``destination``.
@@ -170,15 +184,8 @@ def build_encompass_notification(notice: dict, destination: Agency, *, due: dt.d
         "sender": _ref(force_org),
         "payload": [{"contentString": text}],
     }
-    message_header = {
-        "resourceType": "MessageHeader", "id": rid("message-header"),
-        "eventCoding": _event(S.EVENT_ENCOMPASS),
-        "destination": [{"name": destination.name, "endpoint": destination.uri, "receiver": _ref(recipient_org)}],
-        "sender": _ref(gateway_org),
-        "source": {"name": GATEWAY_NAME, "endpoint": gateway_agency, "software": "safeguarding-gateway",
-                   "version": __version__},
-        "focus": [_ref(communication)],
-    }
+    message_header = _gateway_header(rid, S.EVENT_ENCOMPASS, destination, recipient_org, gateway_org, gateway_agency,
+                                     [communication])
     return _message(rid("bundle"), now, message_header, gateway_org, force_org, recipient_org, child, communication)
 
 
@@ -308,15 +315,8 @@ def build_alert_message(child: dict, destination: Agency, *, rule_id: str, title
     }
     if share_triggers:
         issue["implicated"] = [_message_reference(mid, text[:200] or "a message") for mid, text in triggers]
-    message_header = {
-        "resourceType": "MessageHeader", "id": rid("message-header"),
-        "eventCoding": _event(S.EVENT_ALERT),
-        "destination": [{"name": destination.name, "endpoint": destination.uri, "receiver": _ref(recipient_org)}],
-        "sender": _ref(gateway_org),
-        "source": {"name": GATEWAY_NAME, "endpoint": gateway_agency, "software": "safeguarding-gateway",
-                   "version": __version__},
-        "focus": [_ref(flag), _ref(issue)],
-    }
+    message_header = _gateway_header(rid, S.EVENT_ALERT, destination, recipient_org, gateway_org, gateway_agency,
+                                     [flag, issue])
     return _message(rid("bundle"), now, message_header, gateway_org, recipient_org, patient, flag, issue)
 
 
@@ -345,13 +345,6 @@ def build_overdue_message(destination: Agency, *, deadline_id: str, about_messag
         "sent": _instant(now), "recipient": [_ref(recipient_org)], "sender": _ref(gateway_org),
         "payload": [{"contentString": text}],
     }
-    message_header = {
-        "resourceType": "MessageHeader", "id": rid("message-header"),
-        "eventCoding": _event(S.EVENT_OVERDUE),
-        "destination": [{"name": destination.name, "endpoint": destination.uri, "receiver": _ref(recipient_org)}],
-        "sender": _ref(gateway_org),
-        "source": {"name": GATEWAY_NAME, "endpoint": gateway_agency, "software": "safeguarding-gateway",
-                   "version": __version__},
-        "focus": [_ref(communication)],
-    }
+    message_header = _gateway_header(rid, S.EVENT_OVERDUE, destination, recipient_org, gateway_org, gateway_agency,
+                                     [communication])
     return _message(rid("bundle"), now, message_header, gateway_org, recipient_org, communication)
