@@ -60,6 +60,15 @@ class Settings:
     # The console's CSRF tokens are an HMAC of the agency with this secret. Unset: derived from the
     # gateway's private key (certs_dir), which every process of one deployment shares.
     console_secret: str | None = None
+    # Encryption at rest (docs/encryption.md): "off" stores new values in clear, for the benchmarks' baseline only.
+    encrypt_at_rest: str = "on"
+    # The data keys' JSON file (key ids and 256-bit keys, the current one, the look-up hash key). Unset: the
+    # development key file certs/dev/data-keys.json, whose keys are public (dev only; the log says so).
+    data_keys: Path | None = None
+    # The hash-chained audit log (docs/audit.md): "off" only for the benchmark's baseline (bench/audit.py).
+    audit_log: str = "on"
+    # How often the worker's housekeeping signs a checkpoint of the audit chain.
+    audit_checkpoint_minutes: int = 15
 
     ENV_PREFIX = "GATEWAY_"
 
@@ -80,7 +89,7 @@ class Settings:
             try:
                 if field.type in ("int", int):
                     values[field.name] = int(raw)
-                elif field.type in ("Path", Path):
+                elif field.type in ("Path", Path, "Path | None"):
                     values[field.name] = Path(raw)
                 else:
                     values[field.name] = raw

@@ -110,7 +110,7 @@ def _widen(copy):
 
 
 def _add_table(copy):
-    sa.Table("audit_event", copy, sa.Column("id", sa.Integer, primary_key=True))
+    sa.Table("example_new_table", copy, sa.Column("id", sa.Integer, primary_key=True))
 
 
 @pytest.mark.parametrize(("change", "expected"), [
