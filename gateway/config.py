@@ -50,6 +50,15 @@ class Settings:
     max_requests_per_agency: int = 2        # requests in flight per agency, per gateway process
     busy_retry_after_seconds: int = 5       # Retry-After of a 429 answered to a busy agency
     delivery_max_age_seconds: int = 5 * 24 * 3600
+    # Outbox workers (docs/delivery.md): each keeps up to delivery_concurrency deliveries in flight, at most
+    # delivery_per_destination to one agency (all workers together), so a hung endpoint holds only a few slots.
+    delivery_concurrency: int = 8
+    delivery_per_destination: int = 4
+    delivery_connect_timeout_seconds: int = 5   # TCP connect and TLS handshake with an agency's endpoint
+    delivery_read_timeout_seconds: int = 30     # each wait for the endpoint once connected (its answer)
+    # How long a worker's claim lasts; a live worker renews it every third of this while delivering, so a
+    # killed worker's deliveries are claimable again within one lease. Longer than the read timeout.
+    delivery_lease_seconds: int = 60
     timezone: str = "Europe/London"
     # Near-identical messages from one sender about one child within this many hours are flagged as possible
     # duplicates of each other (both delivered; a person decides).
