@@ -14,6 +14,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     factory only wires things together.
     """
     settings = settings or Settings.from_env()
+    from gateway.store import crypto
+
+    # The data keys, loaded at start: a missing or wrong key file stops here, naming GATEWAY_DATA_KEYS.
+    crypto.use(crypto.KeyRing.from_settings(settings))
     app = Flask("gateway")
     app.config["GATEWAY_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes

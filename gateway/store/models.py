@@ -13,6 +13,8 @@ from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, Str
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from gateway.store.crypto import EncryptedText
+
 
 class UTCDateTime(TypeDecorator):
     """An aware datetime stored in UTC, read back aware on both engines.
@@ -56,10 +58,11 @@ class AcceptedMessageRow(Base):
     # SHA-256 of the signed payload: a resend with the same id but other
     # content is a conflict, not a replay.
     payload_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
-    raw_message: Mapped[str] = mapped_column(Text, nullable=False)
-    signed_message: Mapped[str] = mapped_column(Text, nullable=False)
+    # Encrypted at rest (gateway.store.crypto): what the sender wrote, and the gateway's answer quoting it.
+    raw_message: Mapped[str] = mapped_column(EncryptedText("accepted_message.raw_message"), nullable=False)
+    signed_message: Mapped[str] = mapped_column(EncryptedText("accepted_message.signed_message"), nullable=False)
     response_status: Mapped[int] = mapped_column(Integer, nullable=False)
-    response_body: Mapped[str] = mapped_column(Text, nullable=False)
+    response_body: Mapped[str] = mapped_column(EncryptedText("accepted_message.response_body"), nullable=False)
 
     __table_args__ = (Index("ix_accepted_message_sender_received", "sender_agency", "received_at"),)
 

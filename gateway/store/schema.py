@@ -32,6 +32,7 @@ import gateway.delivery.models  # noqa: F401
 import gateway.linkage.models  # noqa: F401
 import gateway.routing.models  # noqa: F401
 import gateway.store.models  # noqa: F401
+from gateway.store.crypto import EncryptedText, KeyedHash
 from gateway.store.engine import StoreConfigError, make_engine, read_only
 from gateway.store.models import Base, UTCDateTime
 
@@ -47,6 +48,8 @@ def _render_item(type_, obj, autogen_context):
     a revision must not import the models, which change after it."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, (EncryptedText, KeyedHash)):  # the column type under the encryption
+        return "sa.Text()" if isinstance(obj, EncryptedText) else "sa.String(length=64)"
     return False
 
 

@@ -101,11 +101,15 @@ class SqlMessageStore:
         Raises :class:`~gateway.store.schema.SchemaNotCurrent` (a
         :class:`~gateway.store.engine.StoreConfigError`) naming the database's
         revision and the one needed, :class:`~gateway.store.engine.StoreConfigError`
-        for an unsupported URL, and SQLAlchemy's errors when the database
-        cannot be reached.
+        for an unsupported URL, SQLAlchemy's errors when the database
+        cannot be reached, and :class:`~gateway.config.SettingsError` naming
+        ``GATEWAY_DATA_KEYS`` when the data keys cannot be loaded (checked
+        here, at start, rather than at the first encrypted value).
         """
+        from gateway.store import crypto
         from gateway.store.schema import require_current  # schema imports every sub-package's tables
 
+        crypto.active()
         engine = make_engine(url, **options)
         try:
             require_current(engine)
