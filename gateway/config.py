@@ -78,6 +78,14 @@ class Settings:
     audit_log: str = "on"
     # How often the worker's housekeeping signs a checkpoint of the audit chain.
     audit_checkpoint_minutes: int = 15
+    # Retention (docs/retention.md): a message and the personal data it brought are purged once nothing about
+    # anyone it names has arrived for this many days (the last activity about them starts the clock), unless a
+    # legal hold keeps them. 25 years of 366 days: past every UK schedule that counts from a child's birth
+    # (the school child-protection file to the 25th birthday) whatever the child's age at the last message.
+    retention_days: int = 25 * 366
+    # "on": the outbox worker runs `gateway retention purge` once a day in a thread of its own. Off by default:
+    # a purge cannot be undone, so an operator runs it first by hand (with --dry-run) and then chooses.
+    retention_purge_daily: str = "off"
 
     ENV_PREFIX = "GATEWAY_"
 
