@@ -41,31 +41,43 @@ def _directory(store):
 
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit (cron, tests).")
-@click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Deliveries attempted at the same time by this process.")
+@click.option("--concurrency", type=click.IntRange(min=1),
+              help="Deliveries in flight at the same time in this process [default: GATEWAY_DELIVERY_CONCURRENCY, 8].")
+@click.option("--per-destination", type=click.IntRange(min=1),
+              help="Deliveries in flight to one agency, all workers together, so a hung endpoint holds only a few "
+                   "slots [default: GATEWAY_DELIVERY_PER_DESTINATION, 4].")
 @click.option("--certs", "certs_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Certificates directory (default: GATEWAY_CERTS_DIR): the gateway certificate is presented "
                    "to endpoints and signs notices to senders.")
-@click.option("--lease-seconds", type=click.FloatRange(min=1), default=300.0, show_default=True,
-              help="How long a claim lasts; a worker that dies leaves its deliveries to others after this.")
-@click.option("--timeout-seconds", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Connect/read timeout of one delivery attempt (must be below the lease).")
+@click.option("--lease-seconds", type=click.FloatRange(min=1),
+              help="How long a claim lasts; renewed every third of it while a delivery is in flight, so a worker "
+                   "that dies leaves its deliveries to others within this [default: GATEWAY_DELIVERY_LEASE_SECONDS, "
+                   "60].")
+@click.option("--timeout-seconds", type=click.FloatRange(min=0.1),
+              help="Read timeout of one delivery attempt: each wait for the endpoint's answer (below the lease) "
+                   "[default: GATEWAY_DELIVERY_READ_TIMEOUT_SECONDS, 30].")
+@click.option("--connect-timeout-seconds", type=click.FloatRange(min=0.1),
+              help="Connect timeout: TCP connection and TLS handshake [default: "
+                   "GATEWAY_DELIVERY_CONNECT_TIMEOUT_SECONDS, 5].")
 @click.option("--poll-seconds", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
-              help="Pause after a round that found nothing due.")
+              help="Pause after a turn that found nothing due.")
 @click.option("--keep-alive/--no-keep-alive", default=True, show_default=True,
               help="Reuse TLS connections to endpoints (one handshake per connection, not per delivery). A "
                    "connection the endpoint closed while idle is passed over, and one lost in a request is "
                    "replaced once.")
 @click.option("--backoff-base-seconds", type=click.FloatRange(min=0.01), default=10.0, show_default=True)
 @click.option("--backoff-cap-seconds", type=click.FloatRange(min=0.01), default=3600.0, show_default=True)
-def worker_command(once: bool, concurrency: int, certs_dir: Path | None, lease_seconds: float,
-                   timeout_seconds: float, poll_seconds: float, keep_alive: bool, backoff_base_seconds: float,
+def worker_command(once: bool, concurrency: int | None, per_destination: int | None, certs_dir: Path | None,
+                   lease_seconds: float | None, timeout_seconds: float | None, connect_timeout_seconds: float | None,
+                   poll_seconds: float, keep_alive: bool, backoff_base_seconds: float,
                    backoff_cap_seconds: float) -> None:
     """Deliver the outbox: push each due delivery to its agency's endpoint over mutual TLS.
 
     Run as many workers as you like, on PostgreSQL: each claims disjoint
     deliveries (FOR UPDATE SKIP LOCKED). On SQLite claims are serialised
-    (BEGIN IMMEDIATE). SIGTERM/SIGINT finish the current round, then stop.
+    (BEGIN IMMEDIATE). Each delivery's outcome is recorded as soon as it
+    ends, and its slot is given to the next due delivery. SIGTERM/SIGINT
+    finish the deliveries in flight, then stop.
     """
     from gateway.delivery.worker import Backoff, OutboxWorker
     from gateway.runtime import settle
@@ -77,8 +89,14 @@ def worker_command(once: bool, concurrency: int, certs_dir: Path | None, lease_s
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(certs_dir)
     certs = Path(settings.certs_dir)
+    concurrency = concurrency or settings.delivery_concurrency
+    per_destination = per_destination or settings.delivery_per_destination
+    lease_seconds = lease_seconds or settings.delivery_lease_seconds
     try:
-        client = AgencyClient.for_certs_dir(certs, timeout=timeout_seconds, reuse_connections=keep_alive)
+        client = AgencyClient.for_certs_dir(
+            certs, timeout=timeout_seconds or settings.delivery_read_timeout_seconds,
+            connect_timeout=connect_timeout_seconds or settings.delivery_connect_timeout_seconds,
+            reuse_connections=keep_alive)
         signer = Reloading([certs / pki.GATEWAY_CERT, certs / pki.GATEWAY_KEY],
                            lambda: Signer.from_files(certs / pki.GATEWAY_CERT, certs / pki.GATEWAY_KEY))
         signer.get()
@@ -91,14 +109,17 @@ def worker_command(once: bool, concurrency: int, certs_dir: Path | None, lease_s
                               max_age=dt.timedelta(seconds=settings.delivery_max_age_seconds),
                               backoff=Backoff(dt.timedelta(seconds=backoff_base_seconds),
                                               dt.timedelta(seconds=backoff_cap_seconds)),
-                              concurrency=concurrency, housekeeping=_deadlines(settings, store, signer.get))
+                              concurrency=concurrency, per_destination=per_destination,
+                              housekeeping=_deadlines(settings, store, signer.get))
     except ValueError as exc:
         store.close()
         raise click.ClickException(str(exc)) from None
     stop = threading.Event()
     previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
     settle()  # the start-up heap leaves garbage collection (gateway.runtime)
-    log.info("outbox worker %s started (concurrency %d, lease %.0f s)", worker.worker_id, concurrency, lease_seconds)
+    log.info("outbox worker %s started (concurrency %d, %d per destination, lease %.0f s, timeouts %g s connect, "
+             "%g s read)", worker.worker_id, concurrency, per_destination, lease_seconds, client.connect_timeout,
+             client.timeout)
     try:
         worker.run(stop, poll_interval=poll_seconds, once=once)
     finally:

@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import socket
 import sqlite3
 import ssl
 import sys
@@ -239,6 +240,20 @@ class ReceiverServer(BaseApplication):
         return ClientCertificateMiddleware(app)
 
 
+def hang(host: str, port: int) -> None:
+    """Stand in for a hung endpoint (tests and fault benchmarks): accept TCP connections, never answer.
+
+    A sender's TLS handshake waits for an answer that never comes; only its
+    own timeout ends the attempt. The connections are held open until the
+    process is stopped.
+    """
+    held = []
+    with socket.create_server((host, port), backlog=128) as server:
+        while True:
+            connection, _ = server.accept()
+            held.append(connection)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a receiving endpoint from the command line; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m gateway.delivery.receiver", description=__doc__.split("\n")[0])
@@ -250,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9443)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--hold-file", type=Path, help=argparse.SUPPRESS)  # tests: hold answers while it exists
+    parser.add_argument("--hang", action="store_true", help=argparse.SUPPRESS)  # tests: accept, never answer
     args = parser.parse_args(argv)
+    if args.hang:
+        hang(args.host, args.port)
     try:
         server = ReceiverServer(certs_dir=args.certs, identity=args.identity, receipts=args.receipts, host=args.host,
                                 port=args.port, threads=args.threads, hold_file=args.hold_file)

@@ -8,6 +8,7 @@ transaction of its own.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import functools
@@ -127,6 +128,16 @@ _DUE = (_DELIVERY.c.mode == PUSH, _DELIVERY.c.state.in_(OPEN_STATES),
             and_(_DELIVERY.c.state == IN_FLIGHT, _DELIVERY.c.lease_until <= _NOW)),
         _DELIVERY.c.expires_at > _NOW)
 _ANY_DUE = select(_DELIVERY.c.id).where(*_DUE).limit(1)
+# Deliveries in flight per destination under a live claim (a lapsed one is claimable, so it does not count).
+_IN_FLIGHT_BY_DESTINATION = (select(_DELIVERY.c.destination, func.count())
+                             .where(_DELIVERY.c.mode == PUSH, _DELIVERY.c.state == IN_FLIGHT,
+                                    _DELIVERY.c.lease_until > _NOW)
+                             .group_by(_DELIVERY.c.destination))
+# A heartbeat: a live worker extends its claim, fenced by the claim token like an acknowledgement.
+_RENEW = (_DELIVERY.update()
+          .where(_DELIVERY.c.id == bindparam("b_id"), _DELIVERY.c.state == IN_FLIGHT,
+                 _DELIVERY.c.claim_token == bindparam("b_token"))
+          .values(lease_until=bindparam("b_lease", type_=UTCDateTime())))
 # Enqueueing, per dialect, built once: a destination's second delivery of a message id adds nothing.
 _ADD = {name: dialect.insert(_DELIVERY).on_conflict_do_nothing(index_elements=["destination", "payload_message_id"])
         for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
@@ -187,7 +198,8 @@ class SqlOutbox:
 
     # Workers --------------------------------------------------------------------------------
 
-    def claim(self, *, now: dt.datetime, limit: int, worker: str, lease: dt.timedelta) -> list[Claim]:
+    def claim(self, *, now: dt.datetime, limit: int, worker: str, lease: dt.timedelta,
+              per_destination: int | None = None) -> list[Claim]:
         """Claim up to ``limit`` push deliveries due at ``now`` for ``worker``, until ``now + lease``.
 
         Due: pending with ``next_attempt_at <= now``, or in flight with a
@@ -195,13 +207,36 @@ class SqlOutbox:
         the rows are locked ``FOR UPDATE SKIP LOCKED``, so concurrent
         workers claim disjoint sets; on SQLite the engine's ``BEGIN
         IMMEDIATE`` serialises claims. Each claim counts as an attempt.
+
+        With ``per_destination``, no destination gets more than that many
+        deliveries in flight under live claims (all workers' claims count),
+        so a hung or slow endpoint holds a few of the workers' slots and the
+        other agencies' deliveries go on. Workers claiming at the same
+        moment on PostgreSQL may each see the same count and overshoot by
+        a claim or two; the cap is a bound on harm, not a quota.
         """
         # Core statements (a select of the columns a claim needs, then one executemany UPDATE):
         # a worker claims every round, and the ORM's identity map and unit of work cost more than the SQL.
         connection = self.session.connection()
         claims, updates = [], []
         lease_until = now + lease
-        for row in connection.execute(_claim_query(limit), {"b_now": now}):
+        room: dict[str, int] | None = None
+        params: dict = {"b_now": now}
+        if per_destination is not None:
+            busy = dict(connection.execute(_IN_FLIGHT_BY_DESTINATION, {"b_now": now}).all())
+            room = collections.defaultdict(lambda: per_destination,
+                                           {d: per_destination - n for d, n in busy.items()})
+            params["b_full"] = [d for d, left in room.items() if left <= 0]
+        # Capped, a few more rows than wanted are read (and briefly locked): those of a destination
+        # with no room left are passed over.
+        query = _claim_query(limit if room is None else limit * 4, capped=bool(params.get("b_full")))
+        for row in connection.execute(query, params):
+            if len(claims) == limit:
+                break
+            if room is not None:
+                if room[row.destination] <= 0:
+                    continue
+                room[row.destination] -= 1
             last_error = row.last_error
             if row.state == IN_FLIGHT:
                 last_error = (f"the claim of worker {row.claimed_by} lapsed at "
@@ -227,6 +262,21 @@ class SqlOutbox:
         result = self.session.connection().execute(_ACKNOWLEDGE, {
             "b_id": claim.id, "b_token": claim.token, "b_now": now})
         return result.rowcount == 1
+
+    def renew(self, claims: list[Claim], *, now: dt.datetime, lease: dt.timedelta) -> list[Claim]:
+        """Extend each of ``claims`` still held to ``now + lease`` (a live worker's heartbeat).
+
+        Returns the claims that no longer hold (their lease ran out and
+        another worker took the delivery, or it was closed): their outcome
+        will not be recorded.
+        """
+        connection = self.session.connection()
+        lost = []
+        for claim in claims:
+            result = connection.execute(_RENEW, {"b_id": claim.id, "b_token": claim.token, "b_lease": now + lease})
+            if result.rowcount != 1:
+                lost.append(claim)
+        return lost
 
     def held(self, claim: Claim) -> DeliveryRow | None:
         """Return the claimed row, locked, if ``claim`` still holds it; else ``None`` (another worker took it)."""
@@ -338,14 +388,18 @@ def any_due(connection, now: dt.datetime) -> bool:
     return connection.execute(_ANY_DUE, {"b_now": now}).first() is not None
 
 
-@functools.lru_cache(maxsize=16)
-def _claim_query(limit: int):
-    """The claim's SELECT for ``limit`` rows, built once per limit (a worker always asks for the same)."""
+@functools.lru_cache(maxsize=64)
+def _claim_query(limit: int, capped: bool = False):
+    """The claim's SELECT for ``limit`` rows, built once per limit (a worker asks for as many as it has free
+    slots); ``capped`` leaves out the destinations listed in ``b_full`` (no room left under the cap)."""
     d = _DELIVERY.c
+    where = [*_DUE]
+    if capped:
+        where.append(d.destination.not_in(bindparam("b_full", expanding=True)))
     return (select(d.id, d.message_id, d.kind, d.destination, d.endpoint, d.payload, d.payload_message_id,
                    d.payload_header_id, d.attempts, d.expires_at, d.due_at, d.state, d.claimed_by,
                    d.lease_until, d.last_error)
-            .where(*_DUE)
+            .where(*where)
             .order_by(d.due_at.is_(None), d.due_at, d.next_attempt_at, d.id)
             .limit(limit)
             .with_for_update(skip_locked=True))

@@ -1,22 +1,33 @@
-"""Outbox workers: claim due push deliveries, deliver them over mutual TLS, record the outcome.
+"""Outbox workers: claim due push deliveries, deliver them over mutual TLS, record each outcome.
 
-One round (:meth:`OutboxWorker.run_once`):
+A worker keeps up to ``concurrency`` deliveries in flight, each on a thread
+of its own, and turns (:meth:`OutboxWorker.step`) as they end:
 
 1. dead-letter deliveries past their maximum age (and tell their senders),
-   at most every ``expire_every`` (the maximum age is days; looking every
-   round would only add a transaction to each);
-2. ask whether anything is due (a read, which on SQLite takes no write lock
-   and so never queues the gateway's accepts behind an idle worker; skipped
-   after a round that claimed all it could); if so, claim up to
-   ``concurrency`` due push deliveries, each leased until ``now + lease``
-   (one short transaction);
-3. POST each signed Bundle to its agency's endpoint (no transaction open);
-4. record the outcomes, each if its claim still holds (one transaction for the round).
+   and run the housekeeping, at most every ``expire_every`` (the maximum
+   age is days; looking every turn would only add a transaction to each);
+2. in one short transaction: record the outcome of every delivery that
+   ended since the last turn (each if its claim still holds), renew the
+   lease of those still in flight when a heartbeat is due, and claim due
+   push deliveries for the free slots (no destination gets more than
+   ``per_destination`` in flight, counting every worker's claims). An idle
+   worker first asks whether anything is due (a read, which on SQLite takes
+   no write lock and so never queues the gateway's accepts behind it);
+3. POST each new claim's signed Bundle to its agency's endpoint on a free
+   thread (no transaction open), and wait for the first delivery to end.
 
-A worker killed between 2 and 4 leaves its claims in flight; they become
-claimable again when their lease runs out, so nothing is lost. Because the
-receiver may have applied a message whose acknowledgement the worker never
-recorded, delivery is at-least-once; receivers apply a message id once
+So a slow or hung endpoint delays only its own deliveries: it holds at most
+``per_destination`` slots, its attempts end at the client's connect or read
+timeout and are retried with backoff, and every other delivery is recorded
+and replaced as soon as it ends.
+
+A claim lasts ``lease`` and a live worker renews it every ``heartbeat``
+(a third of the lease) while the delivery is in flight, so no delivery is
+claimed again while its worker lives, however long the endpoint takes. A
+worker killed mid-delivery stops renewing: its claims become claimable
+again within one lease, so nothing is lost. Because the receiver may have
+applied a message whose acknowledgement the worker never recorded, delivery
+is at-least-once; receivers apply a message id once
 (:mod:`gateway.delivery.receiver`).
 """
 
@@ -29,9 +40,10 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from gateway.delivery.interfaces import AgencyLookup
 from gateway.delivery.models import PENDING
@@ -85,7 +97,7 @@ class Backoff:
 
 @dataclasses.dataclass
 class RoundReport:
-    """What one :meth:`OutboxWorker.run_once` did."""
+    """What one :meth:`OutboxWorker.step` (or :meth:`OutboxWorker.run_once`) did."""
 
     claimed: int = 0
     acknowledged: int = 0
@@ -93,6 +105,11 @@ class RoundReport:
     dead_lettered: int = 0
     expired: int = 0
     lost_claims: int = 0
+    finished: int = 0     # deliveries that ended and were recorded (or found lapsed)
+
+    def add(self, other: "RoundReport") -> None:
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
 
     @property
     def busy(self) -> bool:
@@ -112,22 +129,29 @@ class OutboxWorker:
     ``clock`` and ``rng`` are injectable so tests control time and jitter.
     ``signer`` signs the fatal-error notices sent to senders; ``directory``
     tells whether a sender has a push endpoint (else its notice goes to its
-    mailbox). ``lease`` must be longer than the client's timeout, so that a
-    live worker always finishes an attempt before its claim can lapse.
+    mailbox). ``lease`` must be longer than the client's (read) timeout, and
+    the ``heartbeat`` (default a third of the lease) shorter than the lease.
+    ``per_destination`` caps one destination's deliveries in flight (``None``:
+    only ``concurrency`` caps them).
     """
 
     def __init__(self, store: SqlMessageStore, client: AgencyClient, *, signer: Callable[[], Signer] | None = None,
                  directory: AgencyLookup | None = None, clock: Callable[[], dt.datetime] = system_clock,
                  rng: random.Random | None = None, backoff: Backoff = Backoff(),
-                 lease: dt.timedelta = dt.timedelta(minutes=5), max_age: dt.timedelta = DEFAULT_MAX_AGE,
-                 concurrency: int = 4, worker_id: str | None = None,
-                 expire_every: dt.timedelta = dt.timedelta(seconds=30),
+                 lease: dt.timedelta = dt.timedelta(seconds=60), max_age: dt.timedelta = DEFAULT_MAX_AGE,
+                 concurrency: int = 4, per_destination: int | None = None, worker_id: str | None = None,
+                 heartbeat: dt.timedelta | None = None, expire_every: dt.timedelta = dt.timedelta(seconds=30),
                  housekeeping: Callable[[dt.datetime], object] | None = None):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if per_destination is not None and per_destination < 1:
+            raise ValueError("per_destination must be at least 1")
         if lease.total_seconds() <= client.timeout:
             raise ValueError(f"the lease ({lease.total_seconds():.0f} s) must be longer than the client's "
                              f"timeout ({client.timeout:.0f} s)")
+        heartbeat = heartbeat if heartbeat is not None else lease / 3
+        if not dt.timedelta(0) < heartbeat < lease:
+            raise ValueError("the heartbeat must be shorter than the lease")
         self.store = store
         self.client = client
         self.signer = signer
@@ -137,21 +161,25 @@ class OutboxWorker:
         self._rng_lock = threading.Lock()
         self.backoff = backoff
         self.lease = lease
+        self.heartbeat = heartbeat
         self.max_age = max_age
         self.concurrency = concurrency
+        self.per_destination = per_destination
         self.expire_every = expire_every
         # Run with expiry (e.g. overdue deadlines: gateway.linkage); a failure is logged, never stops delivery.
         self.housekeeping = housekeeping
-        self._next_expiry: dt.datetime | None = None  # on the worker's clock; None: at the next round
-        self._busy = False  # the last round claimed all it could
+        self._next_expiry: dt.datetime | None = None  # on the worker's clock; None: at the next turn
+        self._next_heartbeat: dt.datetime | None = None
+        self._busy = False  # the last claim got all it asked for: more is likely due
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._gateway_agency = signer().agency if signer is not None else None
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="outbox") if concurrency > 1 else None
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="outbox")
+        self._in_flight: dict[Future, Claim] = {}
+        self._ended: list[tuple[Claim, _Outcome]] = []  # ended, not yet recorded
 
     def close(self) -> None:
         """Stop the delivery threads and close the client's connections (not the store)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True)
         self.client.close()
 
     def __enter__(self) -> "OutboxWorker":
@@ -160,10 +188,20 @@ class OutboxWorker:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    # One round ---------------------------------------------------------------------------------
+    @property
+    def in_flight(self) -> list[Claim]:
+        """The claims being delivered now."""
+        return list(self._in_flight.values())
 
-    def run_once(self) -> RoundReport:
-        """Expire, claim, deliver and record once; return what happened."""
+    # Turning ---------------------------------------------------------------------------------------
+
+    def step(self, *, claiming: bool = True) -> RoundReport:
+        """One turn: expire when due, record what ended, renew leases when due, claim for free slots.
+
+        Does not wait: the new claims are being delivered when it returns
+        (:meth:`wait` waits for one to end). With ``claiming=False`` nothing
+        new is claimed (a stopping worker finishes what it holds).
+        """
         report = RoundReport()
         now = self.clock()
         if self._next_expiry is None or now >= self._next_expiry:
@@ -174,19 +212,30 @@ class OutboxWorker:
                     self.housekeeping(now)
                 except Exception:  # delivery must go on; the operators see the ERROR record
                     log.exception("worker housekeeping failed")
-        # After a busy round more is likely due: claim straight away. After an idle one, ask first.
-        claims = self.claim(now) if self._busy or self._anything_due(now) else []
-        self._busy = len(claims) == self.concurrency
-        report.claimed = len(claims)
-        endpoints = self._endpoints(claims)
-        attempt = lambda claim: self._attempt(claim, endpoints[claim.destination])  # noqa: E731
-        if self._pool is not None and len(claims) > 1:
-            outcomes = list(self._pool.map(attempt, claims))
-        else:
-            outcomes = [attempt(claim) for claim in claims]
-        # One transaction (one commit) records the whole round's outcomes.
-        recorded_kinds = self._record_all(list(zip(claims, outcomes))) if claims else []
-        for recorded in recorded_kinds:
+        self._collect()
+        ended = list(self._ended)
+        renewing = bool(self._in_flight) and (self._next_heartbeat is None or now >= self._next_heartbeat)
+        free = self.concurrency - len(self._in_flight) if claiming else 0
+        # After a full claim, or with outcomes to write anyway, claim straight away; an idle worker asks first.
+        claiming = free > 0 and (self._busy or bool(ended) or self._anything_due(now))
+        if not (ended or renewing or claiming):
+            return report
+        with self.store.transaction() as unit:  # one commit for the turn
+            outbox = SqlOutbox(unit.session)
+            kinds = [self._record_in(outbox, claim, outcome, now) for claim, outcome in ended]
+            lost = outbox.renew(self.in_flight, now=now, lease=self.lease) if renewing else []
+            claims = (outbox.claim(now=now, limit=free, worker=self.worker_id, lease=self.lease,
+                                   per_destination=self.per_destination) if claiming else [])
+        del self._ended[:len(ended)]  # recorded: a failed transaction leaves them for the next turn
+        if renewing:
+            self._next_heartbeat = now + self.heartbeat
+        for claim in lost:
+            log.warning("delivery %s: the claim of %s lapsed while the delivery was in flight; another worker "
+                        "has it, and this attempt's outcome will not be recorded", claim.id, self.worker_id)
+        if claiming:
+            self._busy = len(claims) == free
+        report.claimed, report.finished = len(claims), len(ended)
+        for recorded in kinds:
             if recorded is None:
                 report.lost_claims += 1
             elif recorded == "ack":
@@ -195,41 +244,96 @@ class OutboxWorker:
                 report.retried += 1
             else:
                 report.dead_lettered += 1
+        if claims:
+            if not self._in_flight or self._next_heartbeat is None:
+                self._next_heartbeat = now + self.heartbeat
+            endpoints = self._endpoints(claims)
+            for claim in claims:
+                self._in_flight[self._pool.submit(self._attempt, claim, endpoints[claim.destination])] = claim
+        return report
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait until a delivery in flight ends, at most ``timeout`` seconds; return whether one did."""
+        if not self._in_flight:
+            return False
+        done, _ = wait(list(self._in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+        return bool(done)
+
+    def _collect(self) -> None:
+        """Move the deliveries that ended from in flight to ended (to be recorded this turn)."""
+        for future in [f for f in self._in_flight if f.done()]:
+            claim = self._in_flight.pop(future)
+            try:
+                outcome = future.result()
+            except Exception as exc:  # pragma: no cover - _attempt catches everything
+                outcome = _Outcome("retry", f"unexpected error: {type(exc).__name__}: {exc}")
+            self._ended.append((claim, outcome))
+
+    def run_once(self) -> RoundReport:
+        """Claim what is due (up to ``concurrency``), deliver it, wait for every delivery to end, record them;
+        return what happened. (``run`` does not wait for the slowest: it records each as it ends.)"""
+        report = self.step()
+        while self._in_flight:
+            self.wait(None)
+            self._collect()
+        report.add(self.step(claiming=False))
         return report
 
     def run(self, stop: threading.Event, *, poll_interval: float = 1.0, once: bool = False) -> None:
-        """Run rounds until ``stop`` is set (or, with ``once``, until a round finds nothing due).
+        """Turn until ``stop`` is set (or, with ``once``, until nothing is due or in flight), then finish and
+        record the deliveries in flight.
 
-        Sleeps ``poll_interval`` seconds (waking early on ``stop``) after a
-        round with nothing to do. A round that fails on the database is
-        logged and retried after the interval.
+        Between turns it waits for a delivery to end, at most ``poll_interval``
+        seconds (less when a heartbeat or the expiry is due sooner); with
+        nothing in flight it sleeps ``poll_interval`` (waking early on
+        ``stop``). A turn that fails on the database is logged and tried
+        again after the interval; outcomes not yet recorded are kept for it.
         """
         while not stop.is_set():
             try:
-                report = self.run_once()
+                report = self.step()
             except Exception:
-                log.exception("outbox worker %s: round failed; retrying in %.1f s", self.worker_id, poll_interval)
+                log.exception("outbox worker %s: turn failed; retrying in %.1f s", self.worker_id, poll_interval)
                 if once:
+                    self._finish()
                     raise
                 stop.wait(poll_interval)
                 continue
-            if report.busy:
+            if report.retried or report.dead_lettered or report.lost_claims or report.expired:
                 log.info("outbox worker %s: %s", self.worker_id, report)
+            if not self._in_flight:
+                if once and not report.busy and not report.finished:
+                    return
+                if not report.busy:
+                    stop.wait(poll_interval)
                 continue
-            if once:
+            self.wait(self._wait_seconds(poll_interval))
+        self._finish()
+
+    def _wait_seconds(self, poll_interval: float) -> float:
+        """How long to wait for a delivery to end before the next turn must run anyway."""
+        now = self.clock()
+        due = [when for when in (self._next_heartbeat, self._next_expiry) if when is not None]
+        return max(0.0, min([poll_interval, *((when - now).total_seconds() for when in due)]))
+
+    def _finish(self) -> None:
+        """Wait for the deliveries in flight (their leases renewed meanwhile) and record them."""
+        deadline = time.monotonic() + self.lease.total_seconds()
+        while self._in_flight or self._ended:
+            try:
+                self.step(claiming=False)
+            except Exception:
+                log.exception("outbox worker %s: recording the last outcomes failed; their deliveries "
+                              "are claimable again when their leases run out", self.worker_id)
                 return
-            stop.wait(poll_interval)
+            if time.monotonic() > deadline:
+                return
+            self.wait(self._wait_seconds(1.0))
 
     # Steps ---------------------------------------------------------------------------------------
     def _anything_due(self, now: dt.datetime) -> bool:
         with read_only(self.store.engine) as connection:
             return any_due(connection, now)
-
-    def claim(self, now: dt.datetime) -> list[Claim]:
-        """Claim up to ``concurrency`` due push deliveries (one short transaction) and return them."""
-        with self.store.transaction() as unit:
-            return SqlOutbox(unit.session).claim(now=now, limit=self.concurrency, worker=self.worker_id,
-                                                 lease=self.lease)
 
     def expire(self) -> int:
         """Dead-letter every open delivery past its maximum age that no live claim holds; return how many."""
@@ -252,7 +356,7 @@ class OutboxWorker:
 
     def _endpoints(self, claims: list[Claim]) -> dict[str, str]:
         """Each claimed destination's endpoint now (an agency that moved is found at its new address), else
-        as enqueued; looked up once per destination per round."""
+        as enqueued; looked up once per destination per turn."""
         endpoints = {}
         for claim in claims:
             if claim.destination in endpoints:
@@ -291,16 +395,11 @@ class OutboxWorker:
         return _Outcome("retry", f"{endpoint} answered HTTP {reply.status} without an acknowledgement "
                         f"of MessageHeader {claim.payload_header_id}: {_snippet(reply.body)}")
 
-    def _record_all(self, attempts: list[tuple[Claim, _Outcome]]) -> list[str | None]:
-        """Record each attempt's outcome in one transaction; return the kinds (``None``: the claim lapsed)."""
-        now = self.clock()
-        with self.store.transaction() as unit:
-            outbox = SqlOutbox(unit.session)
-            return [self._record_in(outbox, claim, outcome, now) for claim, outcome in attempts]
-
     def _record(self, claim: Claim, outcome: _Outcome) -> str | None:
-        """Record ``outcome`` if ``claim`` still holds; return the outcome kind, or ``None`` if the claim lapsed."""
-        return self._record_all([(claim, outcome)])[0]
+        """Record ``outcome`` if ``claim`` still holds (its own transaction); return the outcome kind, or
+        ``None`` if the claim lapsed."""
+        with self.store.transaction() as unit:
+            return self._record_in(SqlOutbox(unit.session), claim, outcome, self.clock())
 
     def _record_in(self, outbox: SqlOutbox, claim: Claim, outcome: _Outcome, now: dt.datetime) -> str | None:
         """Record one outcome inside the caller's transaction (fenced by the claim token)."""

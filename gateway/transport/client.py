@@ -47,15 +47,21 @@ class AgencyClient:
     ``AgencyClient.for_certs_dir(DIR)`` uses the gateway's files in a
     certificates directory. Use it as a context manager, or call
     :meth:`close`.
+
+    ``connect_timeout`` bounds the TCP connection and the TLS handshake (an
+    endpoint that accepts connections and never answers is given up on
+    after it; default: ``timeout``); ``timeout`` bounds each wait for the
+    endpoint once connected (sending, and reading its answer).
     """
 
     def __init__(self, *, ca_file: Path, cert_file: Path, key_file: Path, crl_file: Path | None = None,
-                 timeout: float = 30.0, reuse_connections: bool = True):
+                 timeout: float = 30.0, connect_timeout: float | None = None, reuse_connections: bool = True):
         files = dict(ca_file=Path(ca_file), cert_file=Path(cert_file), key_file=Path(key_file),
                      crl_file=Path(crl_file) if crl_file else None)
         self._context = Reloading([p for p in files.values() if p is not None], lambda: client_context(**files))
         self._context.get()  # fail now, not at the first delivery, when a file is unusable
         self.timeout = timeout
+        self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self.reuse_connections = reuse_connections
         self._idle: dict[tuple[str, int], list[http.client.HTTPSConnection]] = defaultdict(list)
         self._lock = threading.Lock()
@@ -101,9 +107,12 @@ class AgencyClient:
         for attempt in (1, 2):
             # The second attempt never takes another idle connection: those are as old as the first.
             connection, reused = self._checkout(target, fresh=attempt == 2)
+            waiting = "to connect"
             try:
                 if connection.sock is None:
-                    connection.connect()
+                    connection.connect()  # with the connection's timeout: connect_timeout
+                    connection.sock.settimeout(self.timeout)
+                waiting = "for the answer"
                 peer_agency = self._peer_agency(connection, expected_agency, url)
                 connection.request(method, path, body=body, headers=headers)
                 response = connection.getresponse()
@@ -118,6 +127,10 @@ class AgencyClient:
             except ssl.SSLCertVerificationError as exc:
                 connection.close()
                 raise DeliveryError(f"{url}: the endpoint's certificate is not trusted: {exc.verify_message}") from None
+            except TimeoutError:
+                connection.close()
+                limit = self.connect_timeout if waiting == "to connect" else self.timeout
+                raise DeliveryError(f"{url}: timed out after {limit:g} s waiting {waiting}") from None
             except (OSError, http.client.HTTPException) as exc:
                 connection.close()
                 raise DeliveryError(f"{url}: {exc}") from None
@@ -143,7 +156,7 @@ class AgencyClient:
             if not _dropped(connection):
                 return connection, True
             connection.close()
-        connection = http.client.HTTPSConnection(target[0], target[1], timeout=self.timeout,
+        connection = http.client.HTTPSConnection(target[0], target[1], timeout=self.connect_timeout,
                                                  context=self._context.get())
         return connection, False
 

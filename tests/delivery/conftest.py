@@ -210,6 +210,26 @@ def start_receiver(deployment, identity: Path, workdir: Path, *, port: int | Non
     raise RuntimeError(f"the receiver did not start on port {port}:\n{log.read_text()}")
 
 
+def start_hung(deployment, identity: Path, workdir: Path, *, port: int | None = None) -> Receiver:
+    """Start a hung endpoint (accepts TCP connections, never answers) and wait until it listens."""
+    from gateway.demo.processes import wait_listening
+
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / f"hung-{port}.log"
+    args = [sys.executable, "-m", "gateway.delivery.receiver", "--certs", str(deployment.dir), "--identity",
+            str(identity), "--receipts", str(workdir / "receipts.sqlite3"), "--port", str(port), "--hang"]
+    with open(log, "ab") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    hung = Receiver(f"https://127.0.0.1:{port}/", port, workdir / "receipts.sqlite3", log, process)
+    try:
+        wait_listening(port, timeout=START_TIMEOUT, process=process, name="the hung endpoint")
+    except RuntimeError:
+        stop_process(process)
+        raise
+    return hung
+
+
 def stop_process(process: subprocess.Popen | None, *, kill: bool = False) -> None:
     """Stop a process this test started (SIGKILL with ``kill``), waiting a bounded time."""
     if process is None or process.poll() is not None:
@@ -234,6 +254,11 @@ def receivers(deployment, tmp_path):
             receiver = start_receiver(deployment, identity, tmp_path / name, **options)
             self.started.append(receiver)
             return receiver
+
+        def hang(self, identity: Path, *, name: str = "hung", **options) -> Receiver:
+            hung = start_hung(deployment, identity, tmp_path / name, **options)
+            self.started.append(hung)
+            return hung
 
     made = Receivers()
     yield made

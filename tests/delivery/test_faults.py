@@ -94,8 +94,9 @@ def test_three_worker_processes_on_postgresql_deliver_each_message_once(
     try:
         records = [accept(store, step_to(directory, LA))[0] for _ in range(60)]
         for n in range(3):
+            # One destination here: its cap on deliveries in flight must leave room for all three workers.
             workers.append(start_worker(postgres_url, deployment, tmp_path / f"worker-{n}.log", "--once",
-                                        "--concurrency", "4", "--poll-seconds", "0.1"))
+                                        "--concurrency", "4", "--per-destination", "12", "--poll-seconds", "0.1"))
         # Hold the receiver's answers until all three workers hold claims at once: they run
         # concurrently, and SKIP LOCKED must keep their claims apart.
         wait_until(lambda: len({row.claimed_by for row in rows(store) if row.state == IN_FLIGHT}) == 3,

@@ -18,7 +18,7 @@ from gateway.signing import TrustAnchor, verify_message
 from gateway.signing.messages import message_header
 from gateway.transport.client import AgencyClient
 
-from .conftest import LA, SCHOOL, T0, StaticDirectory, free_port, mailbox_agency, push_agency
+from .conftest import LA, LA2, SCHOOL, T0, StaticDirectory, free_port, mailbox_agency, push_agency
 
 
 class Clock:
@@ -254,3 +254,98 @@ def test_housekeeping_runs_with_expiry_and_its_failure_never_stops_delivery(stor
     clock.advance(seconds=31)
     worker.run_once()
     assert calls == [T0, T0 + dt.timedelta(seconds=31)]
+
+
+# Slow and hung endpoints, leases ------------------------------------------------------------------
+
+def _turn_until(worker, predicate, *, turns: int = 2000) -> None:
+    """Turn ``worker`` (recording each delivery as it ends) until ``predicate()``; fail after ``turns``."""
+    for _ in range(turns):
+        worker.step()
+        if predicate():
+            return
+        worker.wait(0.5)
+    raise AssertionError("the worker never got there")
+
+
+def test_a_hung_endpoint_holds_only_its_cap_of_slots_and_others_are_delivered_meanwhile(
+        store, accept, step_to, receivers, la_identity, make_worker, deployment):
+    healthy = receivers.start(la_identity)
+    hung = receivers.hang(la_identity)  # accepts TCP connections, never answers
+    directory = StaticDirectory(push_agency("la", "999", "Fictional Borough", healthy.url),
+                                push_agency("la", "998", "Fictional Shire", hung.url),
+                                mailbox_agency("school", "999101", "Fictional Primary School"))
+    to_hung = [accept(store, step_to(directory, LA2))[0] for _ in range(4)]
+    to_healthy = [accept(store, step_to(directory, LA))[0] for _ in range(6)]
+    worker = make_worker(store, directory, concurrency=4, per_destination=2,
+                         backoff=Backoff(dt.timedelta(minutes=1), dt.timedelta(minutes=10)))
+    worker.client.connect_timeout = 2.0  # the hung endpoint's attempts end here
+
+    def hung_in_flight() -> int:
+        return sum(claim.destination == LA2 for claim in worker.in_flight)
+
+    seen_hung = []
+
+    def healthy_done() -> bool:
+        seen_hung.append(hung_in_flight())
+        return len(healthy.receipts.applied()) == len(to_healthy)
+
+    _turn_until(worker, healthy_done)
+    # Every healthy delivery went through while the hung endpoint held its two slots, and no more.
+    assert max(seen_hung) == 2 and hung_in_flight() == 2
+    rows = {row.payload_message_id: row for row in _deliveries(store)}
+    assert {rows[r.message_id].state for r in to_healthy} == {ACKNOWLEDGED}
+    assert sorted(rows[r.message_id].state for r in to_hung) == [IN_FLIGHT, IN_FLIGHT, PENDING, PENDING]
+
+    # The hung attempts time out and go back with backoff; the other two then get their turn (and time out).
+    _turn_until(worker, lambda: all(rows.attempts == 1 and rows.state == PENDING
+                                    for rows in _deliveries(store) if rows.destination == LA2)
+                and not worker.in_flight)
+    hung_rows = [row for row in _deliveries(store) if row.destination == LA2]
+    assert all("timed out" in row.last_error and row.next_attempt_at > T0 for row in hung_rows)
+    assert hung.receipts.applied() == []
+
+
+def test_a_live_worker_renews_its_claims_and_keeps_them_past_the_first_lease(
+        store, accept, step_to, receivers, la_identity, make_worker, clock, tmp_path):
+    hold = tmp_path / "hold"
+    hold.touch()  # the receiver applies the message, then holds its answer: a slow endpoint
+    receiver = receivers.start(la_identity, hold_file=hold)
+    directory = _school_directory(receiver.url)
+    accept(store, step_to(directory, LA))
+    lease = dt.timedelta(seconds=30)
+    worker = make_worker(store, directory, lease=lease)  # heartbeat: every 10 s of its clock
+    assert worker.step().claimed == 1
+    (row,) = _deliveries(store)
+    assert row.lease_until == T0 + lease
+    clock.advance(seconds=20)
+    worker.step()  # a heartbeat: the delivery is still in flight
+    (row,) = _deliveries(store)
+    assert row.state == IN_FLIGHT and row.lease_until == T0 + dt.timedelta(seconds=20) + lease
+    with store.transaction() as unit:  # past the first lease, another worker still finds nothing to claim
+        assert SqlOutbox(unit.session).claim(now=T0 + lease + dt.timedelta(seconds=5), limit=5, worker="B",
+                                             lease=lease) == []
+    hold.unlink()
+    _turn_until(worker, lambda: _deliveries(store)[0].state == ACKNOWLEDGED)
+    assert _deliveries(store)[0].attempts == 1 and receiver.receipts.raw_counts() != {}
+    assert set(receiver.receipts.raw_counts().values()) == {1}  # delivered once: never claimed twice
+
+
+def test_the_per_destination_cap_counts_every_workers_live_claims(store, accept, step_to):
+    directory = StaticDirectory(push_agency("la", "999", "Fictional Borough", "https://127.0.0.1:9/"),
+                                push_agency("la", "998", "Fictional Shire", "https://127.0.0.1:9/"),
+                                mailbox_agency("school", "999101", "Fictional Primary School"))
+    for _ in range(5):
+        accept(store, step_to(directory, LA))
+    accept(store, step_to(directory, LA2))
+    lease = dt.timedelta(minutes=1)
+
+    def claim(worker: str, now: dt.datetime = T0) -> list[str]:
+        with store.transaction() as unit:
+            return sorted(c.destination for c in SqlOutbox(unit.session).claim(
+                now=now, limit=5, worker=worker, lease=lease, per_destination=2))
+
+    assert claim("A") == [LA2, LA, LA]
+    assert claim("B") == []                        # LA has two in flight (A's), LA2 nothing left
+    # A's claims lapsed: they no longer count, and B takes them over (LA2's too), within the cap.
+    assert claim("B", T0 + lease) == [LA2, LA, LA]
