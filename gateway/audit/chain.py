@@ -37,7 +37,7 @@ _EVENT = AuditEventRow.__table__
 _HEAD = AuditChainHeadRow.__table__
 _HEAD_ID = 1
 # Core statements, compiled once: an append runs them on the accept path of every message.
-_ADVANCE = (update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(seq=_HEAD.c.seq + 1)
+_ADVANCE = (update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(seq=_HEAD.c.seq + bindparam("n"))
             .returning(_HEAD.c.seq, _HEAD.c.hash))
 _SET_HASH = update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(hash=bindparam("new_hash"))
 _INSERT = insert(_EVENT)
@@ -72,10 +72,15 @@ def _connection(session_or_connection: Session | Connection) -> Connection:
     return session_or_connection
 
 
+#: ``session.info`` key of the records a transaction of the store waits to append at its end (see
+#: :func:`defer_audit`).
+PENDING = "gateway_audit_pending"
+
+
 def record_audit(session_or_connection: Session | Connection, *, action: str, subtype: str,
                  outcome: str = "success", agent: str, entities: Iterable[tuple[str, object]] = (),
                  detail: dict | None = None, at: dt.datetime) -> int | None:
-    """Append one audit record in the caller's transaction; return its sequence number.
+    """Append one audit record in the caller's transaction; return its sequence number when written now.
 
     ``action`` is the AuditEvent action (C R U D E), ``subtype`` one of
     :data:`SUBTYPES`, ``outcome`` one of :data:`OUTCOMES`, ``agent`` who
@@ -83,10 +88,14 @@ def record_audit(session_or_connection: Session | Connection, *, action: str, su
     ``(kind, id)`` pairs of what it acted on, ``detail`` a JSON object of
     codes. Only ids and codes: never names, narratives or NHS numbers.
 
-    The append locks the chain's head row until the caller's transaction
-    ends, so every transaction that records an audit is ordered after the
-    one before it: call it late in the transaction. Returns ``None`` without
-    writing when the audit log is switched off (``audit_log = "off"``, for
+    Appending locks the chain's head row until the transaction ends, so
+    transactions that audit are ordered one after another. In a transaction
+    of the store (:meth:`gateway.store.SqlMessageStore.transaction`, and the
+    accept path's group commit) the record waits and is appended with the
+    transaction's others just before it commits (:func:`defer_audit`), so
+    the head is locked only for the commit; it then returns ``None``. On any
+    other session or connection it is appended at once: call it last there.
+    Also ``None`` when the audit log is switched off (``audit_log = "off"``,
     the benchmark's baseline). Raises :class:`ValueError` for an unknown
     action, subtype or outcome or a naive ``at``, and
     :class:`AuditChainError` when the database has no chain head.
@@ -105,19 +114,61 @@ def record_audit(session_or_connection: Session | Connection, *, action: str, su
     pairs = [[str(kind), str(ident)] for kind, ident in entities]
     canonical = canonical_record(recorded=recorded, action=action, subtype=subtype, outcome=outcome, agent=agent,
                                  entities=pairs, detail=detail)
-    connection = _connection(session_or_connection)
-    head = connection.execute(_ADVANCE).first()
-    if head is None:
+    row = {"recorded_at": dt.datetime.fromisoformat(recorded), "action": action, "subtype": subtype,
+           "outcome": outcome, "agent": agent, "entities": json.dumps(pairs, separators=(",", ":")),
+           "detail": None if detail is None else json.dumps(detail, separators=(",", ":"), sort_keys=True)}
+    if isinstance(session_or_connection, Session):
+        pending = session_or_connection.info.get(PENDING)
+        if pending is not None:
+            pending.append((row, canonical))
+            return None
+    return _append(_connection(session_or_connection), [(row, canonical)])
+
+
+def _append(connection: Connection, records: list[tuple[dict, bytes]]) -> int:
+    """Append ``records`` (rows without seq and hashes, and their canonical forms); return the last seq.
+
+    Three statements however many records: move the head on by their
+    number (which locks it), insert them all, set the head's hash.
+    """
+    head_row = connection.execute(_ADVANCE, {"n": len(records)}).first()
+    if head_row is None:
         raise AuditChainError("the audit chain has no head row: run `gateway db upgrade`")
-    seq, prev_hash = head
-    new_hash = chain_hash(prev_hash, canonical)
-    connection.execute(_INSERT, {
-        "seq": seq, "recorded_at": dt.datetime.fromisoformat(recorded), "action": action, "subtype": subtype,
-        "outcome": outcome, "agent": agent, "entities": json.dumps(pairs, separators=(",", ":")),
-        "detail": None if detail is None else json.dumps(detail, separators=(",", ":"), sort_keys=True),
-        "prev_hash": prev_hash, "hash": new_hash})
-    connection.execute(_SET_HASH, {"new_hash": new_hash})
-    return seq
+    last, prev_hash = head_row
+    seq = last - len(records)
+    rows = []
+    for row, canonical in records:
+        seq += 1
+        new_hash = chain_hash(prev_hash, canonical)
+        rows.append({**row, "seq": seq, "prev_hash": prev_hash, "hash": new_hash})
+        prev_hash = new_hash
+    connection.execute(_INSERT, rows)
+    connection.execute(_SET_HASH, {"new_hash": prev_hash})
+    return last
+
+
+def defer_audit(session: Session) -> None:
+    """Make ``session``'s transaction collect its audit records, to append them with :func:`write_deferred`."""
+    session.info[PENDING] = []
+
+
+def deferred_mark(session: Session) -> int:
+    """Return how many records ``session`` holds back (a savepoint's start; see :func:`discard_deferred`)."""
+    return len(session.info.get(PENDING) or ())
+
+
+def discard_deferred(session: Session, mark: int) -> None:
+    """Drop the records collected since ``mark``: their savepoint rolled back."""
+    pending = session.info.get(PENDING)
+    if pending is not None:
+        del pending[mark:]
+
+
+def write_deferred(session: Session) -> None:
+    """Append the records ``session``'s transaction collected, in order, just before it commits."""
+    pending = session.info.pop(PENDING, None)
+    if pending:
+        _append(session.connection(), pending)
 
 
 @dataclasses.dataclass(frozen=True)

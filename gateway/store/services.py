@@ -15,6 +15,7 @@ from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.audit import chain as audit_chain  # a module, not its names: gateway.audit imports the store too
 from gateway.store.engine import WriteLock, make_engine, read_only
 from gateway.store.interfaces import AcceptedMessage, AlreadyAccepted
 from gateway.store.models import AcceptedMessageRow
@@ -130,7 +131,10 @@ class SqlMessageStore:
     def _unit(self) -> Iterator[SqlUnitOfWork]:
         """One write transaction (on SQLite, once this process's turn at the write lock has come)."""
         with self._write_lock(), self._sessions() as session, session.begin():
+            # Audit records wait for the end of the transaction: the chain's head is locked only for the commit.
+            audit_chain.defer_audit(session)
             yield SqlUnitOfWork(session=session, messages=SqlAcceptedMessages(session))
+            audit_chain.write_deferred(session)
 
     def _already_accepted(self, duplicate: "_DuplicateMessageId") -> Exception:
         """What a refused second insert of a message id means, read after its transaction ended:
@@ -248,10 +252,12 @@ class GroupCommit:
         else:
             with self.store._unit() as unit:
                 for job in batch:
+                    mark = audit_chain.deferred_mark(unit.session)
                     try:
                         with unit.session.begin_nested():
                             job.result = job.work(unit)
                     except Exception as exc:
+                        audit_chain.discard_deferred(unit.session, mark)  # its records roll back with it
                         job.error = exc
         for job in batch:  # after the commit: a duplicate id is a replay of what is stored
             if isinstance(job.error, _DuplicateMessageId):

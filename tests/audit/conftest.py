@@ -33,14 +33,14 @@ def tamper(engine, *statements, **params) -> None:
 
 
 def append(store, count: int, *, start: dt.datetime = T0, agent: str = "urn:x-safeguarding:agency:school:999101"):
-    """Append ``count`` records (one transaction); return their sequence numbers."""
+    """Append ``count`` records in one transaction of the store."""
     from gateway.audit import record_audit
 
     with store.transaction() as unit:
-        return [record_audit(unit.session, action="C", subtype="submission", agent=agent,
-                             entities=[("message", f"urn:uuid:00000000-0000-4000-8000-{n:012d}")],
-                             detail={"format": "schoolsafe-csv"}, at=start + dt.timedelta(seconds=n))
-                for n in range(count)]
+        for n in range(count):
+            record_audit(unit.session, action="C", subtype="submission", agent=agent,
+                         entities=[("message", f"urn:uuid:00000000-0000-4000-8000-{n:012d}")],
+                         detail={"format": "schoolsafe-csv"}, at=start + dt.timedelta(seconds=n))
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ def _records(store):
 
 
 def test_records_chain_from_the_start_with_no_gaps(store, verify_now):
-    assert append(store, 12) == list(range(1, 13))
+    append(store, 12)
     records = _records(store)
     assert [r.seq for r in records] == list(range(1, 13))
     assert records[0].prev_hash == GENESIS
@@ -95,7 +95,7 @@ def test_a_bad_record_is_refused_and_nothing_is_written(store, change, error):
 def test_switched_off_it_writes_nothing(store):
     configure(Settings(audit_log="off"))
     try:
-        assert append(store, 3) == [None, None, None]
+        append(store, 3)
     finally:
         configure(Settings())
     assert _records(store) == []
@@ -181,6 +181,19 @@ def test_the_hash_covers_every_field(store):
                          ("recorded_at", record.recorded_at + dt.timedelta(microseconds=1))):
         changed = dataclasses.replace(record, **{field: value})
         assert chain_hash(GENESIS, changed.canonical()) != record.hash, field
+
+
+def test_in_a_store_transaction_records_wait_for_its_end_and_elsewhere_go_in_at_once(store):
+    with store.transaction() as unit:
+        assert record_audit(unit.session, action="C", subtype="submission", agent="gateway", at=T0) is None
+        with unit.session.connection().begin_nested():
+            pass
+        assert unit.session.connection().execute(text("SELECT seq FROM audit_chain_head")).scalar() == 0
+    assert [r.seq for r in _records(store)] == [1]
+    with store.engine.begin() as connection:
+        assert record_audit(connection, action="R", subtype="read", agent="gateway", at=T0) == 2
+        assert record_audit(connection, action="R", subtype="read", agent="gateway", at=T0) == 3
+    assert [r.seq for r in _records(store)] == [1, 2, 3]
 
 
 def test_the_chain_head_is_one_row(store):
