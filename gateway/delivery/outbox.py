@@ -16,6 +16,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from gateway.audit import record_audit
 from gateway.config import Settings
 from gateway.delivery.interfaces import AgencyLookup, DirectoryFactory, Route
 from gateway.delivery.models import DEAD_LETTERED, KIND_BUILT, KIND_MESSAGE, KIND_NOTICE, MAILBOX, PUSH, DeliveryRow
@@ -105,6 +106,11 @@ def outbox_step(route: Route, directory: DirectoryFactory, *, signer: Callable[[
         for part in unroutable:
             hold_unroutable(outbox, accepted.message_id, accepted.sender_agency, part.reason,
                             getattr(part, "rule", None), now)
+        record_audit(unit.session, action="E", subtype="routing", agent="gateway",
+                     outcome="failure" if unroutable else "success",
+                     entities=[("message", accepted.message_id)] + [("agency", d) for d in sorted({d for d, _ in seen})],
+                     detail={"rules": sorted({str(getattr(p, "rule", None)) for p in planned}),
+                             "unroutable": len(unroutable)}, at=now)
 
     return enqueue_deliveries
 
@@ -212,6 +218,9 @@ def dead_letter(outbox: SqlOutbox, row: DeliveryRow, reason: str, *, now: dt.dat
     row.claim_token = row.lease_until = None
     log.error("DEAD-LETTERED delivery %s of message %s to %s after %d attempt(s): %s",
               row.id, row.payload_message_id, row.destination, row.attempts, reason)
+    record_audit(outbox.session, action="E", subtype="delivery-attempt", outcome="serious-failure", agent="gateway",
+                 entities=[("delivery", row.id), ("message", row.payload_message_id), ("agency", row.destination)],
+                 detail={"result": "dead-lettered", "attempts": row.attempts}, at=now)
     if row.kind != KIND_MESSAGE or signer is None:
         return None
     accepted = outbox.accepted(row.message_id)

@@ -17,8 +17,9 @@ import uuid
 
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
+from gateway.audit import record_audit
 from gateway.delivery.models import (
     ACKNOWLEDGED,
     DEAD_LETTERED,
@@ -406,6 +407,8 @@ def _claim_query(limit: int, capped: bool = False):
 
 
 def acknowledge(row: DeliveryRow, now: dt.datetime) -> None:
-    """Close ``row`` as acknowledged at ``now``."""
+    """Close ``row`` as acknowledged at ``now`` by its mailbox's agency (audited in the row's transaction)."""
     for column, value in _acknowledged(now).items():
         setattr(row, column, value)
+    record_audit(object_session(row), action="U", subtype="acknowledgement", agent=row.destination,
+                 entities=[("delivery", row.id), ("message", row.payload_message_id)], at=now)

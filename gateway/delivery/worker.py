@@ -45,6 +45,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from gateway.audit import record_audit
 from gateway.delivery.interfaces import AgencyLookup
 from gateway.delivery.models import PENDING
 from gateway.delivery.outbox import DEFAULT_MAX_AGE, dead_letter
@@ -403,6 +404,11 @@ class OutboxWorker:
 
     def _record_in(self, outbox: SqlOutbox, claim: Claim, outcome: _Outcome, now: dt.datetime) -> str | None:
         """Record one outcome inside the caller's transaction (fenced by the claim token)."""
+        record_audit(outbox.session, action="E", subtype="delivery-attempt", agent="gateway",
+                     outcome="success" if outcome.kind == "ack" else "failure",
+                     entities=[("delivery", claim.id), ("message", claim.payload_message_id),
+                               ("agency", claim.destination)],
+                     detail={"attempt": claim.attempts, "result": outcome.kind}, at=now)
         if outcome.kind == "ack":
             if not outbox.acknowledge_claim(claim, now):
                 return self._lapsed(claim, outcome)
