@@ -409,6 +409,17 @@ _MP_COLUMNS = ("id", "source", "source_record", "resource", "role", "nhs_number"
 _KEY_COLUMNS = ("key", "record_id")
 
 
+def _binder(table, columns: tuple[str, ...], dialect):
+    """Return ``bind(*values) -> tuple``: each value through its column type's bind processing, if it has one."""
+    processors = [table.c[name].type.bind_processor(dialect) for name in columns]
+
+    def bind(*values):
+        return tuple(value if process is None or value is None else process(value)
+                     for process, value in zip(processors, values))
+
+    return bind
+
+
 class Database:
     """One fresh database for one index: SQLite in ``workdir``, or a fresh PostgreSQL schema."""
 
@@ -459,6 +470,9 @@ class Database:
         begin = time.perf_counter()
         created = _PERSON.c.created_at.type.bind_processor(engine.dialect)
         created_at = created(NOW) if created else NOW  # as SQLAlchemy would bind it (SQLite: a string)
+        # The records and keys as SQLAlchemy would bind them too: the personal data encrypted, the blocking keys
+        # as keyed hashes (gateway.store.crypto; GATEWAY_ENCRYPT_AT_REST=off loads them clear).
+        bind_record, bind_key = _binder(_MP, _MP_COLUMNS, engine.dialect), _binder(_KEY, _KEY_COLUMNS, engine.dialect)
         raw = engine.raw_connection()
         try:
             driver = raw.driver_connection
@@ -485,12 +499,12 @@ class Database:
                                 raise RuntimeError(f"bench generator: {record} is not normalised ({again})")
                             checked += 1
                         record_id += 1
-                        records.append((record_id, source, f"{child.number}-{n}", "bench", "child",
+                        records.append(bind_record(record_id, source, f"{child.number}-{n}", "bench", "child",
                                         record.nhs_number, record.upn, record.family, record.given,
                                         record.birth_date, record.postcode,
                                         record.postcode.split(" ")[0] if record.postcode else None, record.sex,
                                         record.school_urn, child.person_id, NEW if n == 0 else LINKED, False))
-                        keys.extend((key, record_id) for key in dict.fromkeys(blocking_keys(record)))
+                        keys.extend(bind_key(key, record_id) for key in dict.fromkeys(blocking_keys(record)))
                 self._write(driver, persons, records, keys)
                 counts.update(people=len(persons), records=len(records), keys=len(keys))
             if self.backend == "postgresql":

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.store.crypto import EncryptedText
 from gateway.store.models import Base, UTCDateTime
 
 # Delivery states (docs/delivery.md has the state diagram).
@@ -49,7 +50,7 @@ class DeliveryRow(Base):
     rule: Mapped[str | None] = mapped_column(String(255))
     # The signed Bundle exactly as it is delivered, its message id and MessageHeader.id
     # (an acknowledgement's response.identifier must be that header id).
-    payload: Mapped[str] = mapped_column(Text, nullable=False)
+    payload: Mapped[str] = mapped_column(EncryptedText("delivery.payload"), nullable=False)  # encrypted at rest
     payload_message_id: Mapped[str] = mapped_column(String(255), nullable=False)
     payload_header_id: Mapped[str] = mapped_column(String(255), nullable=False)
     state: Mapped[str] = mapped_column(String(16), nullable=False, default=PENDING)
@@ -59,7 +60,7 @@ class DeliveryRow(Base):
     due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # When it is dead-lettered if still not acknowledged (created + Settings.delivery_max_age_seconds).
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(EncryptedText("delivery.last_error"))  # may quote the payload
     # The claim: which worker, until when, and a token that fences a worker whose lease ran out.
     claimed_by: Mapped[str | None] = mapped_column(String(255))
     claim_token: Mapped[str | None] = mapped_column(String(36))
@@ -94,10 +95,10 @@ class UnroutableRow(Base):
     message_id: Mapped[str] = mapped_column(String(255), ForeignKey("accepted_message.message_id"), nullable=False)
     sender_agency: Mapped[str] = mapped_column(String(255), nullable=False)
     rule: Mapped[str | None] = mapped_column(String(255))
-    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    reason: Mapped[str] = mapped_column(EncryptedText("delivery_unroutable.reason"), nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
     resolved: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    resolution: Mapped[str | None] = mapped_column(Text)
+    resolution: Mapped[str | None] = mapped_column(EncryptedText("delivery_unroutable.resolution"))
 
     __table_args__ = (Index("ix_delivery_unroutable_open", "resolved", "created_at"),)

@@ -22,6 +22,7 @@ import datetime as dt
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.store.crypto import EncryptedText, KeyedHash
 from gateway.store.models import Base, UTCDateTime
 
 # Link decisions (person_link_decision.decision, message_person.link_decision).
@@ -52,7 +53,8 @@ class LinkKeyRow(Base):
 
     __tablename__ = "person_link_key"
 
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The keyed hash of the key (gateway.store.crypto.KeyedHash): the column hashes what is bound to it.
+    key: Mapped[str] = mapped_column(KeyedHash(), primary_key=True)
     record_id: Mapped[int] = mapped_column(Integer, ForeignKey("message_person.id"), primary_key=True)
 
     __table_args__ = (Index("ix_person_link_key_record", "record_id"),)
@@ -68,13 +70,13 @@ class LinkDecisionRow(Base):
     person_id: Mapped[str] = mapped_column(String(36), ForeignKey("person.id"), nullable=False)
     decision: Mapped[str] = mapped_column(String(16), nullable=False)
     score: Mapped[float | None] = mapped_column(Float)
-    # MatchScore.as_dict() and the reason, as JSON: each field's agreement and weight.
-    explanation: Mapped[str | None] = mapped_column(Text)
+    # MatchScore.as_dict() and the reason, as JSON: each field's agreement and weight (and the values compared).
+    explanation: Mapped[str | None] = mapped_column(EncryptedText("person_link_decision.explanation"))
     # "gateway" (the match model, with its version) or the agency and user who decided.
     decided_by: Mapped[str] = mapped_column(String(255), nullable=False)
     by_person: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
-    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    reason: Mapped[str] = mapped_column(EncryptedText("person_link_decision.reason"), nullable=False)
 
     __table_args__ = (Index("ix_person_link_decision_record", "record_id"),)
 
@@ -88,14 +90,14 @@ class PossibleMatchRow(Base):
     record_id: Mapped[int] = mapped_column(Integer, ForeignKey("message_person.id"), nullable=False)
     candidate_person_id: Mapped[str] = mapped_column(String(36), ForeignKey("person.id"), nullable=False)
     score: Mapped[float | None] = mapped_column(Float)
-    explanation: Mapped[str | None] = mapped_column(Text)
+    explanation: Mapped[str | None] = mapped_column(EncryptedText("possible_match.explanation"))
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=OPEN)
     # Who may decide: children's services of the child's home LA (agency URI).
     home_la: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
     decided_by: Mapped[str | None] = mapped_column(String(255))
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    reason: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(EncryptedText("possible_match.reason"))
 
     __table_args__ = (
         UniqueConstraint("record_id", "candidate_person_id", name="uq_possible_match_pair"),
@@ -137,12 +139,12 @@ class MessageEventRow(Base):
     disclosure: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     referral: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     late_days: Mapped[int | None] = mapped_column(Integer)     # submitted this many days after it happened (late)
-    summary: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    summary: Mapped[str] = mapped_column(EncryptedText("message_event.summary"), nullable=False, default="")
     # Versions: the same sender and source record id is a new version of the earlier record.
     source_record: Mapped[str | None] = mapped_column(String(255))
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     previous_message_id: Mapped[str | None] = mapped_column(String(255))
-    changes: Mapped[str | None] = mapped_column(Text)           # JSON: what changed from the previous version
+    changes: Mapped[str | None] = mapped_column(EncryptedText("message_event.changes"))  # JSON: what changed
     # The referral this message answers (a referral outcome), by message id.
     answers_message_id: Mapped[str | None] = mapped_column(String(255))
 
@@ -163,13 +165,13 @@ class PossibleDuplicateRow(Base):
     duplicate_of: Mapped[str] = mapped_column(String(255), ForeignKey("accepted_message.message_id"),
                                               nullable=False)
     similarity: Mapped[float] = mapped_column(Float, nullable=False)
-    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    reason: Mapped[str] = mapped_column(EncryptedText("possible_duplicate.reason"), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=OPEN)
     home_la: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
     decided_by: Mapped[str | None] = mapped_column(String(255))
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    decision_reason: Mapped[str | None] = mapped_column(Text)
+    decision_reason: Mapped[str | None] = mapped_column(EncryptedText("possible_duplicate.decision_reason"))
 
     __table_args__ = (
         UniqueConstraint("message_id", "duplicate_of", name="uq_possible_duplicate_pair"),
@@ -189,9 +191,9 @@ class EscalationRow(Base):
     message_id: Mapped[str] = mapped_column(String(255), ForeignKey("accepted_message.message_id"), nullable=False)
     trigger_key: Mapped[str] = mapped_column(String(64), nullable=False)   # sha256 of the triggering message ids
     triggers: Mapped[str] = mapped_column(Text, nullable=False)            # JSON list of message ids
-    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    reason: Mapped[str] = mapped_column(EncryptedText("escalation.reason"), nullable=False)
     home_la: Mapped[str | None] = mapped_column(String(255))
-    flag: Mapped[str] = mapped_column(Text, nullable=False)                # the FHIR Flag, JSON
+    flag: Mapped[str] = mapped_column(EncryptedText("escalation.flag"), nullable=False)  # the FHIR Flag, JSON
     raised_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
 
     __table_args__ = (

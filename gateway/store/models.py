@@ -88,14 +88,16 @@ class MessagePersonRow(Base):
     record_id: Mapped[str | None] = mapped_column(String(64))
     resource: Mapped[str] = mapped_column(String(80), nullable=False)        # e.g. Patient/<id>
     role: Mapped[str] = mapped_column(String(64), nullable=False)            # child, or the RoleCode (MTH, ...)
-    nhs_number: Mapped[str | None] = mapped_column(String(10))               # valid ones only
-    upn: Mapped[str | None] = mapped_column(String(13))                      # valid ones only
-    family: Mapped[str | None] = mapped_column(String(255))                  # case- and accent-folded
-    given: Mapped[str | None] = mapped_column(String(255))                   # case- and accent-folded, space-joined
-    birth_date: Mapped[str | None] = mapped_column(String(10))               # YYYY-MM-DD
-    postcode: Mapped[str | None] = mapped_column(String(8))                  # normalised, "SP10 1AA"
-    postcode_district: Mapped[str | None] = mapped_column(String(4))
-    sex: Mapped[str | None] = mapped_column(String(16))                      # male / female / other / unknown
+    # The personal data, encrypted at rest (gateway.store.crypto); a person is found through the keyed hashes
+    # of the blocking keys (person_link_key), which include the NHS number and the UPN.
+    nhs_number: Mapped[str | None] = mapped_column(EncryptedText("message_person.nhs_number"))  # valid ones only
+    upn: Mapped[str | None] = mapped_column(EncryptedText("message_person.upn"))                # valid ones only
+    family: Mapped[str | None] = mapped_column(EncryptedText("message_person.family"))          # case-, accent-folded
+    given: Mapped[str | None] = mapped_column(EncryptedText("message_person.given"))            # folded, space-joined
+    birth_date: Mapped[str | None] = mapped_column(EncryptedText("message_person.birth_date"))  # YYYY-MM-DD
+    postcode: Mapped[str | None] = mapped_column(EncryptedText("message_person.postcode"))      # "SP10 1AA"
+    postcode_district: Mapped[str | None] = mapped_column(EncryptedText("message_person.postcode_district"))
+    sex: Mapped[str | None] = mapped_column(EncryptedText("message_person.sex"))  # male / female / other / unknown
     school_urn: Mapped[str | None] = mapped_column(String(6))
     # The person index (gateway.linkage): the person this record belongs to, and how it was decided.
     person_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("person.id"))
@@ -107,9 +109,6 @@ class MessagePersonRow(Base):
     recorded_at: Mapped[str | None] = mapped_column(String(40))
 
     __table_args__ = (
-        Index("ix_message_person_nhs", "nhs_number"),
-        Index("ix_message_person_upn", "upn"),
-        Index("ix_message_person_name_dob", "family", "birth_date"),
         Index("ix_message_person_record", "record_id"),
         Index("ix_message_person_message", "message_id"),
         Index("ix_message_person_person", "person_id"),

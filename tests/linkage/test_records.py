@@ -73,11 +73,10 @@ def test_rows_are_written_in_the_accepting_transaction(store):
             unit.messages.add(accepted)
             _record_people(unit, accepted, bundle)
     with store.transaction() as unit:
-        rows = unit.session.execute(select(MessagePersonRow).where(MessagePersonRow.role == "child")
-                                    .order_by(MessagePersonRow.given)).scalars().all()
-        children = [(r.given, r.birth_date, r.postcode_district) for r in rows]
-        by_name = unit.session.execute(select(MessagePersonRow.message_id).where(
-            MessagePersonRow.family == "parker", MessagePersonRow.birth_date == "2015-11-02")).scalars().all()
+        rows = unit.session.execute(select(MessagePersonRow)).scalars().all()
+    # The names and dates are encrypted at rest (docs/encryption.md): compared after reading, not in SQL.
+    children = sorted((r.given, r.birth_date, r.postcode_district) for r in rows if r.role == "child")
+    by_name = [r.message_id for r in rows if (r.family, r.birth_date) == ("parker", "2015-11-02")]
     assert children == [("leo", "2015-11-02", "SP10"), ("mia rose", "2013-05-14", "SP10")]
     assert by_name == ["urn:uuid:00000000-0000-4000-8000-000000000002"]
 

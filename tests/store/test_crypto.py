@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 
 from gateway.config import Settings, SettingsError
 from gateway.store import crypto, schema
-from gateway.store.crypto import DEV_DATA_KEYS, DecryptionError, EncryptedText, KeyRing
+from gateway.store.crypto import DEV_DATA_KEYS, DecryptionError, EncryptedText, KeyedHash, KeyRing
 from gateway.store.models import AcceptedMessageRow
 
 
@@ -195,3 +195,9 @@ def test_a_stored_message_is_encrypted_in_the_database_and_clear_through_the_sto
         assert all(value.startswith("v1:k1:") and "Testchild" not in value for value in stored)
         with store.engine.connect() as connection:  # the ORM reads decrypt too
             assert connection.execute(select(AcceptedMessageRow.raw_message)).scalar_one() == bundle
+def test_the_look_up_columns_are_keyed_hashes():
+    hashed = {f"{table.name}.{column.name}" for table in schema.metadata.tables.values()
+              for column in table.columns if isinstance(column.type, KeyedHash)}
+    assert "person_link_key.key" in hashed
+
+

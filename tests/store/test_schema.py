@@ -102,7 +102,7 @@ def _make_nullable(copy):
 
 def _drop_index(copy):
     table = copy.tables["message_person"]
-    table.indexes.remove(next(index for index in table.indexes if index.name == "ix_message_person_nhs"))
+    table.indexes.remove(next(index for index in table.indexes if index.name == "ix_message_person_record"))
 
 
 def _widen(copy):
