@@ -22,7 +22,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["GATEWAY_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
 
-    from gateway import web
+    from gateway import audit, web
+
+    audit.configure(settings)  # the audit log is on unless a benchmark's baseline turns it off
 
     if settings.clock_start:
         from gateway.transport.views import CLOCK_KEY

@@ -18,6 +18,7 @@ from typing import BinaryIO
 from gateway.adapters.base import Adapter
 from gateway.adapters.limits import LimitExceeded, Limits
 from gateway.adapters.translate import translate_stream
+from gateway.audit import record_audit
 from gateway.model.systems import extension_url, parse_agency_uri
 from gateway.transport.intake import MessageIntake
 
@@ -176,6 +177,29 @@ def ingest(adapter: Adapter, stream: BinaryIO, name: str, *, intake: MessageInta
                                           limits=limits)
     except LimitExceeded as exc:
         if exc.summary is None or not exc.summary.records:
+            _audit_translation(intake, adapter, agency, now, None, problem=type(exc).__name__)
             raise
         result.summary, result.stopped = exc.summary, exc
+    except Exception as exc:  # the export could not be read (InputUnreadable, ...): recorded, then answered
+        _audit_translation(intake, adapter, agency, now, None, problem=type(exc).__name__)
+        raise
+    _audit_translation(intake, adapter, agency, now, result)
     return result
+
+
+def _audit_translation(intake: MessageIntake, adapter: Adapter, agency: str, now: dt.datetime,
+                       result: IngestResult | None, *, problem: str | None = None) -> None:
+    """Record the translation of one export, with its counts, in a short transaction of its own (each message
+    it became has its own records, written with the message)."""
+    detail: dict = {"format": adapter.format_id}
+    if result is not None:
+        s = result.summary
+        detail.update(records=s.records, translated=s.translated, skipped=s.skipped, rejected=s.rejected,
+                      messages=s.messages, accepted=len(result.accepted), refused=len(result.refused))
+        if result.stopped is not None:
+            problem = type(result.stopped).__name__
+    if problem is not None:
+        detail["stopped"] = problem
+    with intake.store.transaction() as unit:
+        record_audit(unit.session, action="E", subtype="translation", agent=agency, detail=detail, at=now,
+                     outcome="success" if problem is None else "failure")

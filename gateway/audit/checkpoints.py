@@ -16,7 +16,7 @@ import dataclasses
 import datetime as dt
 import json
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from gateway.audit.chain import head
 from gateway.audit.models import AuditCheckpointRow
@@ -78,12 +78,13 @@ def checkpoint_due(connection: Connection, *, now: dt.datetime, minutes: int) ->
     return now - newest >= dt.timedelta(minutes=minutes)
 
 
-def checkpoint_if_due(engine: Engine, signer: Signer, *, now: dt.datetime, minutes: int) -> Checkpoint | None:
-    """The worker's housekeeping: write a checkpoint when one is due (see :func:`checkpoint_due`); return it."""
-    with engine.begin() as connection:
-        if not checkpoint_due(connection, now=now, minutes=minutes):
-            return None
-        return write_checkpoint(connection, signer, now=now)
+def checkpoint_if_due(connection: Connection, signer: Signer, *, now: dt.datetime,
+                      minutes: int) -> Checkpoint | None:
+    """The worker's housekeeping: in ``connection``'s transaction, write a checkpoint when one is due (see
+    :func:`checkpoint_due`); return it, or ``None``."""
+    if not checkpoint_due(connection, now=now, minutes=minutes):
+        return None
+    return write_checkpoint(connection, signer, now=now)
 
 
 def checkpoints(connection: Connection) -> list[Checkpoint]:

@@ -232,13 +232,20 @@ def retry_command(delivery_id: str) -> None:
 
 
 def _deadlines(settings: Settings, store, signer):
-    """The worker's housekeeping: alert agencies whose deadlines passed (gateway.linkage), with expiry."""
+    """The worker's housekeeping: alert agencies whose deadlines passed (gateway.linkage), with expiry; and
+    sign a checkpoint of the audit chain every ``audit_checkpoint_minutes`` (gateway.audit)."""
+    from gateway.audit.checkpoints import checkpoint_if_due
     from gateway.linkage.services import Linkage
 
     linkage = Linkage(settings=settings, signer=signer)
 
     def check(now: dt.datetime) -> None:
-        with store.transaction() as unit:
-            linkage.check_deadlines(unit, now)
+        try:
+            with store.transaction() as unit:
+                linkage.check_deadlines(unit, now)
+        finally:  # a checkpoint is due whatever happened to the deadlines
+            with store.transaction() as unit:
+                checkpoint_if_due(unit.session.connection(), signer(), now=now,
+                                  minutes=settings.audit_checkpoint_minutes)
 
     return check

@@ -16,6 +16,7 @@ import json
 
 from sqlalchemy import Connection, case, func, insert, or_, select
 
+from gateway.audit import record_audit
 from gateway.linkage.index import household
 from gateway.linkage.models import (
     OPEN,
@@ -50,9 +51,17 @@ def person(connection: Connection, person_id: str):
     return connection.execute(select(_PERSON).where(_PERSON.c.id == person_id)).first()
 
 
+# What kind of thing each read's subject is, for the audit record (a page of many people has no subject).
+_READ_SUBJECTS = {"chronology": "person", "console-message": "message", "console-decision": "message",
+                  "possible-match": "match", "possible-duplicate": "duplicate-flag"}
+
+
 def record_read(connection: Connection, agency: str, what: str, subject: str | None, now: dt.datetime) -> None:
-    """Record that ``agency`` read personal data (``what`` about ``subject``) at ``now``."""
+    """Record that ``agency`` read personal data (``what`` about ``subject``) at ``now``: for the console's
+    "who viewed" and, in the same transaction, in the audit log."""
     connection.execute(insert(_READ), {"agency": agency, "what": what, "subject": subject, "read_at": now})
+    record_audit(connection, action="R", subtype="read", agent=agency, detail={"what": what}, at=now,
+                 entities=[(_READ_SUBJECTS.get(what, "subject"), subject)] if subject is not None else ())
 
 
 def chronology(connection: Connection, person_id: str) -> dict:
@@ -285,4 +294,7 @@ def decide_duplicate(connection: Connection, flag_id: int, action: str, *, by: s
         raise ReviewError(409, f"possible duplicate {flag_id} was already {row.status} by {row.decided_by}")
     connection.execute(_DUP.update().where(_DUP.c.id == flag_id).values(
         status=DUPLICATE_DECISIONS[action], decided_by=by, decided_at=now, decision_reason=reason.strip()))
+    record_audit(connection, action="U", subtype="decision", agent=by, at=now,
+                 entities=[("duplicate-flag", flag_id), ("message", row.message_id), ("message", row.duplicate_of)],
+                 detail={"decision": f"duplicate-{DUPLICATE_DECISIONS[action]}"})
     return duplicate_view(connection, connection.execute(select(_DUP).where(_DUP.c.id == flag_id)).first())

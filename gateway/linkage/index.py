@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 
+from gateway.audit import record_audit
 from gateway.linkage.matching import Candidate, LinkDecision, MatchModel, PersonRecord, blocking_keys, decide
 from gateway.linkage.models import (
     CONFIRMED,
@@ -276,6 +277,9 @@ class PersonIndex:
                     link_decision=CONFIRMED, link_by_person=True))
                 self._decided(record_id, target, CONFIRMED, match.score, match.explanation, by, True, now,
                               reason.strip())
+        record_audit(self.connection, action="U", subtype="link-confirmation", agent=by, at=now,
+                     entities=[("match", match_id), ("record", match.record_id), ("person", target)],
+                     detail={"decision": CONFIRMED})
         return target
 
     def reject(self, match_id: int, *, by: str, reason: str, now: dt.datetime) -> None:
@@ -290,6 +294,9 @@ class PersonIndex:
         self.connection.execute(update(_MP).where(_MP.c.id == match.record_id).values(link_by_person=True))
         self._decided(match.record_id, person_id, REJECTED, match.score, match.explanation, by, True, now,
                       reason.strip())
+        record_audit(self.connection, action="U", subtype="link-confirmation", agent=by, at=now,
+                     entities=[("match", match_id), ("record", match.record_id), ("person", person_id)],
+                     detail={"decision": REJECTED})
 
     def unlink(self, record_id: int, *, by: str, reason: str, now: dt.datetime) -> str:
         """Undo a record's link: it becomes a person of its own, never linked back to the old one by score.
@@ -326,6 +333,9 @@ class PersonIndex:
             self.connection.execute(update(_MATCH).where(_MATCH.c.id == marker).values(
                 status=REJECTED, decided_by=by, decided_at=now, reason=reason.strip()))
         self._decided(record_id, new, UNLINKED, None, json.dumps({"from_person": old}), by, True, now, reason.strip())
+        record_audit(self.connection, action="U", subtype="link-confirmation", agent=by, at=now,
+                     entities=[("record", record_id), ("person", old), ("person", new)],
+                     detail={"decision": UNLINKED})
         return new
 
     def rescore(self, record_id: int, *, now: dt.datetime) -> Linked | None:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.audit import record_audit
 from gateway.model.identifiers import check_urn
 from gateway.routing.interfaces import Agency, ImportFormatError, ImportReport, School
 from gateway.routing.models import AgencyRow, ForceAreaRow, PostcodeDistrictRow, SchoolRow
@@ -148,6 +149,7 @@ class Directory:
             existing.kind, existing.code, existing.name = agency.kind, agency.code, agency.name
             existing.delivery, existing.endpoint = agency.delivery, agency.endpoint
             session.flush()
+            _audit_change(session, "agency", [("agency", agency.uri)], delivery=agency.delivery)
 
     def add_school(self, school: School) -> None:
         checked = check_urn(school.urn)
@@ -157,6 +159,7 @@ class Directory:
         with self._use() as session:
             session.merge(SchoolRow(urn=checked.value, name=school.name, la_code=la_code))
             session.flush()
+            _audit_change(session, "school", [("school", checked.value)], la=la_code)
 
     def set_force_area(self, force_code: str, la_codes: Iterable[str]) -> None:
         codes = sorted({_la(code) for code in la_codes})
@@ -164,6 +167,7 @@ class Directory:
             session.execute(delete(ForceAreaRow).where(ForceAreaRow.force_code == force_code))
             session.add_all(ForceAreaRow(force_code=force_code, la_code=code) for code in codes)
             session.flush()
+            _audit_change(session, "force-area", [("force", force_code)], las=codes)
 
     def add_district(self, district: str, la_code: str, *, source: str = "add") -> None:
         normal = normalise_district(district)
@@ -173,6 +177,7 @@ class Directory:
         with self._use() as session:
             session.merge(PostcodeDistrictRow(district=normal, la_code=la, source=source, source_row=None))
             session.flush()
+            _audit_change(session, "district", [("district", normal)], la=la, source=source)
 
     def load_seed(self, path: Path = SEED_FILE) -> dict[str, int]:
         """Load a directory seed file (JSON: agencies, schools, force_areas, districts).
@@ -282,7 +287,17 @@ class Directory:
                     batch = {}
             if batch:
                 _write_batch(session, batch, report)
+            _audit_change(session, "postcode-import", [("import", source)], now=now, imported=report.imported,
+                          rejected=report.rejected, skipped=report.skipped)
         return report
+
+
+def _audit_change(session: Session, change: str, entities: list, *, now: dt.datetime | None = None,
+                  **detail) -> None:
+    """A change to the directory (routing configuration), audited in its transaction; the directory's
+    maintenance is an operator's (its commands, the seed)."""
+    record_audit(session, action="U", subtype="configuration", agent="operator", entities=entities,
+                 detail={"change": change, **detail}, at=now or dt.datetime.now(dt.timezone.utc))
 
 
 def _column(names: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: str) -> int:

@@ -41,8 +41,9 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
+from gateway.audit import record_audit
 from gateway.model.responses import response_message
-from gateway.model.systems import parse_agency_uri
+from gateway.model.systems import EVENT_OUTCOME, parse_agency_uri
 from gateway.signing.messages import (
     format_instant,
     identifies_agency,
@@ -131,7 +132,19 @@ class MessageIntake:
         try:
             return self._process(body, agency, now)
         except Refused as refusal:
+            self._audit_refusal(refusal, body, agency, now)
             return refusal.outcome()
+
+    def _audit_refusal(self, refusal: Refused, body: bytes, agency: str | None, now: dt.datetime) -> None:
+        """Record a refusal in a short transaction of its own (nothing else of the message is stored)."""
+        try:
+            mid = message_id(_parse(body))
+        except (Refused, RecursionError):
+            mid = None
+        with self.store.transaction() as unit:
+            record_audit(unit.session, action="C", subtype="refusal", outcome="failure",
+                         agent=agency or "unknown", entities=[("message", mid)] if mid else (),
+                         detail={"status": refusal.status, "code": refusal.code}, at=now)
 
     def _process(self, body: bytes, agency: str | None, now: dt.datetime) -> Outcome:
         if agency is None:
@@ -179,6 +192,7 @@ class MessageIntake:
             access.check_destination(unit.session, bundle, header, rule, agency, signer.agency)
             for step in steps:
                 step(unit, record, signed)
+            _audit_accepted(unit.session, record, rule.kind, feedback, now)
 
         try:
             self.store.together(accept)  # committed before the sender is answered
@@ -199,6 +213,17 @@ class MessageIntake:
                 raise Refused(422, "business-rule", "the message does not meet the national referral standard",
                               operation_outcome=feedback)
         return sent_at, feedback
+
+
+def _audit_accepted(session, record: AcceptedMessage, kind: str, feedback: dict | None, now: dt.datetime) -> None:
+    """The audit records of an accepted message, in its transaction: the standard's verdict, then the
+    submission (a decision, when it is a referral's outcome)."""
+    message = [("message", record.message_id)]
+    warnings = sum(1 for issue in (feedback or {}).get("issue", ()) if issue.get("severity") == "warning")
+    record_audit(session, action="E", subtype="validation", agent="gateway", entities=message,
+                 detail={"errors": 0, "warnings": warnings}, at=now)
+    record_audit(session, action="C", subtype="decision" if kind == EVENT_OUTCOME else "submission",
+                 agent=record.sender_agency, entities=message, detail={"kind": kind}, at=now)
 
 
 def _dumps(value: dict) -> str:

@@ -133,16 +133,21 @@ def test_checkpoints_are_signed_by_the_gateway_and_verify(store, verify_now, gat
     assert report.checkpoints == 2
 
 
+def _if_due(store, signer, **kwargs):
+    with store.transaction() as unit:
+        return checkpoint_if_due(unit.session.connection(), signer, **kwargs)
+
+
 def test_a_checkpoint_is_due_after_the_setting_s_minutes(store, gateway_signer):
     append(store, 3)
     now = dt.datetime.now(dt.timezone.utc)
-    assert checkpoint_if_due(store.engine, gateway_signer, now=now, minutes=15).seq == 3
+    assert _if_due(store, gateway_signer, now=now, minutes=15).seq == 3
     append(store, 2)
     with store.engine.connect() as connection:
         assert not checkpoint_due(connection, now=now + dt.timedelta(minutes=14), minutes=15)
         assert checkpoint_due(connection, now=now + dt.timedelta(minutes=15), minutes=15)
-    assert checkpoint_if_due(store.engine, gateway_signer, now=now + dt.timedelta(minutes=5), minutes=15) is None
-    assert checkpoint_if_due(store.engine, gateway_signer, now=now + dt.timedelta(minutes=16), minutes=15).seq == 5
+    assert _if_due(store, gateway_signer, now=now + dt.timedelta(minutes=5), minutes=15) is None
+    assert _if_due(store, gateway_signer, now=now + dt.timedelta(minutes=16), minutes=15).seq == 5
 
 
 def test_a_forged_checkpoint_is_found(store, verify_now, deployment, trust, tmp_path):
