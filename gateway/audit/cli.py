@@ -81,7 +81,7 @@ def verify_command(database_url: str | None, certs_dir: Path | None, no_signatur
         crl = certs / pki.CRL
         try:
             trust = TrustAnchor.from_files(certs / pki.CA_CERT, crl if crl.exists() else None)
-        except (OSError, ValueError) as exc:
+        except (pki.PKIError, OSError, ValueError) as exc:
             raise click.ClickException(f"cannot read the deployment CA in {certs} (or use --no-signatures): "
                                        f"{exc}") from None
     started = time.perf_counter()
@@ -137,7 +137,7 @@ def checkpoint_command(database_url: str | None, certs_dir: Path | None) -> None
     certs = _certs(certs_dir)
     try:
         signer = Signer.from_files(certs / pki.GATEWAY_CERT, certs / pki.GATEWAY_KEY)
-    except (OSError, ValueError) as exc:
+    except (pki.PKIError, OSError, ValueError) as exc:
         raise click.ClickException(f"cannot sign with the gateway's key in {certs}: {exc}") from None
     with _engine(database_url) as engine, engine.begin() as connection:
         made = write_checkpoint(connection, signer, now=_now())
