@@ -201,3 +201,29 @@ def test_the_look_up_columns_are_keyed_hashes():
     assert "person_link_key.key" in hashed
 
 
+
+
+@pytest.fixture
+def fresh_process():
+    """The process as it starts: no key ring loaded yet (put back afterwards)."""
+    before = crypto._ring
+    crypto._ring = None
+    yield
+    crypto._ring = before
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker", "--once"], ["keys", "status"],
+                                     ["people", "export"]])
+def test_commands_refuse_to_start_without_their_keys(command, fresh_process, tmp_path, deployment, upgraded_sqlite):
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    env = {"GATEWAY_DATA_KEYS": str(tmp_path / "missing.json"), "GATEWAY_CERTS_DIR": str(deployment.dir),
+           "GATEWAY_DATABASE_URL": upgraded_sqlite(tmp_path / "g.sqlite3")}
+    if command[0] == "serve":
+        command = [*command, "--certs", str(deployment.dir)]
+    result = CliRunner().invoke(main, command, env=env)
+    assert result.exit_code != 0
+    assert "GATEWAY_DATA_KEYS" in result.output and "cannot read the key file" in result.output
+    assert "Traceback" not in result.output
