@@ -233,6 +233,25 @@ def upgraded_postgres_schema(postgres_schema) -> PostgresSchema:
     return postgres_schema
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def seeded_database_url(request, tmp_path) -> str:
+    """The URL of a database at the schema's head holding the demo directory, on SQLite or the real PostgreSQL
+    server: where a test of the accept path starts (routing needs the directory)."""
+    from gateway.routing import Directory
+    from gateway.store import open_store
+
+    if request.param == "sqlite":
+        url = request.getfixturevalue("upgraded_sqlite")(tmp_path / "gateway.sqlite3")
+    else:
+        url = request.getfixturevalue("upgraded_postgres_schema").url
+    store = open_store(url)
+    try:
+        Directory(store.engine).load_seed()
+    finally:
+        store.close()
+    return url
+
+
 # A real headless browser (Debian's chromium and chromedriver; `make test` installs them) ----------------------
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 

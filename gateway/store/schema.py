@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, MetaData, inspect
 import gateway.audit.models  # noqa: F401
 import gateway.delivery.models  # noqa: F401
 import gateway.linkage.models  # noqa: F401
+import gateway.retention.models  # noqa: F401
 import gateway.routing.models  # noqa: F401
 import gateway.store.models  # noqa: F401
 from gateway.store.crypto import EncryptedText, KeyedHash
