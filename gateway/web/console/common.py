@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from gateway.config import Settings
 from gateway.delivery.views import store_for
+from gateway.linkage.chronology import record_read
 from gateway.model.systems import parse_agency_uri
 from gateway.routing import Directory
+from gateway.store.engine import read_only
 from gateway.transport.middleware import AGENCY_KEY
 from gateway.transport.views import CLOCK_KEY
 from gateway.web.assets import STATIC_DIR, WEB_DIR
@@ -58,10 +63,27 @@ def store():
     return store_for(current_app)
 
 
-def agency_names(unit) -> Callable[[str | None], str]:
-    """Return ``name(uri)``: an agency's name from the directory (its URI when unknown), looked up in
-    ``unit``'s transaction. Call it before the transaction ends; templates get names, never the lookup."""
-    directory = Directory(unit.session)
+@contextlib.contextmanager
+def reading() -> Iterator[Connection]:
+    """A read-only transaction for a page's reads: on SQLite it runs beside writers instead of queueing for the
+    write lock, so pages do not wait for each other. Record the read with :func:`record` once it succeeded."""
+    with read_only(store().engine) as connection:
+        yield connection
+
+
+def record(agency: str, what: str, subject: str | None, at: dt.datetime) -> None:
+    """Record that ``agency`` read personal data (``what`` about ``subject``), durably, before the page that
+    shows it is sent: a short write transaction of its own (on SQLite, committed together with other threads'
+    work). If it fails the page is not sent. A request refused while reading records nothing."""
+    store().together(lambda unit: record_read(unit.session.connection(), agency, what, subject, at))
+
+
+def agency_names(bind) -> Callable[[str | None], str]:
+    """Return ``name(uri)``: an agency's name from the directory (its URI when unknown), looked up in the
+    transaction of ``bind`` (a connection, or a unit of work). Call it before the transaction ends; templates
+    get names, never the lookup."""
+    session = getattr(bind, "session", None)
+    directory = Directory(session if session is not None else Session(bind=bind))
     cache: dict[str, str] = {}
 
     def name(uri: str | None) -> str:
@@ -128,6 +150,9 @@ def render(template: str, agency: str, title: str, status: int = 200, **context)
     return Response(body, status=status, mimetype="text/html")
 
 
+_zone = functools.lru_cache(maxsize=8)(ZoneInfo)
+
+
 @blueprint.app_template_filter("when")
 def format_when(value, with_time: bool = True) -> str:
     """A time as people read it in the gateway's timezone: 'Fri 7 Jun 2019, 10:35'."""
@@ -141,7 +166,7 @@ def format_when(value, with_time: bool = True) -> str:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.timezone.utc)
-        value = value.astimezone(ZoneInfo(settings().timezone))
+        value = value.astimezone(_zone(settings().timezone))
         return f"{value:%a} {value.day} {value:%b %Y}" + (f", {value:%H:%M}" if with_time else "")
     if isinstance(value, dt.date):
         return f"{value.day} {value:%B %Y}"

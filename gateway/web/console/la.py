@@ -12,7 +12,6 @@ from gateway.linkage.chronology import (
     duplicate_view,
     open_duplicates,
     person,
-    record_read,
 )
 from gateway.linkage.index import PersonIndex, ReviewError, match_view, open_matches
 from gateway.linkage.models import PossibleDuplicateRow, PossibleMatchRow
@@ -23,7 +22,17 @@ from gateway.signing import pki
 from gateway.signing.signatures import TrustAnchor, UntrustedMessage, verify_message
 from gateway.transport.views import intake_for
 from gateway.web.console import pictures, queries
-from gateway.web.console.common import agency_names, blueprint, check_csrf, for_kind, now, render, store
+from gateway.web.console.common import (
+    agency_names,
+    blueprint,
+    check_csrf,
+    for_kind,
+    now,
+    reading,
+    record,
+    render,
+    store,
+)
 
 LA = "children's services of a local authority"
 _MATCH = PossibleMatchRow.__table__
@@ -40,14 +49,13 @@ def inbox(agency: str):
     except queries.BadQuery as exc:
         abort(400, exc.text)
     at = now()
-    with store().transaction() as unit:
-        connection = unit.session.connection()
+    with reading() as connection:
         page = queries.inbox(connection, agency, query, now=at)
         choices = queries.inbox_filters()
-        name = agency_names(unit)
+        name = agency_names(connection)
         for row in page["rows"]:
             row["sender_name"] = name(row["sender"])
-        record_read(connection, agency, "console-inbox", None, at)
+    record(agency, "console-inbox", None, at)
     return render("console/inbox.html", agency, "Inbox", page=page, query=query, choices=choices,
                   sorts=queries.INBOX_SORTS, statuses=queries.INBOX_STATUSES)
 
@@ -84,8 +92,7 @@ def _signature(bundle: dict, at) -> dict:
 def referral(agency: str, message_id: str):
     """One delivered message, as a person reads it."""
     at = now()
-    with store().transaction() as unit:
-        connection = unit.session.connection()
+    with reading() as connection:
         row = _readable_message(connection, agency, message_id)
         bundle = orjson.loads(row.signed_message)
         view = queries.read_message(bundle)
@@ -93,7 +100,7 @@ def referral(agency: str, message_id: str):
         signature = _signature(bundle, at)
         outcomes = queries.outcomes_of(connection, message_id)
         # Names are looked up here, in the transaction: the template gets data, never the database.
-        name = agency_names(unit)
+        name = agency_names(connection)
         names = {uri: name(uri) for uri in {row.sender_agency, signature.get("sender"), signature.get("gateway"),
                                             *(o["agency"] for o in outcomes)} if uri}
         context = dict(
@@ -104,17 +111,16 @@ def referral(agency: str, message_id: str):
             event=event, person_id=event.child_person_id if event is not None else None,
             decided=request.args.get("decided") == "1", names=names,
             can_decide=queries.delivered_to(connection, agency, message_id))
-        record_read(connection, agency, "console-message", message_id, at)
+    record(agency, "console-message", message_id, at)
     return render("console/referral.html", agency, view["event_display"], **context)
 
 
 def _decision_form(agency: str, message_id: str, errors: dict, values: dict, status: int = 200):
     at = now()
-    with store().transaction() as unit:
-        connection = unit.session.connection()
+    with reading() as connection:
         row = _readable_message(connection, agency, message_id, to_decide=True)
         view = queries.read_message(orjson.loads(row.signed_message))
-        record_read(connection, agency, "console-decision", message_id, at)
+    record(agency, "console-decision", message_id, at)
     return render("console/decision.html", agency, "Record the decision", status=status, message=view,
                   message_id=message_id, decisions=REFERRAL_DECISIONS, errors=errors, values=values)
 
@@ -182,16 +188,15 @@ def _own_child(connection, agency: str, person_id: str):
 def chronology_page(agency: str, person_id: str):
     """The child's and household's events from every agency: a timeline picture and a table."""
     at = now()
-    with store().transaction() as unit:
-        connection = unit.session.connection()
+    with reading() as connection:
         _own_child(connection, agency, person_id)
         view = chronology(connection, person_id)
-        name = agency_names(unit)
+        name = agency_names(connection)
         for event in view["events"]:
             event["agency_name"] = name(event["agency"])
-        layout = pictures.timeline(view["events"], view["escalations"], {e["agency"]: e["agency_name"]
-                                                                          for e in view["events"]})
-        record_read(connection, agency, "chronology", person_id, at)
+    record(agency, "chronology", person_id, at)
+    layout = pictures.timeline(view["events"], view["escalations"], {e["agency"]: e["agency_name"]
+                                                                      for e in view["events"]})
     return render("console/chronology.html", agency, "Chronology", view=view, layout=layout, person_id=person_id)
 
 
@@ -200,15 +205,14 @@ def chronology_page(agency: str, person_id: str):
 def matches(agency: str):
     """Possible matches and possible duplicates waiting for this LA's decision."""
     at = now()
-    with store().transaction() as unit:
-        connection = unit.session.connection()
+    with reading() as connection:
         waiting = open_matches(connection, home_la=agency)
         duplicates = open_duplicates(connection, home_la=agency)
-        name = agency_names(unit)
+        name = agency_names(connection)
         for flag in duplicates:
             flag["sender_name"] = name(flag["message"].get("agency"))
-        record_read(connection, agency, "possible-matches", None, at)
-        record_read(connection, agency, "possible-duplicates", None, at)
+    record(agency, "possible-matches", None, at)
+    record(agency, "possible-duplicates", None, at)
     return render("console/matches.html", agency, "Matches and duplicates", matches=waiting, duplicates=duplicates)
 
 
@@ -223,16 +227,15 @@ def _duplicate(connection, agency: str, flag_id: int):
 
 def _duplicate_page(agency: str, flag_id: int, errors: dict, values: dict, status: int = 200):
     at = now()
-    with store().transaction() as unit:
-        connection = unit.session.connection()
+    with reading() as connection:
         view = duplicate_view(connection, _duplicate(connection, agency, flag_id))
-        name = agency_names(unit)
+        name = agency_names(connection)
         sides = []
         for side in (view["duplicate_of"], view["message"]):
             row = queries.accepted_message(connection, side["message_id"])
             sides.append({**side, "sender_name": name(side.get("agency")),
                           "read": queries.read_message(orjson.loads(row.signed_message)) if row else None})
-        record_read(connection, agency, "possible-duplicate", str(flag_id), at)
+    record(agency, "possible-duplicate", str(flag_id), at)
     return render("console/duplicate.html", agency, "Possible duplicate", status=status, flag=view, sides=sides,
                   errors=errors, values=values)
 
@@ -286,10 +289,9 @@ COMPARED = (("given", "Given names", "given"), ("family", "Family name", "family
 
 def _match_page(agency: str, match_id: int, errors: dict, values: dict, status: int = 200):
     at = now()
-    with store().transaction() as unit:
-        connection = unit.session.connection()
+    with reading() as connection:
         view = match_view(connection, _match(connection, agency, match_id))
-        record_read(connection, agency, "possible-match", str(match_id), at)
+    record(agency, "possible-match", str(match_id), at)
     fields = {}
     for item in ((view.get("explanation") or {}).get("score") or {}).get("fields") or ():
         if isinstance(item, dict) and item.get("field"):
@@ -343,8 +345,7 @@ def decide_match(agency: str, match_id: int):
 def alerts(agency: str):
     """Escalation alerts raised about this LA's children, newest first."""
     at = now()
-    with store().transaction() as unit:
-        connection = unit.session.connection()
+    with reading() as connection:
         raised = queries.escalations_for(connection, agency)
-        record_read(connection, agency, "console-alerts", None, at)
+    record(agency, "console-alerts", None, at)
     return render("console/alerts.html", agency, "Alerts", alerts=raised)

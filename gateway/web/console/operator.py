@@ -7,9 +7,8 @@ import datetime as dt
 from flask import abort, redirect, request, url_for
 
 from gateway.delivery.services import SqlOutbox
-from gateway.linkage.chronology import record_read
 from gateway.web.console import queries
-from gateway.web.console.common import blueprint, check_csrf, for_kind, now, render, settings, store
+from gateway.web.console.common import blueprint, check_csrf, for_kind, now, reading, record, render, settings, store
 
 OPERATORS = "the gateway's operators"
 
@@ -19,12 +18,11 @@ OPERATORS = "the gateway's operators"
 def operator_home(agency: str):
     """Deliveries per state, open ones per destination, unroutable messages and dead letters."""
     at = now()
-    with store().transaction() as unit:
-        connection = unit.session.connection()
+    with reading() as connection:
         health = queries.delivery_health(connection, now=at)
         held = queries.unroutable(connection)
         dead = queries.dead_letters(connection)
-        record_read(connection, agency, "console-operator", None, at)
+    record(agency, "console-operator", None, at)
     return render("console/operator.html", agency, "Delivery health", health=health, unroutable=held,
                   dead_letters=dead, redelivered=request.args.get("redelivered"))
 

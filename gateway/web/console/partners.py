@@ -6,10 +6,20 @@ from flask import abort, redirect, request, url_for
 
 from gateway.delivery.models import DEAD_LETTERED, PENDING
 from gateway.delivery.services import SqlOutbox, acknowledge
-from gateway.linkage.chronology import figures, record_read
+from gateway.linkage.chronology import figures
 from gateway.model import systems as S
 from gateway.web.console import pictures, queries
-from gateway.web.console.common import agency_names, blueprint, check_csrf, for_kind, now, render, store
+from gateway.web.console.common import (
+    agency_names,
+    blueprint,
+    check_csrf,
+    for_kind,
+    now,
+    reading,
+    record,
+    render,
+    store,
+)
 
 
 @blueprint.get("/school")
@@ -18,17 +28,16 @@ def school_home(agency: str):
     """Operation Encompass notifications to acknowledge; the school's referrals, their delivery and outcomes,
     and the standard's feedback on what it sent."""
     at = now()
-    with store().transaction() as unit:
-        connection = unit.session.connection()
+    with reading() as connection:
         notices = queries.notifications(connection, agency)
         sent = queries.sent_messages(connection, agency, kinds=(S.EVENT_REFERRAL, S.EVENT_CONCERN))
-        name = agency_names(unit)
+        name = agency_names(connection)
         for message in sent:
             for delivery in message["deliveries"]:
                 delivery["name"] = name(delivery["destination"])
             for outcome in message["outcomes"]:
                 outcome["name"] = name(outcome["agency"])
-        record_read(connection, agency, "console-school", None, at)
+    record(agency, "console-school", None, at)
     return render("console/school.html", agency, "Notifications and referrals", notifications=notices, sent=sent,
                   acknowledged=request.args.get("acknowledged") == "1", now=at)
 
@@ -56,15 +65,14 @@ def acknowledge_notification(agency: str, delivery_id: str):
 def police_home(agency: str):
     """The force's notices and where they got to; its late-submission figures with a chart."""
     at = now()
-    with store().transaction() as unit:
-        connection = unit.session.connection()
+    with reading() as connection:
         sent = queries.sent_messages(connection, agency)
-        name = agency_names(unit)
+        name = agency_names(connection)
         for message in sent:
             for delivery in message["deliveries"]:
                 delivery["name"] = name(delivery["destination"])
         months = queries.late_by_month(connection, agency)
         own = figures(connection, now=at, agency=agency)[0]
-        record_read(connection, agency, "console-police", None, at)
+    record(agency, "console-police", None, at)
     return render("console/police.html", agency, "Notices and figures", sent=sent, months=months,
                   chart=pictures.bar_chart(months), figures=own)
