@@ -42,6 +42,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -125,7 +126,8 @@ class PurgeReport:
 
 # The shape of the schema, from the models' foreign keys ------------------------------------------------------
 
-def _referencing(table: Table) -> list[tuple[Table, list[tuple[Column, Column]]]]:
+@functools.cache
+def _referencing(table: Table) -> tuple[tuple[Table, tuple[tuple[Column, Column], ...]], ...]:
     """Return the tables with foreign keys to ``table``, each with its (child column, parent column) pairs."""
     found: dict[str, list[tuple[Column, Column]]] = {}
     for child in metadata.sorted_tables:
@@ -134,7 +136,7 @@ def _referencing(table: Table) -> list[tuple[Table, list[tuple[Column, Column]]]
         for fk in child.foreign_keys:
             if fk.column.table is table:
                 found.setdefault(child.name, []).append((fk.parent, fk.column))
-    return [(metadata.tables[name], pairs) for name, pairs in found.items()]
+    return tuple((metadata.tables[name], tuple(pairs)) for name, pairs in found.items())
 
 
 def _single_key(table: Table) -> Column | None:
@@ -147,48 +149,73 @@ def _chunks(values: list, size: int = 500) -> Iterable[list]:
         yield values[start:start + size]
 
 
-def _cascade(connection: Connection, table: Table, column: Column, keys: list, counts: collections.Counter, *,
+Counts = dict[str, collections.Counter]  # owner (a message or person id) -> table -> rows
+
+
+def _cascade(connection: Connection, table: Table, column: Column, owners: dict, counts: Counts, *,
              dry_run: bool) -> None:
-    """Delete (or count) the rows of ``table`` whose ``column`` is in ``keys``, after every row that refers to
-    them, following the models' foreign keys down (children first)."""
-    if not keys:
+    """Delete (or, in a dry run, count) the rows of ``table`` whose ``column`` is a key of ``owners``, after every
+    row that refers to them, following the models' foreign keys down (children first).
+
+    ``owners`` maps each key to what it is purged for (a message id, a person id); each row is counted in
+    ``counts`` under its owner, so one batch's statements give every owner's own figures.
+    """
+    if not owners:
         return
+    keys = list(owners)
     for child, pairs in _referencing(table):
-        parent_keys: dict[Column, list] = {}
+        # Each referenced parent column's values, with their owners (usually the column we were given).
+        by_parent: dict[Column, dict] = {}
         for _child_column, parent_column in pairs:
-            if parent_column not in parent_keys:
-                parent_keys[parent_column] = keys if parent_column is column else list(connection.execute(
-                    select(parent_column).where(column.in_(keys))).scalars())
-        where = or_(*(child_column.in_(parent_keys[parent_column]) for child_column, parent_column in pairs
-                      if parent_keys[parent_column]))
-        if not any(parent_keys.values()):
+            if parent_column in by_parent:
+                continue
+            if parent_column is column:
+                by_parent[parent_column] = owners
+            else:
+                by_parent[parent_column] = {value: owners[key] for chunk in _chunks(keys) for key, value in
+                                            connection.execute(select(column, parent_column).where(column.in_(chunk)))}
+        if len(pairs) == 1 and not _referencing(child):
+            (child_column, parent_column), = pairs
+            values = by_parent[parent_column]
+            for chunk in _chunks(list(values)):
+                for value, rows in connection.execute(select(child_column, func.count()).where(
+                        child_column.in_(chunk)).group_by(child_column)):
+                    counts.setdefault(values[value], collections.Counter())[child.name] += rows
+                if not dry_run:
+                    connection.execute(delete(child).where(child_column.in_(chunk)))
             continue
+        # A row that refers twice (two foreign keys), or that others refer to: found by its key, then followed.
         child_key = _single_key(child)
-        if _referencing(child):
-            if child_key is None:
-                raise RuntimeError(f"table {child.name} is referred to but has no single-column key to follow")
-            child_keys = list(connection.execute(select(child_key).where(where)).scalars())
-            _cascade(connection, child, child_key, child_keys, counts, dry_run=dry_run)
-        elif dry_run:
-            counts[child.name] += connection.execute(select(func.count()).select_from(child).where(where)).scalar_one()
-        else:
-            counts[child.name] += connection.execute(delete(child).where(where)).rowcount
-    if dry_run:
-        counts[table.name] += connection.execute(select(func.count()).select_from(table).where(
-            column.in_(keys))).scalar_one()
-    else:
-        counts[table.name] += connection.execute(delete(table).where(column.in_(keys))).rowcount
+        if child_key is None:
+            raise RuntimeError(f"table {child.name} refers to {table.name} twice or is referred to, but has no "
+                               "single-column key to follow")
+        child_owners: dict = {}
+        for _child_column, parent_column in pairs:
+            values = by_parent[parent_column]
+            for chunk in _chunks(list(values)):
+                for row in connection.execute(select(child_key, *(c for c, _ in pairs)).where(
+                        or_(*(c.in_(chunk) for c, p in pairs if p is parent_column)))):
+                    for child_column, parent in pairs:
+                        owner = by_parent[parent].get(row._mapping[child_column])
+                        if owner is not None:
+                            child_owners.setdefault(row[0], owner)
+                            break
+        _cascade(connection, child, child_key, child_owners, counts, dry_run=dry_run)
+    for chunk in _chunks(keys):
+        for key, rows in connection.execute(select(column, func.count()).where(column.in_(chunk)).group_by(column)):
+            counts.setdefault(owners[key], collections.Counter())[table.name] += rows
+        if not dry_run:
+            connection.execute(delete(table).where(column.in_(chunk)))
 
 
-def _purge_reads(connection: Connection, subjects: list[str], counts: collections.Counter, *, dry_run: bool) -> None:
-    """The reads recorded of a purged message or person (``personal_data_read.subject``, no foreign key)."""
-    if not subjects:
-        return
-    where = _READ.c.subject.in_(subjects)
-    if dry_run:
-        counts[_READ.name] += connection.execute(select(func.count()).select_from(_READ).where(where)).scalar_one()
-    else:
-        counts[_READ.name] += connection.execute(delete(_READ).where(where)).rowcount
+def _delete_owned(connection: Connection, column: Column, owners: dict, counts: Counts, *, dry_run: bool) -> None:
+    """Delete (or count) the rows whose ``column`` is a key of ``owners``, counted under their owner: rows that
+    refer to a purged thing without a foreign key (``personal_data_read.subject``) or that go with a person."""
+    for chunk in _chunks(list(owners)):
+        for key, rows in connection.execute(select(column, func.count()).where(column.in_(chunk)).group_by(column)):
+            counts.setdefault(owners[key], collections.Counter())[column.table.name] += rows
+        if not dry_run:
+            connection.execute(delete(column.table).where(column.in_(chunk)))
 
 
 # The run ---------------------------------------------------------------------------------------------------
@@ -319,27 +346,27 @@ class Purge:
         if not rows:
             return None, tally
         outcome, named, pending = self._classify(connection, [r.message_id for r in rows])
-        purged: list[tuple[str, collections.Counter]] = []
+        purged = [row.message_id for row in rows if outcome[row.message_id] == PURGED]
         for row in rows:
-            mid = row.message_id
-            kind = outcome[mid]
+            kind = outcome[row.message_id]
             if kind != PURGED:
                 tally[kind] += 1
-                if kind == PENDING:
-                    tally["pending_deliveries"].extend((mid, ident, state) for ident, state in pending[mid])
-                continue
-            counts: collections.Counter = collections.Counter()
-            _cascade(connection, _MESSAGE, _MESSAGE.c.message_id, [mid], counts, dry_run=self.dry_run)
-            _purge_reads(connection, [mid], counts, dry_run=self.dry_run)
-            purged.append((mid, counts))
-        for mid, counts in purged:
+            if kind == PENDING:
+                tally["pending_deliveries"].extend((row.message_id, ident, state)
+                                                   for ident, state in pending[row.message_id])
+        counts: Counts = {}
+        owners = {mid: mid for mid in purged}
+        _cascade(connection, _MESSAGE, _MESSAGE.c.message_id, owners, counts, dry_run=self.dry_run)
+        _delete_owned(connection, _READ.c.subject, owners, counts, dry_run=self.dry_run)
+        for mid in purged:
+            rows_of = counts.get(mid, collections.Counter())
             if audit is not None:
                 record_audit(audit, action="D", subtype="purge", agent=self.agent,
                              entities=[("message", mid)] + [("person", p) for p in sorted(named.get(mid, ()))],
-                             detail={"rows": dict(sorted(counts.items())), "retention_days": self.retention_days,
+                             detail={"rows": dict(sorted(rows_of.items())), "retention_days": self.retention_days,
                                      "cutoff": self.cutoff.isoformat()}, at=self.now)
             tally["purged"] += 1
-            tally["rows"].update(counts)
+            tally["rows"].update(rows_of)
             tally["purged_messages"].append(mid)
             tally["doomed"].add(mid)
         return (rows[-1].received_at, rows[-1].message_id), tally
@@ -398,55 +425,61 @@ class Purge:
         if not people:
             return None, tally
         held = held_people(connection)
-        removed: list[tuple[str, collections.Counter]] = []
+        ids = [row.id for row in people]
+        # What is left of them: records without a message (an agency's initial load), and when anything was last
+        # decided about those.
+        records: dict[str, list[int]] = collections.defaultdict(list)
+        last_decided: dict[str, dt.datetime] = {}
+        for chunk in _chunks(ids):
+            for record_id, person in connection.execute(select(_MP.c.id, _MP.c.person_id).where(
+                    _MP.c.person_id.in_(chunk), _MP.c.message_id.is_(None))):
+                records[person].append(record_id)
+            last_decided.update(connection.execute(
+                select(_MP.c.person_id, func.max(_DECISION.c.decided_at))
+                .join(_DECISION, _DECISION.c.record_id == _MP.c.id)
+                .where(_MP.c.person_id.in_(chunk), _MP.c.message_id.is_(None)).group_by(_MP.c.person_id)).all())
+        due = []
         for person, created_at in people:
             if person in held:
                 tally["people_held"] += 1
-                continue
-            # What is left of them: records without a message (an agency's initial load), and when they were
-            # last decided about.
-            records = list(connection.execute(select(_MP.c.id).where(_MP.c.person_id == person,
-                                                                      _MP.c.message_id.is_(None))).scalars())
-            last_decided = connection.execute(select(func.max(_DECISION.c.decided_at)).where(
-                _DECISION.c.record_id.in_(records))).scalar() if records else None
-            if max(created_at, last_decided or created_at) >= self.cutoff:
+            elif max(created_at, last_decided.get(person) or created_at) >= self.cutoff:
                 tally["people_recent"] += 1
-                continue
-            counts: collections.Counter = collections.Counter()
-            _cascade(connection, _MP, _MP.c.id, records, counts, dry_run=self.dry_run)
-            # A dry run cannot tell who would stay referenced once the messages are gone: it counts them all.
-            if not self.dry_run and self._referenced(connection, person):
-                if records:
-                    tally["people_records"] += 1
-                    removed.append((person, counts))
-                else:
-                    tally["people_referenced"] += 1
-                continue
-            # Proposals and rejection markers naming the person go with them: there is no one left to match.
-            where = _MATCH.c.candidate_person_id == person
-            counts[_MATCH.name] += (
-                connection.execute(select(func.count()).select_from(_MATCH).where(where)).scalar_one()
-                if self.dry_run else connection.execute(delete(_MATCH).where(where)).rowcount)
-            _purge_reads(connection, [person], counts, dry_run=self.dry_run)
-            counts[_PERSON.name] += (1 if self.dry_run else
-                                     connection.execute(delete(_PERSON).where(_PERSON.c.id == person)).rowcount)
-            removed.append((person, counts))
-        for person, counts in removed:
+            else:
+                due.append(person)
+        counts: Counts = {}
+        _cascade(connection, _MP, _MP.c.id, {r: p for p in due for r in records[p]}, counts, dry_run=self.dry_run)
+        # A dry run cannot tell who would stay referenced once the messages are gone: it counts them all.
+        referenced = set() if self.dry_run else self._referenced(connection, due)
+        owners = {p: p for p in due if p not in referenced}
+        # Proposals and rejection markers naming the person go with them (there is no one left to match), and
+        # the reads of their chronology.
+        _cascade(connection, _MATCH, _MATCH.c.candidate_person_id, owners, counts, dry_run=self.dry_run)
+        _delete_owned(connection, _READ.c.subject, owners, counts, dry_run=self.dry_run)
+        _delete_owned(connection, _PERSON.c.id, owners, counts, dry_run=self.dry_run)
+        for person in due:
+            rows_of = counts.get(person, collections.Counter())
+            if person in referenced:
+                tally["people_records" if records[person] else "people_referenced"] += 1
+                if not records[person]:
+                    continue   # nothing of theirs went: no record to write
+            else:
+                tally["people_removed"] += 1
             if audit is not None:
                 record_audit(audit, action="D", subtype="purge", agent=self.agent, entities=[("person", person)],
-                             detail={"rows": dict(sorted(counts.items())), "retention_days": self.retention_days,
+                             detail={"rows": dict(sorted(rows_of.items())), "retention_days": self.retention_days,
                                      "cutoff": self.cutoff.isoformat()}, at=self.now)
-            tally["rows"].update(counts)
-            tally["people_removed"] += 1 if counts[_PERSON.name] else 0
+            tally["rows"].update(rows_of)
         return people[-1].id, tally
 
-    def _referenced(self, connection: Connection, person: str) -> bool:
-        """Whether a row other than a proposal naming the person (a match candidate) refers to them: link history
-        of another person's record, an event, a relation or a flag of a message still kept."""
+    def _referenced(self, connection: Connection, people: list[str]) -> set[str]:
+        """The people a row other than a proposal naming them (a match candidate) refers to: link history of
+        another person's record, an event, a relation or a flag of a message still kept."""
+        found: set[str] = set()
         for child, pairs in _referencing(_PERSON):
             if child is _MATCH:
                 continue
             for child_column, _parent in pairs:
-                if connection.execute(select(child_column).where(child_column == person).limit(1)).first():
-                    return True
-        return False
+                for chunk in _chunks(people):
+                    found.update(connection.execute(select(child_column).where(child_column.in_(chunk))
+                                                    .distinct()).scalars())
+        return found
