@@ -111,6 +111,7 @@ def worker_command(once: bool, concurrency: int | None, per_destination: int | N
                                               dt.timedelta(seconds=backoff_cap_seconds)),
                               concurrency=concurrency, per_destination=per_destination,
                               housekeeping=_deadlines(settings, store, signer.get))
+        daily_purge = _daily_purge(settings, store)
     except ValueError as exc:
         store.close()
         raise click.ClickException(str(exc)) from None
@@ -125,6 +126,8 @@ def worker_command(once: bool, concurrency: int | None, per_destination: int | N
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if daily_purge is not None:
+            daily_purge.stop()
         worker.close()
         store.close()
     log.info("outbox worker %s stopped", worker.worker_id)
@@ -229,6 +232,18 @@ def retry_command(delivery_id: str) -> None:
     if delivery is None:
         raise click.ClickException(f"no delivery {delivery_id}; list them with 'gateway operator deliveries'")
     click.echo(f"Delivery {delivery_id} to {delivery.destination} is pending again.")
+
+
+def _daily_purge(settings: Settings, store):
+    """The retention purge, once a day in a thread beside deliveries, when ``retention_purge_daily`` is on
+    (docs/retention.md); None when it is off. Raises ValueError for another value."""
+    if settings.retention_purge_daily not in ("on", "off"):
+        raise ValueError(f"GATEWAY_RETENTION_PURGE_DAILY={settings.retention_purge_daily!r}: use on or off")
+    if settings.retention_purge_daily == "off":
+        return None
+    from gateway.retention.schedule import DailyPurge
+
+    return DailyPurge(store, settings.retention_days, clock=settings.clock()).start()
 
 
 def _deadlines(settings: Settings, store, signer):

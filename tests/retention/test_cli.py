@@ -82,3 +82,19 @@ def test_bad_settings_are_refused_clearly(gateway, runner):
         assert result.exit_code == 1 and expected in result.output, result.output
         assert "Traceback" not in result.output
     assert runner.invoke(main, ["retention", "purge", "--batch", "0"], env=env(gateway)).exit_code == 2
+
+
+def test_the_worker_runs_the_daily_purge_only_when_it_is_on(gateway, runner, deployment, caplog):
+    caplog.set_level("INFO", logger="gateway.retention.schedule")
+    worker_env = env(gateway, GATEWAY_CERTS_DIR=str(deployment.dir))
+    off = runner.invoke(main, ["worker", "--once"], env=worker_env)
+    assert off.exit_code == 0, off.output
+    assert not [r for r in caplog.records if r.name == "gateway.retention.schedule"]
+
+    on = runner.invoke(main, ["worker", "--once"], env=dict(worker_env, GATEWAY_RETENTION_PURGE_DAILY="on"))
+    assert on.exit_code == 0, on.output
+    assert [r.getMessage() for r in caplog.records if r.name == "gateway.retention.schedule"
+            and r.getMessage().startswith("daily retention purge")]
+
+    bad = runner.invoke(main, ["worker", "--once"], env=dict(worker_env, GATEWAY_RETENTION_PURGE_DAILY="daily"))
+    assert bad.exit_code == 1 and "GATEWAY_RETENTION_PURGE_DAILY='daily': use on or off" in bad.output
