@@ -241,12 +241,13 @@ def active() -> KeyRing:
     Raises :class:`~gateway.config.SettingsError` naming the setting when
     the keys cannot be loaded.
     """
+    global _ring
     ring = _ring
     if ring is not None:
         return ring
     with _ring_lock:
         if _ring is None:
-            globals()["_ring"] = KeyRing.from_settings(Settings.from_env())
+            _ring = KeyRing.from_settings(Settings.from_env())
         return _ring
 
 

@@ -21,7 +21,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
-from sqlalchemy import Table, Text, and_, bindparam, delete, func, not_, select, type_coerce, update
+from sqlalchemy import Table, Text, and_, delete, func, not_, select, type_coerce, update
 
 from gateway.store import crypto
 from gateway.store.crypto import EncryptedText, KeyedHash, KeyRing
@@ -97,14 +97,12 @@ def _rotate_table(store, ring: KeyRing, table: Table, columns: list, batch_size:
                   report: Callable[[Progress], None]) -> Progress:
     (key,) = table.primary_key.columns  # every encrypted table has a one-column key
     state = Progress(table.name)
-    query = (select(key, *(_raw(c).label(c.name) for c in columns)).where(key > bindparam("after"))
-             .order_by(key).limit(batch_size))
-    first = select(key, *(_raw(c).label(c.name) for c in columns)).order_by(key).limit(batch_size)
+    batch = select(key, *(_raw(c).label(c.name) for c in columns)).order_by(key).limit(batch_size)
     after = None
     while True:
         with store.transaction() as unit:
             connection = unit.session.connection()
-            rows = connection.execute(first if after is None else query, {} if after is None else {"after": after}).all()
+            rows = connection.execute(batch if after is None else batch.where(key > after)).all()
             for row in rows:
                 for column in columns:
                     stored = getattr(row, column.name)
