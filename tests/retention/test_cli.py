@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import select
+
+from gateway.audit.models import AuditEventRow
 from gateway.cli import main
 from gateway.retention.models import LegalHoldRow
+from gateway.store.engine import read_only
 from gateway.store.models import AcceptedMessageRow
 
 from tests.retention.conftest import NOW, OLD, RECENT, RETENTION_DAYS, Person
@@ -47,6 +51,13 @@ def test_holds_are_placed_listed_and_released_with_clear_refusals(gateway, runne
     twice = run("hold", "release", alex, "--reason", "Inquiry closed", "--by", "R. Manager")
     assert twice.exit_code == 1 and "no active legal hold" in twice.output
     assert gateway.count(LegalHoldRow.__table__) == 1
+    # Placing and releasing are audited (ids and codes only: the reason stays in legal_hold).
+    with read_only(gateway.store.engine) as connection:
+        audits = connection.execute(select(AuditEventRow.action, AuditEventRow.entities, AuditEventRow.detail).where(
+            AuditEventRow.subtype == "legal-hold").order_by(AuditEventRow.seq)).all()
+    assert [(a.action, json.loads(a.detail)["hold"]) for a in audits] == [("C", "placed"), ("U", "released")]
+    assert all(["person", alex] in json.loads(a.entities) for a in audits)
+    assert not any("Inquiry" in (a.entities + a.detail) for a in audits)
 
 
 def test_purge_dry_run_lists_then_the_purge_deletes_and_says_what(gateway, runner):

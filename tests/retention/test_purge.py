@@ -350,3 +350,47 @@ def test_a_purge_asked_to_stop_stops_between_batches(gateway):
     report = Purge(gateway.store, RETENTION_DAYS, NOW, batch=1, should_stop=lambda: next(asked, True)).run()
     assert report.stopped and report.purged == 1 and "stopped early" in report.summary()
     assert gateway.count(_MESSAGE) == 2
+
+
+@pytest.mark.postgres
+def test_a_hold_placed_while_a_purge_runs_is_seen_by_it(upgraded_postgres_schema):
+    """PostgreSQL: a purge batch locks legal_hold while it decides, so a hold being placed is waited for and seen,
+    never half-seen (SQLite has one writer: a hold and a batch never overlap there)."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from gateway.linkage.index import PersonIndex
+    from gateway.linkage.matching import MatchModel, normalise
+    from gateway.store import open_store
+    from gateway.store.models import AcceptedMessageRow as Message
+
+    store = open_store(upgraded_postgres_schema.url)
+    try:
+        with store.transaction() as unit:  # a message past retention naming Alex (written as the accept path does)
+            unit.session.execute(Message.__table__.insert(), {
+                "message_id": "urn:uuid:00000000-0000-4000-8000-00000000a1ex", "sender_agency": "urn:x", "received_at": OLD,
+                "message_timestamp": OLD, "payload_sha256": "0" * 64, "raw_message": "{}", "signed_message": "{}",
+                "response_status": 200, "response_body": "{}"})
+            record = normalise(given="Alex", family="Oldcase", birth_date="2010-01-02", nhs_number="9990001010")
+            alex = PersonIndex(unit.session.connection(), MatchModel.load()).add(
+                {"message_id": "urn:uuid:00000000-0000-4000-8000-00000000a1ex", "source": "urn:x",
+                 "source_record": "r1", "record_id": None, "resource": "Patient/child", "role": "child",
+                 **dataclasses.asdict(record), "postcode_district": None}, record, kind="child", now=OLD).person_id
+        result: dict = {}
+        with store.transaction() as unit:
+            place_hold(unit.session, alex, reason="Inquiry ref FIC-9", by="R. Manager", now=NOW)
+            purger = threading.Thread(target=lambda: result.update(report=Purge(store, RETENTION_DAYS, NOW).run()))
+            purger.start()
+            for _ in range(200):  # until the purge's batch waits for this transaction's hold
+                with store.engine.connect() as probe:
+                    if probe.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                          "AND query LIKE 'LOCK TABLE legal_hold%'")).scalar_one():
+                        break
+                time.sleep(0.02)
+        purger.join(timeout=60)
+        report = result["report"]
+        assert (report.held, report.purged, report.skipped_batches) == (1, 0, 0)
+    finally:
+        store.close()
