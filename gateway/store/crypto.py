@@ -182,8 +182,9 @@ class KeyRing:
                 raise ValueError("too short")
             clear = cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _aad(binding, key_id))
         except (InvalidTag, ValueError, binascii.Error):
-            raise DecryptionError(f"{binding}: a stored value under key {key_id!r} does not decrypt: it was altered, "
-                                  "or moved from another column") from None
+            raise DecryptionError(f"{binding}: a stored value under key {key_id!r} does not decrypt: it was altered "
+                                  f"or moved from another column, or the key file's {key_id!r} is not the key it "
+                                  "was encrypted with") from None
         return clear.decode("utf-8")
 
     def lookup_hash(self, value: str) -> str:
@@ -249,6 +250,31 @@ def active() -> KeyRing:
         if _ring is None:
             _ring = KeyRing.from_settings(Settings.from_env())
         return _ring
+
+
+def check_database(connection) -> None:
+    """Decrypt one stored envelope with the process's ring; raise if it cannot, naming the setting.
+
+    A start-up check (:meth:`gateway.store.SqlMessageStore.from_url`): a
+    key file that holds other keys than the database's (the wrong file, or a
+    key removed before its rotation ended) stops the gateway at once instead
+    of failing on the first read. Raises :class:`~gateway.config.SettingsError`
+    naming ``GATEWAY_DATA_KEYS``; an empty or never-encrypted database passes.
+    """
+    from sqlalchemy import select, type_coerce
+
+    from gateway.store.models import AcceptedMessageRow
+
+    column = AcceptedMessageRow.__table__.c.response_body
+    raw = type_coerce(column, Text)
+    stored = connection.execute(select(raw).where(raw.startswith(ENVELOPE_PREFIX)).limit(1)).scalar()
+    if stored is None:
+        return
+    try:
+        active().decrypt(stored, column.type.binding)
+    except DecryptionError as exc:
+        raise SettingsError(f"{_SETTING}: the data keys ({active().source}) do not decrypt this database's values: "
+                            f"{exc}") from None
 
 
 # -- column types --------------------------------------------------------------------------------------------

@@ -104,8 +104,9 @@ class SqlMessageStore:
         revision and the one needed, :class:`~gateway.store.engine.StoreConfigError`
         for an unsupported URL, SQLAlchemy's errors when the database
         cannot be reached, and :class:`~gateway.config.SettingsError` naming
-        ``GATEWAY_DATA_KEYS`` when the data keys cannot be loaded (checked
-        here, at start, rather than at the first encrypted value).
+        ``GATEWAY_DATA_KEYS`` when the data keys cannot be loaded or do not
+        decrypt the database's values (checked here, at start, rather than at
+        the first encrypted value).
         """
         from gateway.store import crypto
         from gateway.store.schema import require_current  # schema imports every sub-package's tables
@@ -114,6 +115,8 @@ class SqlMessageStore:
         engine = make_engine(url, **options)
         try:
             require_current(engine)
+            with read_only(engine) as connection:
+                crypto.check_database(connection)
         except BaseException:
             engine.dispose()
             raise

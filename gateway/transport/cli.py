@@ -27,7 +27,7 @@ def serve_command(certs_dir: Path, host: str, port: int, workers: int, threads: 
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from gateway.store.crypto import KeyRing
+    from gateway.store import crypto, open_store
     from gateway.store.engine import StoreConfigError
     from gateway.store.schema import require_current
     from gateway.transport.server import GatewayServer
@@ -37,7 +37,8 @@ def serve_command(certs_dir: Path, host: str, port: int, workers: int, threads: 
         server = GatewayServer(settings, host=host, port=port, workers=workers, threads=threads,
                                access_log=None if no_access_log else "-")
         require_current(settings.database_url)  # refuse at once, not in each worker process's warm-up
-        KeyRing.from_settings(settings)  # the data keys too (GATEWAY_DATA_KEYS)
+        crypto.use(crypto.KeyRing.from_settings(settings))  # the data keys too (GATEWAY_DATA_KEYS) ...
+        open_store(settings.database_url).close()  # ... and that they decrypt this database's values
     except (SettingsError, PKIError, StoreConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     except SQLAlchemyError as exc:

@@ -227,3 +227,53 @@ def test_commands_refuse_to_start_without_their_keys(command, fresh_process, tmp
     assert result.exit_code != 0
     assert "GATEWAY_DATA_KEYS" in result.output and "cannot read the key file" in result.output
     assert "Traceback" not in result.output
+
+
+def _accept_one(store, message_id: str = "urn:uuid:enc-2") -> None:
+    import datetime as dt
+
+    from gateway.store.interfaces import AcceptedMessage
+
+    now = dt.datetime.now(dt.timezone.utc)
+    with store.transaction() as unit:
+        unit.messages.add(AcceptedMessage(
+            message_id=message_id, sender_agency="urn:x-safeguarding:agency:school:999101", received_at=now,
+            message_timestamp=now, payload_sha256="0" * 64, raw_message="{}", signed_message="{}",
+            response_status=200, response_body="{}"))
+
+
+def test_a_key_file_that_does_not_decrypt_the_database_is_found_at_start(store, tmp_path):
+    """The wrong file (same key id, another key) is found by the start-up check, not at the first read."""
+    with ring_in_use(ring()):
+        _accept_one(store)
+        with store.engine.connect() as connection:
+            crypto.check_database(connection)  # the right keys pass
+    wrong = write_key_file(tmp_path / "wrong.json", {"k1": b"w" * 32}, "k1")
+    with ring_in_use(KeyRing.load(wrong)), store.engine.connect() as connection:
+        with pytest.raises(SettingsError, match="GATEWAY_DATA_KEYS.*do not decrypt this database.*not the key it"):
+            crypto.check_database(connection)
+    with ring_in_use(ring("k2", ("k2",))), store.engine.connect() as connection:
+        with pytest.raises(SettingsError, match="GATEWAY_DATA_KEYS.*key 'k1', which the key ring"):
+            crypto.check_database(connection)
+
+
+def test_a_command_with_the_wrong_key_file_stops_naming_it(fresh_process, tmp_path, upgraded_sqlite):
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+    from gateway.store import open_store
+
+    url = upgraded_sqlite(tmp_path / "g.sqlite3")
+    right = write_key_file(tmp_path / "right.json", {"k1": b"r" * 32}, "k1")
+    with ring_in_use(KeyRing.load(right)):
+        made = open_store(url)
+        _accept_one(made)
+        made.close()
+    wrong = write_key_file(tmp_path / "wrong.json", {"k1": b"w" * 32}, "k1")
+    result = CliRunner().invoke(main, ["people", "export"], env={"GATEWAY_DATA_KEYS": str(wrong),
+                                                                 "GATEWAY_DATABASE_URL": url})
+    assert result.exit_code != 0 and "do not decrypt this database" in result.output
+    assert "Traceback" not in result.output
+    ok = CliRunner().invoke(main, ["keys", "status"], env={"GATEWAY_DATA_KEYS": str(right),
+                                                           "GATEWAY_DATABASE_URL": url})
+    assert ok.exit_code == 0, ok.output
