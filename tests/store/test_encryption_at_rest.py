@@ -319,3 +319,20 @@ def test_gateway_keys_commands(tmp_path, keys_back, upgraded_sqlite):
     assert status.exit_code == 0 and "current key b; keys held: a, b" in status.output
     bad = runner.invoke(main, ["keys", "rotate"], env={**env, "GATEWAY_DATA_KEYS": str(tmp_path / "none.json")})
     assert bad.exit_code != 0 and "GATEWAY_DATA_KEYS" in bad.output
+
+
+def test_a_tampered_or_moved_ciphertext_in_the_database_fails_loudly(store, keys_back):
+    """Edited by raw SQL, the way someone with the database but not the keys could: never read as a value."""
+    crypto.use(ring("k1"))
+    mp = MessagePersonRow.__table__
+    with store.transaction() as unit:
+        unit.session.connection().execute(insert(mp).values(resource="Patient/x", role="child", given="mia rose",
+                                                            family="parker"))
+    given, family = (_raw_values(store.engine, mp.c.given)[0], _raw_values(store.engine, mp.c.family)[0])
+    flipped = given[:-3] + ("A" if given[-3] != "A" else "B") + given[-2:]
+    for stored, error in ((flipped, "message_person.given: .* does not decrypt"),
+                          (family, "message_person.given: .* moved from another column")):
+        with store.transaction() as unit:
+            unit.session.connection().execute(mp.update().values(given=type_coerce(stored, Text)))
+        with store.engine.connect() as connection, pytest.raises(DecryptionError, match=error):
+            connection.execute(select(mp.c.given)).all()
