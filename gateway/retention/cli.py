@@ -137,7 +137,7 @@ def purge_command(dry_run: bool, batch: int, agent: str) -> None:
     message and person gets an audit record. The counts add up: every
     message is purged, kept or held.
     """
-    from gateway.retention.purge import Purge
+    from gateway.retention.purge import DRY_RUN_PEOPLE_LIMIT, Purge
 
     settings = _settings()
     store = _store(settings)
@@ -165,6 +165,9 @@ def purge_command(dry_run: bool, batch: int, agent: str) -> None:
     click.echo(f"people with no message left: {report.people_removed} {people}, {report.people_records + report.people_referenced} left "
                f"as a bare id (named in other records' link history), {report.people_held} held, "
                f"{report.people_recent} active within retention")
+    if not report.people_foreseen:
+        click.echo(f"(the dry run counts only the people who have no message now: past {DRY_RUN_PEOPLE_LIMIT} "
+                   "messages it does not foresee those the purge would leave with none)")
     if report.skipped_batches:
         click.echo(f"{report.skipped_batches} batches gave way to the gateway's traffic and are left for the next run",
                    err=True)

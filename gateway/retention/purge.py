@@ -71,6 +71,9 @@ _READ = PersonalDataReadRow.__table__
 
 DEFAULT_BATCH = 100
 MAX_BATCH = 1000
+#: A dry run foresees the people its messages would leave with none up to this many messages (it names them
+#: in SQL); past it, it counts only the people who have no message already, and says so.
+DRY_RUN_PEOPLE_LIMIT = 5000
 #: How long a purge batch on PostgreSQL waits for a lock the gateway's traffic holds before it gives up.
 LOCK_TIMEOUT = "500ms"
 #: Times a batch that gave up on a lock is tried again before it is left for the next run.
@@ -102,12 +105,13 @@ class PurgeReport:
     purged_messages: list[str] = dataclasses.field(default_factory=list)
     pending_deliveries: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # message, id, state
     people_removed: int = 0     # person rows deleted
-    people_records: int = 0     # people whose remaining records (an initial load's) were purged
+    people_records: int = 0     # their remaining records (an initial load's) purged; the id, still referred to, kept
     people_held: int = 0        # people with no message left, kept by a hold
     people_recent: int = 0      # people with no message left, active within the period
-    people_referenced: int = 0  # records purged, but the person id is still named in link history
+    people_referenced: int = 0  # nothing of theirs left to purge; the id is still referred to (link history)
     skipped_batches: int = 0    # batches left for the next run (locks held by the gateway's traffic)
     stopped: bool = False       # asked to stop between batches: the rest is left for the next run
+    people_foreseen: bool = True  # dry run: False when too many messages to foresee the people they leave
 
     @property
     def kept(self) -> int:
@@ -119,7 +123,8 @@ class PurgeReport:
 
     def summary(self) -> str:
         verb = "would be purged" if self.dry_run else "purged"
-        return (("stopped early: " if self.stopped else "") + f"{self.total} messages = {self.purged} {verb} + {self.kept} kept ({self.recent} within retention, "
+        return (("stopped early: " if self.stopped else "")
+                + f"{self.total} messages = {self.purged} {verb} + {self.kept} kept ({self.recent} within retention, "
                 f"{self.active} about someone active within it, {self.pending} with a delivery still open) + "
                 f"{self.held} held")
 
@@ -291,6 +296,8 @@ class Purge:
                 self._doomed.update(value)
             elif isinstance(value, list):
                 getattr(self.report, name).extend(value)
+            elif isinstance(value, bool):
+                self.report.people_foreseen = self.report.people_foreseen and value
             else:
                 setattr(self.report, name, getattr(self.report, name) + value)
         if self.progress is not None and tally.get("purged"):
@@ -416,7 +423,10 @@ class Purge:
                        "people_referenced": 0, "rows": collections.Counter()}
         with_message = [_MP.c.person_id == _PERSON.c.id, _MP.c.message_id.is_not(None)]
         if self.dry_run and self._doomed:  # in a dry run, the messages it would purge count as gone
-            with_message.append(_MP.c.message_id.not_in(sorted(self._doomed)))
+            if len(self._doomed) <= DRY_RUN_PEOPLE_LIMIT:
+                with_message.append(_MP.c.message_id.not_in(sorted(self._doomed)))
+            else:
+                tally["people_foreseen"] = False
         query = select(_PERSON.c.id, _PERSON.c.created_at).where(~exists().where(*with_message)).order_by(
             _PERSON.c.id).limit(self.batch)
         if after is not None:

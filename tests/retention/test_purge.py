@@ -394,3 +394,15 @@ def test_a_hold_placed_while_a_purge_runs_is_seen_by_it(upgraded_postgres_schema
         assert (report.held, report.purged, report.skipped_batches) == (1, 0, 0)
     finally:
         store.close()
+
+
+def test_a_large_dry_run_says_it_does_not_foresee_the_people(gateway, monkeypatch):
+    import gateway.retention.purge as purge_module
+
+    gateway.send(ALEX, OLD)
+    gateway.acknowledge_all()
+    assert gateway.purge(dry_run=True).people_removed == 1
+    monkeypatch.setattr(purge_module, "DRY_RUN_PEOPLE_LIMIT", 0)
+    dry = gateway.purge(dry_run=True)
+    assert (dry.purged, dry.people_removed, dry.people_foreseen) == (1, 0, False)
+    assert gateway.purge().people_removed == 1 and gateway.purge().people_foreseen
