@@ -129,6 +129,7 @@ _DUE = (_DELIVERY.c.mode == PUSH, _DELIVERY.c.state.in_(OPEN_STATES),
             and_(_DELIVERY.c.state == IN_FLIGHT, _DELIVERY.c.lease_until <= _NOW)),
         _DELIVERY.c.expires_at > _NOW)
 _ANY_DUE = select(_DELIVERY.c.id).where(*_DUE).limit(1)
+_ANY_DUE_WITH_ROOM = _ANY_DUE.where(_DELIVERY.c.destination.not_in(bindparam("b_full", expanding=True)))
 # Deliveries in flight per destination under a live claim (a lapsed one is claimable, so it does not count).
 _IN_FLIGHT_BY_DESTINATION = (select(_DELIVERY.c.destination, func.count())
                              .where(_DELIVERY.c.mode == PUSH, _DELIVERY.c.state == IN_FLIGHT,
@@ -224,9 +225,8 @@ class SqlOutbox:
         room: dict[str, int] | None = None
         params: dict = {"b_now": now}
         if per_destination is not None:
-            busy = dict(connection.execute(_IN_FLIGHT_BY_DESTINATION, {"b_now": now}).all())
-            room = collections.defaultdict(lambda: per_destination,
-                                           {d: per_destination - n for d, n in busy.items()})
+            room = collections.defaultdict(lambda: per_destination, {
+                d: per_destination - n for d, n in _in_flight(connection, now).items()})
             params["b_full"] = [d for d, left in room.items() if left <= 0]
         # Capped, a few more rows than wanted are read (and briefly locked): those of a destination
         # with no room left are passed over.
@@ -384,9 +384,24 @@ class SqlOutbox:
         return _delivery(row)
 
 
-def any_due(connection, now: dt.datetime) -> bool:
-    """Return whether a push delivery is due at ``now`` (a read: a worker asks before it claims)."""
-    return connection.execute(_ANY_DUE, {"b_now": now}).first() is not None
+def any_due(connection, now: dt.datetime, per_destination: int | None = None) -> bool:
+    """Return whether a push delivery is due at ``now`` (a read: a worker asks before it claims); with
+    ``per_destination``, one whose destination has room under that cap (as :meth:`SqlOutbox.claim` counts),
+    so a worker whose due deliveries all wait for a busy destination does not take the write lock for
+    nothing."""
+    if per_destination is None:
+        return connection.execute(_ANY_DUE, {"b_now": now}).first() is not None
+    full = _full_destinations(connection, now, per_destination)
+    return connection.execute(_ANY_DUE_WITH_ROOM, {"b_now": now, "b_full": full}).first() is not None
+
+
+def _in_flight(connection, now: dt.datetime) -> dict[str, int]:
+    """Deliveries in flight under a live claim at ``now``, per destination."""
+    return dict(connection.execute(_IN_FLIGHT_BY_DESTINATION, {"b_now": now}).all())
+
+
+def _full_destinations(connection, now: dt.datetime, per_destination: int) -> list[str]:
+    return [d for d, n in _in_flight(connection, now).items() if n >= per_destination]
 
 
 @functools.lru_cache(maxsize=64)

@@ -334,7 +334,7 @@ class OutboxWorker:
     # Steps ---------------------------------------------------------------------------------------
     def _anything_due(self, now: dt.datetime) -> bool:
         with read_only(self.store.engine) as connection:
-            return any_due(connection, now)
+            return any_due(connection, now, self.per_destination)
 
     def expire(self) -> int:
         """Dead-letter every open delivery past its maximum age that no live claim holds; return how many."""

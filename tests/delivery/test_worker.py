@@ -288,13 +288,13 @@ def test_a_hung_endpoint_holds_only_its_cap_of_slots_and_others_are_delivered_me
 
     def healthy_done() -> bool:
         seen_hung.append(hung_in_flight())
-        return len(healthy.receipts.applied()) == len(to_healthy)
+        return [row.state for row in _deliveries(store) if row.destination == LA] == [ACKNOWLEDGED] * len(to_healthy)
 
     _turn_until(worker, healthy_done)
     # Every healthy delivery went through while the hung endpoint held its two slots, and no more.
     assert max(seen_hung) == 2 and hung_in_flight() == 2
     rows = {row.payload_message_id: row for row in _deliveries(store)}
-    assert {rows[r.message_id].state for r in to_healthy} == {ACKNOWLEDGED}
+    assert sorted(a.message_id for a in healthy.receipts.applied()) == sorted(r.message_id for r in to_healthy)
     assert sorted(rows[r.message_id].state for r in to_hung) == [IN_FLIGHT, IN_FLIGHT, PENDING, PENDING]
 
     # The hung attempts time out and go back with backoff; the other two then get their turn (and time out).
@@ -349,3 +349,18 @@ def test_the_per_destination_cap_counts_every_workers_live_claims(store, accept,
     assert claim("B") == []                        # LA has two in flight (A's), LA2 nothing left
     # A's claims lapsed: they no longer count, and B takes them over (LA2's too), within the cap.
     assert claim("B", T0 + lease) == [LA2, LA, LA]
+
+
+def test_nothing_is_due_for_a_worker_when_every_due_delivery_waits_for_a_full_destination(store, accept, step_to):
+    from gateway.delivery.services import any_due
+    from gateway.store.engine import read_only
+
+    directory = _school_directory("https://127.0.0.1:9/")
+    for _ in range(3):
+        accept(store, step_to(directory, LA))
+    with store.transaction() as unit:
+        SqlOutbox(unit.session).claim(now=T0, limit=2, worker="A", lease=dt.timedelta(minutes=1), per_destination=2)
+    with read_only(store.engine) as connection:
+        assert any_due(connection, T0)                         # one is due...
+        assert not any_due(connection, T0, per_destination=2)  # ...but its destination has no room
+        assert any_due(connection, T0, per_destination=3)
