@@ -90,7 +90,10 @@ def _connect_schools(directory, batches) -> None:
                 directory.add_district(district, "850")
 
 
-def _run(batches: list[bytes], *, linkage: bool, workdir: Path, certs: Path) -> dict:
+def _run(batches: list[bytes], *, linkage: bool, workdir: Path, certs: Path, name: str | None = None,
+         **settings) -> dict:
+    """One run of the accept path into a fresh database ``workdir/name``; ``settings`` override the gateway's
+    (bench/audit.py switches the audit log and encryption at rest)."""
     from gateway.app import create_app
     from gateway.config import Settings
     from gateway.delivery.views import close_store
@@ -100,13 +103,13 @@ def _run(batches: list[bytes], *, linkage: bool, workdir: Path, certs: Path) -> 
     from gateway.transport.middleware import AGENCY_KEY
     from gateway.transport.views import CLOCK_KEY, STEPS_EXTENSION, close_intake, intake_for
 
-    url = f"sqlite:///{workdir / ('with' if linkage else 'without')}.sqlite3"
+    url = f"sqlite:///{workdir / (name or ('with' if linkage else 'without'))}.sqlite3"
     schema.upgrade(url)
     store = open_store(url)
     directory = Directory(store.engine)
     directory.load_seed()
     _connect_schools(directory, batches)
-    app = create_app(Settings(database_url=url, certs_dir=certs))
+    app = create_app(Settings(database_url=url, certs_dir=certs, **settings))
     app.config.update(TESTING=True, **{CLOCK_KEY: lambda: NOW})
     intake_for(app)
     if not linkage:  # the accept steps as they were before step 5: routing and the outbox

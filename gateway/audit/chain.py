@@ -15,8 +15,9 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from json.encoder import encode_basestring
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from gateway.audit.models import AuditChainHeadRow, AuditEventRow
@@ -59,6 +60,28 @@ def canonical_record(*, recorded: str, action: str, subtype: str, outcome: str, 
     """Return the RFC 8785 canonical JSON of one record's content (what its hash covers)."""
     return canonical_json({"recorded": recorded, "action": action, "subtype": subtype, "outcome": outcome,
                            "agent": agent, "entities": entities, "detail": detail})
+
+
+# A JSON string as RFC 8785 writes it: UTF-8 as is, only '"', '\\' and control characters escaped (the short
+# forms, else lowercase \u00xx); which is what the json module's encoder does with ensure_ascii off (in C).
+_json_string = encode_basestring
+
+
+def canonical_from_columns(recorded: str, action: str, subtype: str, outcome: str, agent: str, entities: str,
+                           detail: str | None) -> bytes:
+    """Return :func:`canonical_record` of a record from its stored columns, without parsing them.
+
+    ``entities`` and ``detail`` are stored as their own RFC 8785 JSON, which
+    is exactly how they appear inside the record's; so the record's
+    canonical form is the columns put together in JCS key order. The
+    writer builds it the same way (one form for both), and the tests check
+    it against the rfc8785 library for every kind of value. A column
+    edited to other JSON (even with the same meaning) no longer fits its hash.
+    """
+    return (f'{{"action":{_json_string(action)},"agent":{_json_string(agent)},"detail":'
+            f'{"null" if detail is None else detail},"entities":{entities},"outcome":{_json_string(outcome)},'
+            f'"recorded":{_json_string(recorded)},"subtype":{_json_string(subtype)}}}'
+            ).encode("utf-8")
 
 
 def chain_hash(prev_hash: str, canonical: bytes) -> str:
@@ -112,11 +135,11 @@ def record_audit(session_or_connection: Session | Connection, *, action: str, su
     if not enabled():
         return None
     pairs = [[str(kind), str(ident)] for kind, ident in entities]
-    canonical = canonical_record(recorded=recorded, action=action, subtype=subtype, outcome=outcome, agent=agent,
-                                 entities=pairs, detail=detail)
+    entities_text = canonical_json(pairs).decode("utf-8")
+    detail_text = None if detail is None else canonical_json(detail).decode("utf-8")
+    canonical = canonical_from_columns(recorded, action, subtype, outcome, agent, entities_text, detail_text)
     row = {"recorded_at": dt.datetime.fromisoformat(recorded), "action": action, "subtype": subtype,
-           "outcome": outcome, "agent": agent, "entities": json.dumps(pairs, separators=(",", ":")),
-           "detail": None if detail is None else json.dumps(detail, separators=(",", ":"), sort_keys=True)}
+           "outcome": outcome, "agent": agent, "entities": entities_text, "detail": detail_text}
     if isinstance(session_or_connection, Session):
         pending = session_or_connection.info.get(PENDING)
         if pending is not None:
@@ -218,6 +241,31 @@ def stored_records(connection: Connection, *, after: int = 0, since: dt.datetime
         if len(rows) < batch:
             return
         after = rows[-1][0]
+
+
+# The columns verify needs, ``recorded_at`` already in the canonical form (the database formats it: no
+# datetime objects are made for a million rows). SQLAlchemy keeps SQLite's datetimes as
+# "YYYY-MM-DD HH:MM:SS.ffffff" in UTC (gateway.store.models.UTCDateTime).
+_RAW_RECORDED = {
+    "sqlite": "replace(recorded_at, ' ', 'T') || 'Z'",
+    "postgresql": """to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+}
+
+
+def raw_records(connection: Connection, *, batch: int = 20_000) -> Iterator[tuple]:
+    """Yield ``(seq, recorded, action, subtype, outcome, agent, entities, detail, prev_hash, hash)`` as
+    stored, in order, read ``batch`` at a time (``recorded`` as in the canonical form): what ``gateway
+    audit verify`` walks."""
+    sql = (f"SELECT seq, {_RAW_RECORDED[connection.dialect.name]}, action, subtype, outcome, agent, entities, "
+           "detail, prev_hash, hash FROM audit_event ORDER BY seq")
+    # One query read as it streams (a server-side cursor on PostgreSQL, SQLite's own stepping), ``batch``
+    # rows at a time: bounded memory, and no query per batch.
+    result = connection.execution_options(stream_results=True, yield_per=batch).execute(text(sql))
+    try:
+        for rows in result.partitions(batch):
+            yield from rows
+    finally:  # a walk that stops early closes the server-side cursor at once
+        result.close()
 
 
 def head(connection: Connection) -> tuple[int, str] | None:

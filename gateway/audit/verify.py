@@ -10,12 +10,14 @@ checked, and its hash compared with the chain's at its sequence number.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 
 from sqlalchemy import Connection, select
 
-from gateway.audit.chain import GENESIS, chain_hash, head, stored_records
+from gateway.audit.chain import GENESIS, canonical_from_columns, head, raw_records
 from gateway.audit.checkpoints import checkpoints, signature_problem
 from gateway.audit.models import AuditEventRow
 from gateway.signing.signatures import TrustAnchor
@@ -104,25 +106,33 @@ def verify(connection: Connection, trust: TrustAnchor | None, *, now: dt.datetim
 
     expected, prev = 1, GENESIS
     broken: Problem | None = None
-    for record in stored_records(connection, batch=batch):
-        if record.seq != expected:
-            broken = Problem(expected, "missing", f"records {expected} to {record.seq - 1} are missing (deleted)"
-                             if record.seq - 1 > expected else f"record {expected} is missing (deleted)")
-            break
-        if record.prev_hash != prev:
-            broken = _broken_link(connection, record.seq, prev, record.prev_hash)
-            break
-        if chain_hash(prev, record.canonical()) != record.hash:
-            broken = Problem(record.seq, "edited", "its content does not match its hash: it was changed after "
-                             "it was written")
-            break
-        for mark in by_seq.get(record.seq, ()):
-            if mark.hash != record.hash:
-                report.problems.append(Problem(record.seq, "checkpoint-mismatch",
-                                               f"checkpoint {mark.id} signed another hash for this record: the "
-                                               "chain was rewritten from here or before"))
-        prev, expected = record.hash, expected + 1
-        report.records += 1
+    link_break: tuple | None = None
+    sha256, fromhex = hashlib.sha256, bytes.fromhex
+    walk = contextlib.closing(raw_records(connection, batch=batch))
+    with walk as rows:
+        for seq, recorded, action, subtype, outcome, agent, entities, detail, prev_hash, stored_hash in rows:
+            if seq != expected:
+                broken = Problem(expected, "missing", f"records {expected} to {seq - 1} are missing (deleted)"
+                                 if seq - 1 > expected else f"record {expected} is missing (deleted)")
+                break
+            if prev_hash != prev:
+                link_break = (seq, prev, prev_hash)  # looked into once the walk's cursor is closed
+                break
+            canonical = canonical_from_columns(recorded, action, subtype, outcome, agent, entities, detail)
+            if sha256(fromhex(prev) + canonical).hexdigest() != stored_hash:
+                broken = Problem(seq, "edited", "its content does not match its hash: it was changed after it was "
+                                 "written")
+                break
+            if seq in by_seq:
+                for mark in by_seq[seq]:
+                    if mark.hash != stored_hash:
+                        report.problems.append(Problem(
+                            seq, "checkpoint-mismatch", f"checkpoint {mark.id} signed another hash for this "
+                            "record: the chain was rewritten from here or before"))
+            prev, expected = stored_hash, expected + 1
+    if link_break is not None:
+        broken = _broken_link(connection, *link_break)
+    report.records = expected - 1
     last = expected - 1
     if broken is None and report.head_seq is not None:
         if last < report.head_seq:

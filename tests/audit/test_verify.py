@@ -38,6 +38,13 @@ def _forged(prev_hash: str, at: dt.datetime = T0) -> dict:
             "hash": chain_hash(prev_hash, canonical_record(**content))}
 
 
+def _as_stored(store, forged: dict) -> dict:
+    """``forged`` with its time as the store keeps it (SQLAlchemy's text on SQLite), as a careful forger writes it."""
+    if store.engine.dialect.name == "sqlite":
+        return forged | {"recorded_at": forged["recorded_at"].strftime("%Y-%m-%d %H:%M:%S.%f")}
+    return forged
+
+
 def _hash_of(store, seq: int) -> str:
     from sqlalchemy import text
 
@@ -66,7 +73,7 @@ def test_an_edited_record_is_found(store, verify_now):
 
 def test_an_edited_record_whose_hash_was_recomputed_is_found(store, verify_now):
     append(store, 30)
-    forged = _forged(_hash_of(store, 16))
+    forged = _as_stored(store, _forged(_hash_of(store, 16)))
     tamper(store.engine, "UPDATE audit_event SET action = 'R', subtype = 'read', entities = '[]', detail = NULL, "
            "agent = :agent, recorded_at = :recorded_at, hash = :hash WHERE seq = 17", **{
                k: forged[k] for k in ("agent", "recorded_at", "hash")})
@@ -90,7 +97,7 @@ def test_deleted_last_records_are_found(store, verify_now):
 
 def test_a_record_inserted_in_the_middle_is_found(store, verify_now):
     append(store, 30)
-    forged = _forged(_hash_of(store, 11)) | {"seq": 12}
+    forged = _as_stored(store, _forged(_hash_of(store, 11)) | {"seq": 12})
     tamper(store.engine, *_SHIFT_UP, _INSERT, "UPDATE audit_chain_head SET seq = seq + 1", k=12, **forged)
     problem = _only(verify_now(store.engine))
     assert (problem.seq, problem.kind) == (12, "inserted")
@@ -98,7 +105,7 @@ def test_a_record_inserted_in_the_middle_is_found(store, verify_now):
 
 def test_a_record_with_made_up_hashes_inserted_is_found(store, verify_now):
     append(store, 30)
-    forged = _forged("ab" * 32) | {"seq": 12}
+    forged = _as_stored(store, _forged("ab" * 32) | {"seq": 12})
     tamper(store.engine, *_SHIFT_UP, _INSERT, "UPDATE audit_chain_head SET seq = seq + 1", k=12, **forged)
     problem = _only(verify_now(store.engine))
     assert (problem.seq, problem.kind) == (12, "inserted")
@@ -106,7 +113,7 @@ def test_a_record_with_made_up_hashes_inserted_is_found(store, verify_now):
 
 def test_a_record_added_past_the_head_is_found(store, verify_now):
     append(store, 30)
-    tamper(store.engine, _INSERT, **_forged(_hash_of(store, 30)) | {"seq": 31})
+    tamper(store.engine, _INSERT, **_as_stored(store, _forged(_hash_of(store, 30)) | {"seq": 31}))
     problem = _only(verify_now(store.engine))
     assert (problem.seq, problem.kind) == (31, "inserted")
 
