@@ -83,6 +83,9 @@ class DeliveryRow(Base):
         Index("ix_delivery_mailbox", "destination", "state"),
         Index("ix_delivery_message", "message_id"),
         Index("ix_delivery_expiry", "state", "expires_at"),
+        # The console's inbox (revision 0006): an agency's deliveries in order of receipt, and one message's.
+        Index("ix_delivery_inbox_received", "destination", "created_at", "kind", "message_id", "id"),
+        Index("ix_delivery_inbox_message", "destination", "message_id", "kind", "created_at", "id"),
     )
 
 

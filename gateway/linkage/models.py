@@ -222,6 +222,8 @@ class DeadlineRow(Base):
         UniqueConstraint("message_id", "agency", "kind", name="uq_deadline_once"),
         Index("ix_deadline_open", "met_at", "due_at"),
         Index("ix_deadline_agency", "agency", "kind"),
+        # The console's inbox (revision 0006): an agency's deadlines in due order.
+        Index("ix_deadline_inbox_due", "agency", "due_at", "kind", "met_at", "message_id"),
     )
 
 

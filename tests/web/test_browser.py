@@ -281,6 +281,10 @@ def test_police_and_operator_pages_are_accessible(server, as_agency):
     operator = as_agency(GATEWAY)
     visit(operator, server.url + "/")
     assert operator.url.endswith("/operator")
+    # The accessibility statement, from every page's footer.
+    operator.get_by_role("link", name="Accessibility statement").click()
+    accessible(operator)
+    assert operator.get_by_role("heading", name="Accessibility statement", level=1).is_visible()
     la = as_agency(HAMPSHIRE)
     visit(la, server.url + "/la/matches")
     la.get_by_role("link", name=re.compile("^School concern")).first.click()

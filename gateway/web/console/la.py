@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import orjson
 from flask import abort, current_app, redirect, request, url_for
 from sqlalchemy import select
@@ -23,10 +25,13 @@ from gateway.signing.signatures import TrustAnchor, UntrustedMessage, verify_mes
 from gateway.transport.views import intake_for
 from gateway.web.console import pictures, queries
 from gateway.web.console.common import (
+    RISK_COLOURS,
     agency_names,
     blueprint,
     check_csrf,
     for_kind,
+    format_when,
+    links,
     now,
     reading,
     record,
@@ -53,8 +58,9 @@ def inbox(agency: str):
         page = queries.inbox(connection, agency, query, now=at)
         choices = queries.inbox_filters()
         name = agency_names(connection)
+        link = links("console.referral", "message_id")
         for row in page["rows"]:
-            row["sender_name"] = name(row["sender"])
+            row["sender_name"], row["href"] = name(row["sender"]), link(row["message_id"])
     record(agency, "console-inbox", None, at)
     return render("console/inbox.html", agency, "Inbox", page=page, query=query, choices=choices,
                   sorts=queries.INBOX_SORTS, statuses=queries.INBOX_STATUSES)
@@ -197,7 +203,41 @@ def chronology_page(agency: str, person_id: str):
     record(agency, "chronology", person_id, at)
     layout = pictures.timeline(view["events"], view["escalations"], {e["agency"]: e["agency_name"]
                                                                       for e in view["events"]})
-    return render("console/chronology.html", agency, "Chronology", view=view, layout=layout, person_id=person_id)
+    link = links("console.referral", "message_id")
+    return render("console/chronology.html", agency, "Chronology", view=view, layout=layout, person_id=person_id,
+                  rows=[_chronology_row(event, link) for event in view["events"]])
+
+
+class ChronologyRow(NamedTuple):
+    """One event of the chronology's table, as shown (built here: a page of hundreds of events spends its time
+    in the template otherwise)."""
+
+    when: str
+    agency_name: str
+    href: str
+    kind_display: str
+    summary: str
+    about: str
+    risk: str | None
+    risk_colour: str
+    flags: list[tuple[str, str]]
+
+
+def _chronology_row(event: dict, link) -> ChronologyRow:
+    flags = []
+    if event["late_days"]:
+        flags.append((f"Sent {event['late_days']} days late", "red"))
+    flags += [(f"{d['kind'].replace('-', ' ').capitalize()} late", "red") for d in event["deadlines"] if d["late"]]
+    if event["version"] > 1:
+        flags.append((f"Version {event['version']}", "yellow"))
+    if event["possible_duplicates"]:
+        flags.append(("Possible duplicate", "yellow"))
+    return ChronologyRow(
+        when=format_when(event["occurred_at"] or event["recorded_at"] or event["received_at"]),
+        agency_name=event["agency_name"], href=link(event["message_id"]),
+        kind_display=event["kind_display"], summary=event["summary"],
+        about="The child" if event["about"] == "child" else "Household", risk=event["risk"],
+        risk_colour=RISK_COLOURS.get(event["risk"], "grey"), flags=flags)
 
 
 @blueprint.get("/la/matches")
