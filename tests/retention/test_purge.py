@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import select, update
 
 from gateway.audit.models import AuditEventRow
+from gateway.audit.export import audit_events
 from gateway.audit.verify import verify
 from gateway.delivery.models import DeliveryRow
 from gateway.linkage.models import PersonalDataReadRow, PersonRow
+from gateway.model.fhir import validate_resource
 from gateway.retention.holds import place_hold, place_household_holds, release_hold
 from gateway.retention.purge import Purge, _referencing
 from gateway.store.engine import read_only
@@ -86,9 +88,14 @@ def test_old_messages_go_from_every_table_recent_ones_stay_and_the_counts_add_up
     assert audits[0]["action"] == "D" and audits[0]["detail"]["rows"]["accepted_message"] == 1
     assert audits[0]["detail"]["retention_days"] == RETENTION_DAYS
     assert sum(a["detail"]["rows"].get("delivery", 0) for a in audits) == before["delivery.message_id"]
-    # The audit log is never purged: its chain is whole.
+    # The audit log is never purged: its chain is whole. Its purge records export as valid FHIR AuditEvents.
     with read_only(gateway.store.engine) as connection:
         assert verify(connection, None, now=NOW).ok
+        exported = [e for e in audit_events(connection) if e["subtype"][-1]["code"] == "purge"]
+    assert len(exported) == 2
+    for event in exported:
+        validate_resource(event)
+        assert event["action"] == "D"
 
 
 def test_a_second_run_finds_nothing_more(gateway):
