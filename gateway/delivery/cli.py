@@ -241,6 +241,8 @@ def _daily_purge(settings: Settings, store):
         raise ValueError(f"GATEWAY_RETENTION_PURGE_DAILY={settings.retention_purge_daily!r}: use on or off")
     if settings.retention_purge_daily == "off":
         return None
+    if settings.retention_days < 1:
+        raise ValueError(f"GATEWAY_RETENTION_DAYS={settings.retention_days}: give at least 1 day")
     from gateway.retention.schedule import DailyPurge
 
     return DailyPurge(store, settings.retention_days, clock=settings.clock()).start()

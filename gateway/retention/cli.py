@@ -129,7 +129,8 @@ def retention_group() -> None:
 @click.option("--dry-run", is_flag=True, help="List and count what would be purged; change nothing.")
 @click.option("--batch", type=click.IntRange(1, 1000), default=100, show_default=True,
               help="Messages (and people) per transaction.")
-@click.option("--by", "agent", default="gateway", show_default=True, help="Who runs it, for the audit records.")
+@click.option("--by", "agent", default="operator", show_default=True,
+              help="Who runs it (name and role), for the audit records.")
 def purge_command(dry_run: bool, batch: int, agent: str) -> None:
     """Delete the messages and personal data past retention (GATEWAY_RETENTION_DAYS), unless held.
 

@@ -109,3 +109,6 @@ def test_the_worker_runs_the_daily_purge_only_when_it_is_on(gateway, runner, dep
 
     bad = runner.invoke(main, ["worker", "--once"], env=dict(worker_env, GATEWAY_RETENTION_PURGE_DAILY="daily"))
     assert bad.exit_code == 1 and "GATEWAY_RETENTION_PURGE_DAILY='daily': use on or off" in bad.output
+    none = runner.invoke(main, ["worker", "--once"], env=dict(worker_env, GATEWAY_RETENTION_PURGE_DAILY="on",
+                                                              GATEWAY_RETENTION_DAYS="0"))
+    assert none.exit_code == 1 and "GATEWAY_RETENTION_DAYS=0: give at least 1 day" in none.output
