@@ -82,6 +82,8 @@ def test_old_messages_go_from_every_table_recent_ones_stay_and_the_counts_add_up
     assert set(gateway.person_ids().values()) == {BEA.nhs, CAL.nhs}
     # What the report counts is what went: a row per table, as the audit record says.
     assert report.rows["accepted_message"] == 1 and report.rows["person"] == 1
+    assert set(report.rows) >= {"accepted_message", "delivery", "message_person", "person_link_key",
+                                "person_link_decision", "message_event", "deadline", "person"}
     audits = purge_audits(gateway)
     assert [a["entities"][0] for a in audits] == [["message", old], ["person", alex]]
     assert ["person", alex] in audits[0]["entities"]
@@ -413,3 +415,18 @@ def test_a_large_dry_run_says_it_does_not_foresee_the_people(gateway, monkeypatc
     dry = gateway.purge(dry_run=True)
     assert (dry.purged, dry.people_removed, dry.people_foreseen) == (1, 0, False)
     assert gateway.purge().people_removed == 1 and gateway.purge().people_foreseen
+
+
+def test_the_purge_follows_every_foreign_key_to_a_message_or_its_records():
+    """Read from the models independently of the purge's own walk: every foreign key to ``accepted_message`` or
+    ``message_person`` is one the purge follows (a table a later step adds is purged with no change here)."""
+    expected = {(table.name, fk.parent.name) for table in metadata.tables.values() for fk in table.foreign_keys
+                if fk.column.table.name in ("accepted_message", "message_person")}
+    followed = {(child.name, column.name) for parent in (_MESSAGE, _MP) for child, pairs in _referencing(parent)
+                for column, _ in pairs}
+    assert followed == expected
+    assert {("delivery", "message_id"), ("delivery_unroutable", "message_id"), ("message_person", "message_id"),
+            ("person_link_key", "record_id"), ("person_link_decision", "record_id"), ("possible_match", "record_id"),
+            ("person_relation", "message_id"), ("message_event", "message_id"), ("possible_duplicate", "message_id"),
+            ("possible_duplicate", "duplicate_of"), ("escalation", "message_id"), ("deadline", "message_id")} <= followed
+    assert not {name for name, _ in followed} & {"audit_event", "audit_chain_head", "audit_checkpoint", "legal_hold"}
