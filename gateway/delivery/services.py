@@ -220,18 +220,34 @@ class SqlOutbox:
         # Core statements (a select of the columns a claim needs, then one executemany UPDATE):
         # a worker claims every round, and the ORM's identity map and unit of work cost more than the SQL.
         connection = self.session.connection()
-        claims, updates = [], []
+        claims: list[Claim] = []
+        if per_destination is None:
+            self._claim_rows(connection, _claim_query(limit), {"b_now": now}, claims, limit, None, worker,
+                             now, lease)
+            return claims
+        room = collections.defaultdict(lambda: per_destination, {
+            d: per_destination - n for d, n in _in_flight(connection, now).items()})
+        # Due rows come oldest first, so one destination's backlog (a hung endpoint's) can fill a whole batch:
+        # its first rows are claimed up to its room, then it is left out and the next batch is read. Each
+        # batch fills the slots, runs out of due rows or fills a destination, so there are few.
+        for _ in range(limit + 1):
+            full = [d for d, left in room.items() if left <= 0]
+            query = _claim_query(limit - len(claims), capped=bool(full))
+            read, taken = self._claim_rows(connection, query, {"b_now": now, "b_full": full}, claims, limit, room,
+                                           worker, now, lease)
+            if len(claims) == limit or read < limit - len(claims) + taken or taken == read:
+                break
+        return claims
+
+    @staticmethod
+    def _claim_rows(connection, query, params: dict, claims: list[Claim], limit: int, room: dict[str, int] | None,
+                    worker: str, now: dt.datetime, lease: dt.timedelta) -> tuple[int, int]:
+        """Claim the rows ``query`` finds while ``claims`` has fewer than ``limit`` and their destination has
+        ``room`` (appending to ``claims``); return how many rows were read and how many claimed."""
+        updates = []
         lease_until = now + lease
-        room: dict[str, int] | None = None
-        params: dict = {"b_now": now}
-        if per_destination is not None:
-            room = collections.defaultdict(lambda: per_destination, {
-                d: per_destination - n for d, n in _in_flight(connection, now).items()})
-            params["b_full"] = [d for d, left in room.items() if left <= 0]
-        # Capped, a few more rows than wanted are read (and briefly locked): those of a destination
-        # with no room left are passed over.
-        query = _claim_query(limit if room is None else limit * 4, capped=bool(params.get("b_full")))
-        for row in connection.execute(query, params):
+        rows = connection.execute(query, params).all()
+        for row in rows:
             if len(claims) == limit:
                 break
             if room is not None:
@@ -250,9 +266,9 @@ class SqlOutbox:
                                 payload_message_id=row.payload_message_id,
                                 payload_header_id=row.payload_header_id, attempts=row.attempts + 1,
                                 expires_at=row.expires_at, lease_until=lease_until, due_at=row.due_at))
-        if updates:
+        if updates:  # claimed now: in flight, so the next batch cannot read them again
             connection.execute(_CLAIM, updates)
-        return claims
+        return len(rows), len(updates)
 
     def acknowledge_claim(self, claim: Claim, now: dt.datetime) -> bool:
         """Close ``claim``'s delivery as acknowledged at ``now`` if the claim still holds; return whether it did.

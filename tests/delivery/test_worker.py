@@ -364,3 +364,17 @@ def test_nothing_is_due_for_a_worker_when_every_due_delivery_waits_for_a_full_de
         assert any_due(connection, T0)                         # one is due...
         assert not any_due(connection, T0, per_destination=2)  # ...but its destination has no room
         assert any_due(connection, T0, per_destination=3)
+
+
+def test_one_destinations_backlog_does_not_keep_the_others_from_being_claimed(store, accept, step_to):
+    directory = StaticDirectory(push_agency("la", "999", "Fictional Borough", "https://127.0.0.1:9/"),
+                                push_agency("la", "998", "Fictional Shire", "https://127.0.0.1:9/"),
+                                mailbox_agency("school", "999101", "Fictional Primary School"))
+    for n in range(25):  # a hung endpoint's backlog, older than anything else that is due
+        accept(store, step_to(directory, LA2), now=T0 + dt.timedelta(seconds=n))
+    for n in range(3):
+        accept(store, step_to(directory, LA), now=T0 + dt.timedelta(minutes=1, seconds=n))
+    with store.transaction() as unit:
+        claims = SqlOutbox(unit.session).claim(now=T0 + dt.timedelta(minutes=2), limit=5, worker="A",
+                                               lease=dt.timedelta(minutes=1), per_destination=2)
+    assert sorted(c.destination for c in claims) == [LA2, LA2, LA, LA]
