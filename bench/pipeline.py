@@ -44,16 +44,20 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime as dt
 import json
 import os
+import random
 import shutil
+import signal
 import sqlite3
 import statistics
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,16 +72,19 @@ SCHOOL, HAMPSHIRE, GATEWAY = (S.agency_uri("school", "999101"), S.agency_uri("la
 POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def referral_record(n: int, record_id: str | None = None) -> dict:
-    """The translated record of a complete, fictional school referral, unique per ``n`` (and ``record_id``)."""
-    return {
+def referral_record(n: int, record_id: str | None = None, postcode: str = "SP10 1AA",
+                    child: int | None = None) -> dict:
+    """The translated record of a complete, fictional school referral, unique per ``n`` (and ``record_id``);
+    the child lives at ``postcode`` (its district routes the referral to the child's home LA). Every
+    referral is about one child, unless ``child`` numbers one of many (its own name, birth date and UPN)."""
+    record = {
         "format": "bench", "mapping_version": "1", "kind": "referral",
         "source": {"file": "bench", "location": f"message {n}", "record_id": record_id or f"{uuid.uuid4()}"},
         "sender": {"kind": "school", "code": "999101", "name": "Riverside Infant School"},
         "referrer": {"name": "Sam Tully", "role": "Designated Safeguarding Lead", "phone": "01632 960001"},
         "child": {"given": ["Ada"], "family": "Testchild", "birth_date": "2014-03-04", "gender": "female",
                   "upn": "K850210117001", "address": {"lines": ["1 Example Road"], "town": "Andover",
-                                                      "postcode": "SP10 1AA"}},
+                                                      "postcode": postcode}},
         "people": [{"given": ["Bea"], "family": "Testchild", "relationship": {"code": "MTH", "display": "mother"},
                     "parental_responsibility": True, "lives_with_child": True}],
         "concern": {"local_id": n, "narrative": "Fictional benchmark narrative. " * 20,
@@ -86,37 +93,66 @@ def referral_record(n: int, record_id: str | None = None) -> dict:
                     "child_voice": "I am hungry", "child_spoken_to": True, "parents_informed": "yes",
                     "action_taken": "DSL spoke to the child.", "requested_action": "Assessment"},
     }
+    if child is not None:
+        from gateway.adapters.synth import fictional
+
+        rng = random.Random(child)
+        family = f"{rng.choice(fictional.SURNAMES)}-{rng.choice(fictional.SURNAMES)}"
+        record["child"].update(given=[rng.choice(fictional.CHILD_FIRST_NAMES)], family=family,
+                               birth_date=(dt.date(2010, 1, 1) + dt.timedelta(days=child % 3650)).isoformat(),
+                               upn=fictional.upn(rng, "850", 2020))
+        record["people"][0]["family"] = family
+    return record
 
 
-def referral(n: int, now: dt.datetime) -> dict:
-    """A complete, fictional school referral message (about 8 KB), unique per ``n``."""
-    return build_bundle(referral_record(n), now=now)
+def referral(n: int, now: dt.datetime, postcode: str = "SP10 1AA", child: int | None = None) -> dict:
+    """A complete, fictional school referral message (about 8 KB), unique per ``n``, about a child living
+    at ``postcode`` (see :func:`referral_record` for ``child``)."""
+    return build_bundle(referral_record(n, postcode=postcode, child=child), now=now)
 
 
 class Stack:
-    """The gateway, worker and LA endpoint for one backend, with a fresh database."""
+    """The gateway, its outbox workers and the LAs' receiving endpoints for one backend, with a fresh database.
 
-    def __init__(self, workdir: Path, database_url: str, endpoint_nice: int = 0):
+    ``las`` maps each receiving LA's URI to the postcode district its
+    children live in (a referral about a child there is routed to it);
+    by default Hampshire alone. ``env``: more ``GATEWAY_*`` settings for
+    the processes. The load-and-faults test and bench
+    (bench/faults.py) start several, and stop, restart, hang and kill them.
+    """
+
+    def __init__(self, workdir: Path, database_url: str, endpoint_nice: int = 0,
+                 las: dict[str, str] | None = None, env: dict[str, str] | None = None):
         from gateway.signing import pki
 
         self.workdir, self.database_url, self.endpoint_nice = workdir, database_url, endpoint_nice
+        self.las = dict(las or {HAMPSHIRE: "SP10"})
         self.certs = workdir / "certs"
         now = dt.datetime.now(dt.timezone.utc)
         ca = pki.create_deployment(self.certs, now=now)
         self.identities = {}
-        for uri in (SCHOOL, HAMPSHIRE):
+        for uri in (SCHOOL, *self.las):
             kind, code = S.parse_agency_uri(uri)
             cert, key = ca.issue(kind=kind, code=code, name=uri, now=now, days=30, hosts=("127.0.0.1",))
             prefix = workdir / "agencies" / f"{kind}-{code}"
             prefix.parent.mkdir(parents=True, exist_ok=True)
             pki.write_issued(prefix, cert, key)
             self.identities[uri] = prefix
-        self.gateway_port, self.receiver_port = free_port(), free_port()
-        self.receipts = workdir / "receipts.sqlite3"
+        self.gateway_port = free_port()
+        self.receiver_ports = {uri: free_port() for uri in self.las}
+        # The first LA's endpoint keeps the single-endpoint names (the pipeline bench's figures and files).
+        first = next(iter(self.las))
+        self.receiver_port, self.receipts = self.receiver_ports[first], workdir / "receipts.sqlite3"
+        self.receipts_of = {uri: self.receipts if uri == first else workdir / f"receipts-{S.parse_agency_uri(uri)[1]}"
+                            f".sqlite3" for uri in self.las}
+        self.workers: list[str] = []
         self.processes = Processes(workdir, {"GATEWAY_DATABASE_URL": database_url,
-                                             "GATEWAY_CERTS_DIR": str(self.certs)})
+                                             "GATEWAY_CERTS_DIR": str(self.certs), **(env or {})})
 
-    def start(self, threads: int, concurrency: int, workers: int = 1) -> None:
+    def start(self, threads: int, concurrency: int, workers: int = 1, *, worker_processes: int = 1,
+              worker_options: tuple[str, ...] = ()) -> None:
+        """Start the endpoints, the gateway (``workers`` processes of ``threads`` threads) and
+        ``worker_processes`` outbox workers (``concurrency`` each, then ``worker_options``)."""
         from gateway.routing import Agency, Directory
         from gateway.store import open_store, schema
 
@@ -125,26 +161,59 @@ class Stack:
         try:
             directory = Directory(store.engine)
             directory.load_seed()
-            directory.add_agency(Agency(kind="la", code="850", name="Hampshire (bench endpoint)", delivery="push",
-                                        endpoint=f"https://127.0.0.1:{self.receiver_port}/fhir/$process-message"))
+            for uri, district in self.las.items():
+                code = S.parse_agency_uri(uri)[1]
+                name = "Hampshire (bench endpoint)" if uri == HAMPSHIRE else f"LA {code} (bench endpoint)"
+                directory.add_agency(Agency(kind="la", code=code, name=name, delivery="push",
+                                            endpoint=f"https://127.0.0.1:{self.receiver_ports[uri]}/fhir/"
+                                                     f"$process-message"))
+                directory.add_district(district, code)
         finally:
             store.close()
-        # The receiving endpoint stands in for an agency's own system, which never runs on the
-        # gateway's host; here it shares the 2 cores (see --endpoint-nice). Its CPU is reported apart.
-        nice = ["nice", "-n", str(self.endpoint_nice)] if self.endpoint_nice else []
-        receiver = self.processes.start("receiver", [*nice, sys.executable, "-m", "gateway.delivery.receiver",
-                                                     "--certs", str(self.certs),
-                                                     "--identity", str(self.identities[HAMPSHIRE]),
-                                                     "--receipts", str(self.receipts), "--port",
-                                                     str(self.receiver_port), "--threads", "8"])
-        wait_listening(self.receiver_port, process=receiver, name="receiver")
+        for uri in self.las:
+            self.start_receiver(uri)
         gateway = self.processes.start("gateway", self.processes.gateway_command(
             "serve", "--certs", str(self.certs), "--port", str(self.gateway_port), "--threads", str(threads),
             "--workers", str(workers), "--no-access-log"))
         wait_listening(self.gateway_port, process=gateway, name="gateway")
-        self.processes.start("worker", self.processes.gateway_command(
-            "worker", "--certs", str(self.certs), "--concurrency", str(concurrency), "--poll-seconds", "0.02",
-            "--keep-alive", "--backoff-base-seconds", "0.2", "--backoff-cap-seconds", "1"))
+        # One LA by default: its cap on deliveries in flight is the worker's concurrency.
+        self.worker_command = ["worker", "--certs", str(self.certs), "--concurrency", str(concurrency),
+                               "--poll-seconds", "0.02", "--keep-alive", "--backoff-base-seconds", "0.2",
+                               "--backoff-cap-seconds", "1", "--per-destination", str(concurrency), *worker_options]
+        for n in range(worker_processes):
+            self.start_worker("worker" if n == 0 else f"worker-{n + 1}")
+
+    def start_worker(self, name: str) -> None:
+        """Start (or start again) the outbox worker ``name``."""
+        self.processes.start(name, self.processes.gateway_command(*self.worker_command))
+        if name not in self.workers:
+            self.workers.append(name)
+
+    def receiver_name(self, uri: str) -> str:
+        return "receiver" if self.receipts_of[uri] == self.receipts else f"receiver-{S.parse_agency_uri(uri)[1]}"
+
+    def start_receiver(self, uri: str, *, hang: bool = False) -> None:
+        """Start ``uri``'s receiving endpoint (with ``hang``: one that accepts connections and never answers)
+        on its port, and wait until it listens."""
+        # The receiving endpoint stands in for an agency's own system, which never runs on the
+        # gateway's host; here it shares the 2 cores (see --endpoint-nice). Its CPU is reported apart.
+        nice = ["nice", "-n", str(self.endpoint_nice)] if self.endpoint_nice else []
+        port = self.receiver_ports[uri]
+        name = self.receiver_name(uri)
+        receiver = self.processes.start(name, [*nice, sys.executable, "-m", "gateway.delivery.receiver",
+                                               "--certs", str(self.certs), "--identity", str(self.identities[uri]),
+                                               "--receipts", str(self.receipts_of[uri]), "--port", str(port),
+                                               "--threads", "8", *(["--hang"] if hang else [])])
+        wait_listening(port, process=receiver, name=name)
+
+    def stop_receiver(self, uri: str) -> None:
+        self.processes.stop(self.receiver_name(uri))
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process this stack started (no clean-up: a worker's claims stay in flight)."""
+        process = self.processes.running.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
 
     def client(self):
         from gateway.signing import pki
@@ -155,12 +224,18 @@ class Stack:
                             key_file=prefix.with_suffix(".key"), crl_file=self.certs / pki.CRL, timeout=30)
 
     def applied(self) -> dict[str, float]:
-        """message id -> when the endpoint applied it (epoch seconds)."""
-        if not self.receipts.exists():
+        """message id -> when an endpoint applied it (epoch seconds), over every LA's endpoint."""
+        return {mid: at for uri in self.las for mid, (at, _) in self.receipts_at(uri).items()}
+
+    def receipts_at(self, uri: str) -> dict[str, tuple[float, int]]:
+        """message id -> (when ``uri``'s endpoint applied it, in epoch seconds; how many times it was received)."""
+        path = self.receipts_of[uri]
+        if not path.exists():
             return {}
-        with sqlite3.connect(self.receipts) as conn:
-            rows = conn.execute("SELECT message_id, applied_at FROM applied").fetchall()
-        return {mid: dt.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() for mid, at in rows}
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            rows = conn.execute("SELECT message_id, applied_at, receipts FROM applied").fetchall()
+        return {mid: (dt.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp(), receipts)
+                for mid, at, receipts in rows}
 
     def stop(self) -> None:
         self.processes.stop_all()
@@ -220,22 +295,32 @@ def cpu_per_message(stack: "Stack", before: dict, after: dict, messages: int) ->
     return {name: round(seconds * 1000 / max(messages, 1), 2) for name, seconds in used.items() if seconds > 0}
 
 
-def run_load(stack: Stack, rate: float, seconds: float, clients: int, *, trivial: bool = False) -> dict:
-    """Offer ``rate`` requests/s for ``seconds`` (open loop) from ``clients`` threads; return the figures."""
+def submit(stack: Stack, bodies: list[tuple[str, bytes]] | int, rate: float, clients: int,
+           events: dict[int, Callable[[], None]] | None = None
+           ) -> tuple[dict[str, tuple[float, float]], list[tuple[int, float]], float]:
+    """Offer ``bodies`` (message id, JSON) to ``POST /fhir/$process-message`` at ``rate`` requests/s (open loop)
+    from ``clients`` threads; an int instead offers that many ``GET /connection-check`` (the ceiling).
+
+    ``events`` maps a request's number to something to do when it is due
+    (stop an endpoint, kill a worker...), run on a thread of its own so the
+    offered load keeps its pace. Returns when each accepted message was sent
+    and its answer came (id -> epoch seconds, twice), each answer (status,
+    seconds) and the elapsed seconds.
+    """
     local = threading.local()
-    sent: dict[str, float] = {}
+    trivial = isinstance(bodies, int)
+    total = bodies if trivial else len(bodies)
+    sent: dict[str, tuple[float, float]] = {}
     answers: list[tuple[int, float]] = []
     lock = threading.Lock()
 
-    total = int(rate * seconds)
-    # Messages are made before the clock starts, so the load generator does not eat the CPU the
-    # gateway is being measured on (their timestamps stay well inside the replay window).
-    bodies = [] if trivial else [referral(n, dt.datetime.now(dt.timezone.utc)) for n in range(total)]
-    bodies = [(b["identifier"]["value"], json.dumps(b).encode()) for b in bodies]
+    clients_made = []
 
     def one(n: int) -> None:
         if not hasattr(local, "client"):
             local.client = stack.client()
+            with lock:
+                clients_made.append(local.client)
         start = time.time()
         if trivial:
             reply = local.client.request("GET", f"https://127.0.0.1:{stack.gateway_port}/connection-check",
@@ -244,39 +329,66 @@ def run_load(stack: Stack, rate: float, seconds: float, clients: int, *, trivial
             mid, body = bodies[n]
             reply = local.client.request("POST", f"https://127.0.0.1:{stack.gateway_port}/fhir/$process-message",
                                          body, {"Content-Type": "application/fhir+json"}, expected_agency=GATEWAY)
-            with lock:
-                sent[mid] = start
+            if reply.status == 200:
+                with lock:
+                    sent[mid] = (start, time.time())
         with lock:
             answers.append((reply.status, time.time() - start))
 
-    cpu_before = cpu_seconds()
     begin = time.time()
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        futures = []
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool, \
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="events") as side:
+        futures, happenings = [], []
         for n in range(total):
+            if events and n in events:
+                happenings.append(side.submit(events[n]))
             due = begin + n / rate
             delay = due - time.time()
             if delay > 0:
                 time.sleep(delay)
             futures.append(pool.submit(one, n))
-        for f in futures:
-            f.result()
-    elapsed = time.time() - begin
+        try:
+            for f in futures + happenings:
+                f.result()
+        finally:
+            for client in clients_made:
+                client.close()
+    return sent, answers, time.time() - begin
+
+
+def quantiles_ms(seconds: list[float]) -> dict[str, float]:
+    """p50, p95 and p99 of ``seconds``, in milliseconds (NaN with fewer than two)."""
+    q = statistics.quantiles(seconds, n=100) if len(seconds) >= 2 else [float("nan")] * 99
+    return {"p50_ms": round(q[49] * 1000, 1), "p95_ms": round(q[94] * 1000, 1), "p99_ms": round(q[98] * 1000, 1)}
+
+
+def wait_applied(stack: Stack, ids, timeout: float = 60.0) -> dict[str, float]:
+    """Wait (at most ``timeout`` seconds) until every message in ``ids`` was applied; return what was."""
+    deadline = time.time() + timeout
+    applied = stack.applied()
+    while time.time() < deadline and not all(mid in applied for mid in ids):
+        time.sleep(0.2)
+        applied = stack.applied()
+    return applied
+
+
+def run_load(stack: Stack, rate: float, seconds: float, clients: int, *, trivial: bool = False) -> dict:
+    """Offer ``rate`` requests/s for ``seconds`` (open loop) from ``clients`` threads; return the figures."""
+    total = int(rate * seconds)
+    # Messages are made before the clock starts, so the load generator does not eat the CPU the
+    # gateway is being measured on (their timestamps stay well inside the replay window).
+    bodies = [] if trivial else [referral(n, dt.datetime.now(dt.timezone.utc)) for n in range(total)]
+    bodies = [(b["identifier"]["value"], json.dumps(b).encode()) for b in bodies]
+
+    cpu_before = cpu_seconds()
+    sent, answers, elapsed = submit(stack, total if trivial else bodies, rate, clients)
     ok = sum(1 for status, _ in answers if status == 200)
     result = {"offered_per_s": rate, "sent": total, "ok": ok, "accepted_per_s": round(ok / elapsed, 1),
               "answer_p50_ms": round(statistics.median(t for _, t in answers) * 1000, 1)}
     if not trivial:
-        deadline = time.time() + 60
-        applied = {}
-        while time.time() < deadline:
-            applied = stack.applied()
-            if all(mid in applied for mid in sent):
-                break
-            time.sleep(0.2)
-        latencies = sorted((applied[mid] - t0) * 1000 for mid, t0 in sent.items() if mid in applied)
-        q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [float("nan")] * 99
-        result.update({"acknowledged": len(latencies), "p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1),
-                       "p99_ms": round(q[98], 1)})
+        applied = wait_applied(stack, sent)
+        latencies = sorted(applied[mid] - t0 for mid, (t0, _) in sent.items() if mid in applied)
+        result.update({"acknowledged": len(latencies), **quantiles_ms(latencies)})
     # After the deliveries (above), so the worker's and the endpoint's share of each message is in.
     result["cpu_ms_per_message"] = cpu_per_message(stack, cpu_before, cpu_seconds(), ok)
     return result
