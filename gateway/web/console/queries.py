@@ -122,30 +122,24 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
                                .where(*_inbox_where(agency, query, now))).scalar_one()
     pages = max(1, -(-total // page_size))
     keys = _inbox_page(connection, agency, query, now, offset=(query.page - 1) * page_size, limit=page_size)
-    # The page's rows, one table at a time by key (a join here could be planned around the inbox's indexes).
-    deliveries = {r.id: r for r in connection.execute(
-        select(_D.c.id, _D.c.message_id, _D.c.rule, _D.c.kind, _D.c.created_at, _D.c.state)
+    # The page's rows by key: each delivery with its event and stored response (primary keys), then its
+    # deadline (by id, not joined by message: a join could be planned around ix_deadline_inbox_due).
+    rows = {r.id: r for r in connection.execute(
+        select(_D.c.id, _D.c.message_id, _D.c.rule, _D.c.created_at, _D.c.state, _E.c.message_id.label("event"),
+               _E.c.kind, _E.c.sender_agency, _E.c.risk, _E.c.categories, _E.c.summary, _E.c.late_days,
+               _E.c.version, _E.c.child_person_id, _A.c.response_body)
+        .select_from(_D.outerjoin(_E, _E.c.message_id == _D.c.message_id)
+                     .join(_A, _A.c.message_id == _D.c.message_id))
         .where(_D.c.id.in_(list({delivery_id: None for delivery_id, _ in keys}))))} if keys else {}
-    ids = list({d.message_id: None for d in deliveries.values()})
-    events, deadlines = {}, {}
-    if ids:
-        events = {e.message_id: e for e in connection.execute(
-            select(_E.c.message_id, _E.c.kind, _E.c.sender_agency, _E.c.risk, _E.c.categories, _E.c.summary,
-                   _E.c.late_days, _E.c.version, _E.c.child_person_id).where(_E.c.message_id.in_(ids)))}
-        deadlines = {d.id: d for d in connection.execute(
-            select(_DL.c.id, _DL.c.due_at, _DL.c.met_at).where(_DL.c.message_id.in_(ids)))}
-    page = []
-    for delivery_id, deadline_id in keys:
-        if delivery_id in deliveries:
-            d = deliveries[delivery_id]
-            page.append((d, events.get(d.message_id), deadlines.get(deadline_id)))
+    wanted = [deadline_id for _, deadline_id in keys if deadline_id is not None]
+    deadlines = {d.id: d for d in connection.execute(
+        select(_DL.c.id, _DL.c.due_at, _DL.c.met_at).where(_DL.c.id.in_(wanted)))} if wanted else {}
+    page = [(rows[delivery_id], deadlines.get(deadline_id)) for delivery_id, deadline_id in keys
+            if delivery_id in rows]
+    ids = list({r.message_id: None for r in rows.values()})
     duplicates = set()
     children: dict[str, str] = {}
-    responses: dict[str, str] = {}
     if ids:
-        # The stored responses (the standard's feedback) of this page's messages only.
-        responses = dict(connection.execute(select(_A.c.message_id, _A.c.response_body)
-                                            .where(_A.c.message_id.in_(ids))).all())
         for d in connection.execute(select(_DUP.c.message_id, _DUP.c.duplicate_of).where(
                 _DUP.c.status == OPEN, or_(_DUP.c.message_id.in_(ids), _DUP.c.duplicate_of.in_(ids)))):
             duplicates.update((d.message_id, d.duplicate_of))
@@ -153,27 +147,27 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
                 _MP.c.message_id.in_(ids), _MP.c.role == "child").order_by(_MP.c.id)):
             children.setdefault(mp.message_id, _folded_name(mp.given, mp.family))
     out = []
-    for d, e, deadline in page:
-        kind = _kind_of(d.rule, e.kind if e is not None else None)
+    for r, deadline in page:
+        event = r.event is not None
+        kind = _kind_of(r.rule, r.kind if event else None)
         gateway_made = kind in (S.EVENT_ALERT, S.EVENT_OVERDUE)
         flags = []
-        if not gateway_made and e is not None:  # the flags of the message itself, not of one about it
-            if d.message_id in duplicates:
+        if not gateway_made and event:  # the flags of the message itself, not of one about it
+            if r.message_id in duplicates:
                 flags.append("Possible duplicate")
-            if e.version and e.version > 1:
-                flags.append(f"Version {e.version}")
-            if e.late_days:
-                flags.append(f"Sent {e.late_days} days late")
+            if r.version and r.version > 1:
+                flags.append(f"Version {r.version}")
+            if r.late_days:
+                flags.append(f"Sent {r.late_days} days late")
         due_at, met_at = (deadline.due_at, deadline.met_at) if deadline is not None else (None, None)
         out.append({
-            "delivery_id": d.id, "message_id": d.message_id, "received_at": d.created_at, "state": d.state,
+            "delivery_id": r.id, "message_id": r.message_id, "received_at": r.created_at, "state": r.state,
             "kind": kind, "kind_display": MESSAGE_EVENTS.get(kind, (kind or "Message", ""))[0],
-            "sender": e.sender_agency if e else None, "risk": e.risk if e else None,
-            "categories": json.loads(e.categories or "[]") if e else [], "summary": e.summary if e else "",
-            "child": children.get(d.message_id, ""), "person_id": e.child_person_id if e else None,
+            "sender": r.sender_agency, "risk": r.risk, "categories": json.loads(r.categories or "[]"),
+            "summary": r.summary or "", "child": children.get(r.message_id, ""), "person_id": r.child_person_id,
             "due_at": due_at, "met_at": met_at, "overdue": due_at is not None and met_at is None and due_at < now,
             "gateway_made": gateway_made,
-            "completeness": None if gateway_made else _completeness(responses.get(d.message_id)),
+            "completeness": None if gateway_made else _completeness(r.response_body),
             "flags": flags,
         })
     return {"total": total, "rows": out, "pages": pages}
