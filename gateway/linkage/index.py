@@ -72,10 +72,12 @@ _CANDIDATE_PEOPLE = (
            _MP.c.id != bindparam("record_id"))
     .limit(MAX_CANDIDATES)
 )
-_LOCK_PEOPLE = (select(_PERSON.c.id).where(_PERSON.c.id.in_(bindparam("people", expanding=True)))
-                .order_by(_PERSON.c.id).with_for_update(read=True, key_share=True))
 _RECORDS_OF = select(_MP.c.person_id, *(_MP.c[f] for f in _RECORD_FIELDS)).where(
     _MP.c.person_id.in_(bindparam("people", expanding=True)), _MP.c.id != bindparam("record_id"))
+#: The same on PostgreSQL, locking each candidate person (FOR KEY SHARE) as their records are read, so the
+#: retention purge (gateway.retention) cannot remove a person this transaction may still link a record to.
+_RECORDS_OF_LOCKING = _RECORDS_OF.join_from(_MP, _PERSON, _PERSON.c.id == _MP.c.person_id).with_for_update(
+    read=True, key_share=True, of=_PERSON)
 _INSERT_RECORD = insert(_MP).returning(_MP.c.id)
 _INSERT_KEY = insert(_KEY)
 _INSERT_DECISION = insert(_DECISION)
@@ -159,13 +161,9 @@ class PersonIndex:
                                                              "record_id": record_id}).scalars().all()
         if not people:
             return []
-        if self.connection.dialect.name == "postgresql":
-            # Locked (FOR KEY SHARE) before their records are read, so the retention purge (gateway.retention)
-            # cannot remove a person this transaction may still link to; one removed just now is no candidate.
-            locked = set(self.connection.execute(_LOCK_PEOPLE, {"people": list(people)}).scalars())
-            people = [p for p in people if p in locked]
         records: dict[str, list[PersonRecord]] = {}
-        for row in self.connection.execute(_RECORDS_OF, {"people": list(people), "record_id": record_id}):
+        query = _RECORDS_OF_LOCKING if self.connection.dialect.name == "postgresql" else _RECORDS_OF
+        for row in self.connection.execute(query, {"people": list(people), "record_id": record_id}):
             records.setdefault(row.person_id, []).append(record_of(row))
         # A record not stored yet (record_id -1, from add) has no rejections to read.
         rejected = (set(self.connection.execute(_REJECTED_FOR, {"record_id": record_id}).scalars())
