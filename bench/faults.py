@@ -70,7 +70,7 @@ LAS = dict(zip((*HEALTHY, FLAKY, HUNG), ("GU1", "RH10", "BN20", "CT1", "RG14")))
 
 # Short enough that a killed worker's claims come back, and a hung endpoint's attempts end, within the run.
 LEASE_SECONDS, CONNECT_TIMEOUT, READ_TIMEOUT = 10, 1, 4
-# Otherwise the defaults: 8 deliveries in flight per worker, 4 per LA.
+# Otherwise the defaults: 16 deliveries in flight per worker, 4 per LA.
 WORKER_OPTIONS = ("--lease-seconds", str(LEASE_SECONDS), "--connect-timeout-seconds", str(CONNECT_TIMEOUT),
                   "--timeout-seconds", str(READ_TIMEOUT), "--per-destination", "4",
                   "--backoff-base-seconds", "0.5", "--backoff-cap-seconds", "4")
@@ -90,8 +90,10 @@ class Run:
     others_max_ms: float                  # the slowest delivery to the stopped or hung LA
     end_to_end: dict[str, float]          # healthy LAs, from submission (the gateway's answer included)
     answer: dict[str, float]              # the gateway's answers to the school
+    phases: dict[str, float]              # healthy delivery p99 (ms) of the messages submitted in each phase
     redelivered: int                      # messages received twice or more, applied once
-    retried: dict[str, int]               # deliveries attempted more than once, by their last failure
+    retried: dict[str, int]               # deliveries attempted more than once, by their last failure, and
+                                          # failed attempts by kind (the workers' logs)
     problems: list[str]                   # anything lost, applied at the wrong LA, or left open
     cpu_ms_per_message: dict[str, float]
     audit: str                            # what `gateway audit verify` said
@@ -121,6 +123,16 @@ def bodies_for(messages: int) -> list[tuple[str, bytes, str]]:
     return made
 
 
+# Where the faults start, as a share of the messages submitted; the figures are also given per phase.
+PHASES = (("before", 0.0), ("hung", 0.1), ("+ LA down", 0.25), ("+ worker killed", 0.4),
+          ("+ worker back", 0.5), ("+ LA back", 0.6))
+
+
+def phase_of(n: int, messages: int) -> str:
+    """The phase (of :data:`PHASES`) in which the ``n``-th of ``messages`` was submitted."""
+    return [name for name, share in PHASES if n >= int(messages * share)][-1]
+
+
 def fault_events(stack: Stack, messages: int) -> dict[int, object]:
     """What happens during the fault run, by the number of the message being submitted."""
     def hang() -> None:
@@ -128,10 +140,11 @@ def fault_events(stack: Stack, messages: int) -> dict[int, object]:
         stack.start_receiver(HUNG, hang=True)
 
     killed = stack.workers[-1]
-    return {messages // 10: hang, messages // 4: lambda: stack.stop_receiver(FLAKY),
-            (messages * 2) // 5: lambda: stack.kill(killed),
-            messages // 2: lambda: stack.start_worker(killed),   # as its supervisor (systemd, Kubernetes) would
-            (messages * 3) // 5: lambda: stack.start_receiver(FLAKY)}
+    at = {name: int(messages * share) for name, share in PHASES}
+    return {at["hung"]: hang, at["+ LA down"]: lambda: stack.stop_receiver(FLAKY),
+            at["+ worker killed"]: lambda: stack.kill(killed),
+            at["+ worker back"]: lambda: stack.start_worker(killed),  # as its supervisor (systemd, Kubernetes) would
+            at["+ LA back"]: lambda: stack.start_receiver(FLAKY)}
 
 
 def run(name: str, workdir: Path, database_url: str, bodies: list[tuple[str, bytes, str]], *, rate: float,
@@ -142,7 +155,7 @@ def run(name: str, workdir: Path, database_url: str, bodies: list[tuple[str, byt
     # The per-agency limit on requests in flight is not what is measured: one school sends everything here.
     stack = Stack(workdir, database_url, las=LAS, env={"GATEWAY_MAX_REQUESTS_PER_AGENCY": str(clients)})
     try:
-        stack.start(threads=8, concurrency=8, workers=2, worker_processes=2, worker_options=WORKER_OPTIONS)
+        stack.start(threads=8, concurrency=16, workers=2, worker_processes=2, worker_options=WORKER_OPTIONS)
         destination = {mid: la for mid, _, la in bodies}
         before = cpu_seconds()
         sent, answers, elapsed = submit(stack, [(mid, body) for mid, body, _ in bodies], rate, clients,
@@ -154,6 +167,7 @@ def run(name: str, workdir: Path, database_url: str, bodies: list[tuple[str, byt
         cpu = cpu_per_message(stack, before, cpu_seconds(), len(sent))
         receipts = {la: stack.receipts_at(la) for la in LAS}
         open_ones, retried = outbox_figures(database_url)
+        retried.update(failed_attempts(workdir))
         problems = check_exactly_once(sent, destination, receipts) + open_ones
         audit = audit_verify(stack)
     finally:
@@ -168,6 +182,10 @@ def run(name: str, workdir: Path, database_url: str, bodies: list[tuple[str, byt
               if destination[mid] not in HEALTHY and mid in applied]
     end_to_end = [applied[mid] - start for mid, (start, _) in sent.items()
                   if destination[mid] in HEALTHY and mid in applied]
+    by_phase = collections.defaultdict(list)
+    for n, (mid, _, la) in enumerate(bodies):
+        if la in HEALTHY and mid in applied:
+            by_phase[phase_of(n, len(bodies))].append(applied[mid] - sent[mid][1])
     refused = [status for status, _ in answers if status != 200]
     if refused:
         problems.append(f"{len(refused)} submissions were not accepted (HTTP {sorted(set(refused))})")
@@ -175,6 +193,7 @@ def run(name: str, workdir: Path, database_url: str, bodies: list[tuple[str, byt
                healthy=quantiles_ms(healthy), healthy_max_ms=round(max(healthy, default=0) * 1000, 1),
                others_max_ms=round(max(others, default=0) * 1000, 1), end_to_end=quantiles_ms(end_to_end),
                answer=quantiles_ms([seconds for _, seconds in answers]),
+               phases={name: quantiles_ms(by_phase[name])["p99_ms"] for name, _ in PHASES},
                redelivered=sum(1 for la in LAS for _, n in receipts[la].values() if n > 1), retried=retried,
                problems=problems, cpu_ms_per_message=cpu, audit=audit)
 
@@ -222,6 +241,17 @@ def outbox_figures(database_url: str) -> tuple[list[str], dict[str, int]]:
     return ([f"push deliveries not acknowledged: {left}"] if left else []), dict(retried)
 
 
+def failed_attempts(workdir: Path) -> dict[str, int]:
+    """Failed delivery attempts by kind, from the workers' logs (a delivery's last_error keeps only its last)."""
+    kinds = collections.Counter()
+    for log in workdir.glob("worker*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if " failed (" in line and "attempt" in line:
+                kinds["attempts timed out" if "timed out" in line else "attempts refused or cut"
+                      if "refused" in line or "connection lost" in line else "attempts failed otherwise"] += 1
+    return dict(kinds)
+
+
 def audit_verify(stack: Stack) -> str:
     """Run ``gateway audit verify`` on the run's database; return its verdict ("passed: ..." or "FAILED: ...")."""
     env = dict(os.environ, **stack.processes.env)
@@ -245,6 +275,8 @@ def report(runs: list[Run], backend: str) -> None:
           f"{'other max':>9} {'e2e p99':>9} {'answer p99':>9} {'redeliv':>7}")
     for r in runs:
         print(r.line())
+    print("healthy delivery p99 (ms) by when the message was submitted: "
+          + "; ".join(f"{name}: " + " / ".join(str(r.phases[name]) for r in runs) for name, _ in PHASES))
     for r in runs:
         print(f"{r.name}: retried {r.retried or 'none'}; cpu ms/message {r.cpu_ms_per_message}; "
               f"audit verify {r.audit}; problems: {r.problems or 'none'}")

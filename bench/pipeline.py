@@ -69,6 +69,7 @@ from gateway.model import systems as S  # noqa: E402
 
 SCHOOL, HAMPSHIRE, GATEWAY = (S.agency_uri("school", "999101"), S.agency_uri("la", "850"),
                               S.agency_uri("gateway", "national"))
+WORKER_STARTED = " started (concurrency "  # in the line `gateway worker` logs once it is ready to deliver
 POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -183,11 +184,18 @@ class Stack:
         for n in range(worker_processes):
             self.start_worker("worker" if n == 0 else f"worker-{n + 1}")
 
-    def start_worker(self, name: str) -> None:
-        """Start (or start again) the outbox worker ``name``."""
-        self.processes.start(name, self.processes.gateway_command(*self.worker_command))
+    def start_worker(self, name: str, timeout: float = 60.0) -> None:
+        """Start (or start again) the outbox worker ``name`` and wait until it says it started (its log)."""
+        log = self.workdir / f"{name}.log"
+        started = log.read_text().count(WORKER_STARTED) if log.exists() else 0
+        process = self.processes.start(name, self.processes.gateway_command(*self.worker_command))
         if name not in self.workers:
             self.workers.append(name)
+        deadline = time.monotonic() + timeout
+        while log.read_text().count(WORKER_STARTED) == started:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker {name} did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.1)
 
     def receiver_name(self, uri: str) -> str:
         return "receiver" if self.receipts_of[uri] == self.receipts else f"receiver-{S.parse_agency_uri(uri)[1]}"

@@ -51,8 +51,8 @@ class Settings:
     busy_retry_after_seconds: int = 5       # Retry-After of a 429 answered to a busy agency
     delivery_max_age_seconds: int = 5 * 24 * 3600
     # Outbox workers (docs/delivery.md): each keeps up to delivery_concurrency deliveries in flight, at most
-    # delivery_per_destination to one agency (all workers together), so a hung endpoint holds only a few slots.
-    delivery_concurrency: int = 8
+    # delivery_per_destination of them to one agency, so a hung endpoint holds only a few of its slots.
+    delivery_concurrency: int = 16
     delivery_per_destination: int = 4
     delivery_connect_timeout_seconds: int = 5   # TCP connect and TLS handshake with an agency's endpoint
     delivery_read_timeout_seconds: int = 30     # each wait for the endpoint once connected (its answer)

@@ -42,10 +42,10 @@ def _directory(store):
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit (cron, tests).")
 @click.option("--concurrency", type=click.IntRange(min=1),
-              help="Deliveries in flight at the same time in this process [default: GATEWAY_DELIVERY_CONCURRENCY, 8].")
+              help="Deliveries in flight at the same time in this process [default: GATEWAY_DELIVERY_CONCURRENCY, 16].")
 @click.option("--per-destination", type=click.IntRange(min=1),
-              help="Deliveries in flight to one agency, all workers together, so a hung endpoint holds only a few "
-                   "slots [default: GATEWAY_DELIVERY_PER_DESTINATION, 4].")
+              help="Of those, at most this many to one agency, so a hung endpoint holds only a few slots "
+                   "[default: GATEWAY_DELIVERY_PER_DESTINATION, 4].")
 @click.option("--certs", "certs_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Certificates directory (default: GATEWAY_CERTS_DIR): the gateway certificate is presented "
                    "to endpoints and signs notices to senders.")

@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import json
 import uuid
+from collections.abc import Mapping
 
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -130,11 +131,6 @@ _DUE = (_DELIVERY.c.mode == PUSH, _DELIVERY.c.state.in_(OPEN_STATES),
         _DELIVERY.c.expires_at > _NOW)
 _ANY_DUE = select(_DELIVERY.c.id).where(*_DUE).limit(1)
 _ANY_DUE_WITH_ROOM = _ANY_DUE.where(_DELIVERY.c.destination.not_in(bindparam("b_full", expanding=True)))
-# Deliveries in flight per destination under a live claim (a lapsed one is claimable, so it does not count).
-_IN_FLIGHT_BY_DESTINATION = (select(_DELIVERY.c.destination, func.count())
-                             .where(_DELIVERY.c.mode == PUSH, _DELIVERY.c.state == IN_FLIGHT,
-                                    _DELIVERY.c.lease_until > _NOW)
-                             .group_by(_DELIVERY.c.destination))
 # A heartbeat: a live worker extends its claim, fenced by the claim token like an acknowledgement.
 _RENEW = (_DELIVERY.update()
           .where(_DELIVERY.c.id == bindparam("b_id"), _DELIVERY.c.state == IN_FLIGHT,
@@ -201,7 +197,7 @@ class SqlOutbox:
     # Workers --------------------------------------------------------------------------------
 
     def claim(self, *, now: dt.datetime, limit: int, worker: str, lease: dt.timedelta,
-              per_destination: int | None = None) -> list[Claim]:
+              per_destination: int | None = None, in_flight: Mapping[str, int] | None = None) -> list[Claim]:
         """Claim up to ``limit`` push deliveries due at ``now`` for ``worker``, until ``now + lease``.
 
         Due: pending with ``next_attempt_at <= now``, or in flight with a
@@ -211,11 +207,12 @@ class SqlOutbox:
         IMMEDIATE`` serialises claims. Each claim counts as an attempt.
 
         With ``per_destination``, no destination gets more than that many
-        deliveries in flight under live claims (all workers' claims count),
-        so a hung or slow endpoint holds a few of the workers' slots and the
-        other agencies' deliveries go on. Workers claiming at the same
-        moment on PostgreSQL may each see the same count and overshoot by
-        a claim or two; the cap is a bound on harm, not a quota.
+        of this worker's deliveries in flight (``in_flight``: how many it has
+        now, per destination), so a hung or slow endpoint holds a few of its
+        slots and the other agencies' deliveries go on. The cap is each
+        worker's own, not counted in the database across workers: a killed
+        worker's claims would otherwise hold their destinations' share until
+        their lease ran out.
         """
         # Core statements (a select of the columns a claim needs, then one executemany UPDATE):
         # a worker claims every round, and the ORM's identity map and unit of work cost more than the SQL.
@@ -226,7 +223,7 @@ class SqlOutbox:
                              now, lease)
             return claims
         room = collections.defaultdict(lambda: per_destination, {
-            d: per_destination - n for d, n in _in_flight(connection, now).items()})
+            d: per_destination - n for d, n in (in_flight or {}).items()})
         # Due rows come oldest first, so one destination's backlog (a hung endpoint's) can fill a whole batch:
         # its first rows are claimed up to its room, then it is left out and the next batch is read. Each
         # batch fills the slots, runs out of due rows or fills a destination, so there are few.
@@ -400,24 +397,13 @@ class SqlOutbox:
         return _delivery(row)
 
 
-def any_due(connection, now: dt.datetime, per_destination: int | None = None) -> bool:
-    """Return whether a push delivery is due at ``now`` (a read: a worker asks before it claims); with
-    ``per_destination``, one whose destination has room under that cap (as :meth:`SqlOutbox.claim` counts),
-    so a worker whose due deliveries all wait for a busy destination does not take the write lock for
-    nothing."""
-    if per_destination is None:
+def any_due(connection, now: dt.datetime, full: list[str] | None = None) -> bool:
+    """Return whether a push delivery is due at ``now`` (a read: a worker asks before it claims), for a
+    destination not in ``full`` (those at the worker's cap), so a worker whose due deliveries all wait for a
+    busy destination does not take the write lock for nothing."""
+    if not full:
         return connection.execute(_ANY_DUE, {"b_now": now}).first() is not None
-    full = _full_destinations(connection, now, per_destination)
     return connection.execute(_ANY_DUE_WITH_ROOM, {"b_now": now, "b_full": full}).first() is not None
-
-
-def _in_flight(connection, now: dt.datetime) -> dict[str, int]:
-    """Deliveries in flight under a live claim at ``now``, per destination."""
-    return dict(connection.execute(_IN_FLIGHT_BY_DESTINATION, {"b_now": now}).all())
-
-
-def _full_destinations(connection, now: dt.datetime, per_destination: int) -> list[str]:
-    return [d for d, n in _in_flight(connection, now).items() if n >= per_destination]
 
 
 @functools.lru_cache(maxsize=64)

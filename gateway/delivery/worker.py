@@ -10,7 +10,7 @@ of its own, and turns (:meth:`OutboxWorker.step`) as they end:
    ended since the last turn (each if its claim still holds), renew the
    lease of those still in flight when a heartbeat is due, and claim due
    push deliveries for the free slots (no destination gets more than
-   ``per_destination`` in flight, counting every worker's claims). An idle
+   ``per_destination`` of this worker's slots). An idle
    worker first asks whether anything is due (a read, which on SQLite takes
    no write lock and so never queues the gateway's accepts behind it);
 3. POST each new claim's signed Bundle to its agency's endpoint on a free
@@ -33,6 +33,7 @@ is at-least-once; receivers apply a message id once
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import logging
@@ -226,7 +227,8 @@ class OutboxWorker:
             kinds = [self._record_in(outbox, claim, outcome, now) for claim, outcome in ended]
             lost = outbox.renew(self.in_flight, now=now, lease=self.lease) if renewing else []
             claims = (outbox.claim(now=now, limit=free, worker=self.worker_id, lease=self.lease,
-                                   per_destination=self.per_destination) if claiming else [])
+                                   per_destination=self.per_destination, in_flight=self._per_destination())
+                      if claiming else [])
         del self._ended[:len(ended)]  # recorded: a failed transaction leaves them for the next turn
         if renewing:
             self._next_heartbeat = now + self.heartbeat
@@ -252,6 +254,16 @@ class OutboxWorker:
             for claim in claims:
                 self._in_flight[self._pool.submit(self._attempt, claim, endpoints[claim.destination])] = claim
         return report
+
+    def _per_destination(self) -> dict[str, int]:
+        """This worker's deliveries in flight, per destination."""
+        return collections.Counter(claim.destination for claim in self._in_flight.values())
+
+    def _full(self) -> list[str]:
+        """The destinations at this worker's cap (``per_destination``)."""
+        if self.per_destination is None:
+            return []
+        return [d for d, n in self._per_destination().items() if n >= self.per_destination]
 
     def wait(self, timeout: float | None) -> bool:
         """Wait until a delivery in flight ends, at most ``timeout`` seconds; return whether one did."""
@@ -334,7 +346,7 @@ class OutboxWorker:
     # Steps ---------------------------------------------------------------------------------------
     def _anything_due(self, now: dt.datetime) -> bool:
         with read_only(self.store.engine) as connection:
-            return any_due(connection, now, self.per_destination)
+            return any_due(connection, now, self._full())
 
     def expire(self) -> int:
         """Dead-letter every open delivery past its maximum age that no live claim holds; return how many."""

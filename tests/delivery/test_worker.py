@@ -331,24 +331,25 @@ def test_a_live_worker_renews_its_claims_and_keeps_them_past_the_first_lease(
     assert set(receiver.receipts.raw_counts().values()) == {1}  # delivered once: never claimed twice
 
 
-def test_the_per_destination_cap_counts_every_workers_live_claims(store, accept, step_to):
+def test_the_per_destination_cap_counts_the_workers_own_deliveries_in_flight(store, accept, step_to):
     directory = StaticDirectory(push_agency("la", "999", "Fictional Borough", "https://127.0.0.1:9/"),
                                 push_agency("la", "998", "Fictional Shire", "https://127.0.0.1:9/"),
                                 mailbox_agency("school", "999101", "Fictional Primary School"))
-    for _ in range(5):
+    for _ in range(6):
         accept(store, step_to(directory, LA))
     accept(store, step_to(directory, LA2))
     lease = dt.timedelta(minutes=1)
 
-    def claim(worker: str, now: dt.datetime = T0) -> list[str]:
+    def claim(worker: str, in_flight: dict[str, int]) -> list[str]:
         with store.transaction() as unit:
             return sorted(c.destination for c in SqlOutbox(unit.session).claim(
-                now=now, limit=5, worker=worker, lease=lease, per_destination=2))
+                now=T0, limit=5, worker=worker, lease=lease, per_destination=2, in_flight=in_flight))
 
-    assert claim("A") == [LA2, LA, LA]
-    assert claim("B") == []                        # LA has two in flight (A's), LA2 nothing left
-    # A's claims lapsed: they no longer count, and B takes them over (LA2's too), within the cap.
-    assert claim("B", T0 + lease) == [LA2, LA, LA]
+    assert claim("A", {}) == [LA2, LA, LA]
+    assert claim("A", {LA: 2, LA2: 1}) == []   # A's own two for LA fill its share; LA2 has nothing left
+    assert claim("A", {LA: 1}) == [LA]         # one of A's ended: room for one more
+    # Another worker has a share of its own: a worker killed holding its share blocks no one.
+    assert claim("B", {}) == [LA, LA]
 
 
 def test_nothing_is_due_for_a_worker_when_every_due_delivery_waits_for_a_full_destination(store, accept, step_to):
@@ -358,12 +359,10 @@ def test_nothing_is_due_for_a_worker_when_every_due_delivery_waits_for_a_full_de
     directory = _school_directory("https://127.0.0.1:9/")
     for _ in range(3):
         accept(store, step_to(directory, LA))
-    with store.transaction() as unit:
-        SqlOutbox(unit.session).claim(now=T0, limit=2, worker="A", lease=dt.timedelta(minutes=1), per_destination=2)
     with read_only(store.engine) as connection:
-        assert any_due(connection, T0)                         # one is due...
-        assert not any_due(connection, T0, per_destination=2)  # ...but its destination has no room
-        assert any_due(connection, T0, per_destination=3)
+        assert any_due(connection, T0)                    # three are due...
+        assert not any_due(connection, T0, full=[LA])     # ...but the worker has no room for their destination
+        assert any_due(connection, T0, full=[LA2])
 
 
 def test_one_destinations_backlog_does_not_keep_the_others_from_being_claimed(store, accept, step_to):
