@@ -611,6 +611,9 @@ def measure_lookups(db: Database, model: MatchModel, queries: list[Query], warmu
                 connection.commit()
             for n, query in enumerate(warmup):
                 _link_one(connection, model, query, -1 - n)
+            with connection.begin():
+                sized = PersonIndex(connection, model).model   # the thresholds for this index's size
+            thresholds = (sized.people, sized.link_threshold, sized.possible_threshold)
             durations, cpu, commits, linked_ids, floor = [], [], [], [], []
             outcomes, decisions = Counter(), Counter()
             load_before = os.getloadavg()[0]
@@ -653,7 +656,7 @@ def measure_lookups(db: Database, model: MatchModel, queries: list[Query], warmu
             "cpu_ms": statistics.fmean(cpu), "db_cpu_ms": backend_used * 1000 / len(queries) if pid else None,
             "commit_p50": commit["p50"], "commit_p99": commit["p99"], "floor_p50": floor["p50"],
             "floor_p99": floor["p99"], "decisions": decisions, "outcomes": outcomes,
-            "load_avg": (load_before, load_after),
+            "load_avg": (load_before, load_after), "thresholds": thresholds,
             "candidates": _quantiles([float(c) for c, _ in crowd]), "records_read": _quantiles([float(r) for _, r in crowd]),
             "slowest": [(durations[i], cpu[i], commits[i], *crowd[i], queries[i].changes) for i in slowest]}
 
@@ -856,7 +859,9 @@ def main(argv: list[str] | None = None) -> int:
         for row in result["rows"]:
             mix = ", ".join(f"{k} {v}" for k, v in sorted(row["decisions"].items()))
             truth = ", ".join(f"{k} {v}" for k, v in sorted(row["outcomes"].items()))
-            print(f"  {row['backend']:<11}{row['size']:>10,}: {mix}  ({truth})")
+            people, link, possible = row["thresholds"]
+            print(f"  {row['backend']:<11}{row['size']:>10,}: {mix}  ({truth}); thresholds for {people:,} people:"
+                  f" link {link:.1f}, possible {possible:.1f}")
     print("\nCandidate people / their records read per look-up (p50, p99, max), and the 5 slowest look-ups "
           "(ms, cpu ms, commit ms, people, records, what the query changed)")
     for result in results.values():

@@ -2,7 +2,8 @@
 
 :class:`MemoryIndex` links records one at a time exactly as the live index
 does (the same :func:`~gateway.linkage.matching.blocking_keys` and
-:func:`~gateway.linkage.matching.decide`; a record decided ``possible``
+:func:`~gateway.linkage.matching.decide`, with thresholds for the people it
+holds at the time; a record decided ``possible``
 starts a new person, awaiting a person's review), and :func:`pair_metrics`
 scores the resulting clusters pair by pair against the truth. The training
 script chooses the thresholds with it and ``bench/linkage.py`` reports it.
@@ -15,7 +16,7 @@ import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
-from gateway.linkage.matching import Candidate, MatchModel, PersonRecord, blocking_keys, decide
+from gateway.linkage.matching import Candidate, MatchModel, PersonRecord, blocking_keys, decide, tells_apart
 from gateway.linkage.synth import SynthRecord
 
 
@@ -27,26 +28,57 @@ class MemoryIndex:
         self.people: dict[str, list[PersonRecord]] = {}
         self.by_key: dict[str, set[str]] = defaultdict(set)
         self.decisions: Counter[str] = Counter()
+        self.joins = 0
+        #: The person of each record linked so far, in order (joins move earlier records).
+        self.person_of: list[str] = []
+        self._numbers: dict[str, list[int]] = defaultdict(list)
 
     def link(self, record: PersonRecord) -> tuple[str, str]:
-        """Return (person id, decision) for ``record``, after filing it: linked, or a new person."""
+        """Return (person id, decision) for ``record``, after filing it: linked, or a new person.
+
+        A record linked to a person and scoring above the link threshold
+        against another that nothing tells apart from them joins the two, as
+        the live index does (``PersonIndex._file``).
+        """
         keys = blocking_keys(record)
         found: dict[str, None] = {}
         for key in keys:
             for person_id in self.by_key.get(key, ()):
                 found[person_id] = None
         candidates = [Candidate(p, tuple(self.people[p])) for p in found]
-        decision = decide(self.model, record, candidates)
+        # The thresholds follow the index's size, as the live index's do (MatchModel.at_size).
+        model = self.model.at_size(len(self.people))
+        decision = decide(model, record, candidates)
         self.decisions[decision.decision] += 1
         if decision.decision == "linked":
             person_id = decision.person_id
         else:
-            person_id = f"P{len(self.people) + 1}"
+            person_id = f"P{len(self.people) + self.joins + 1}"
             self.people[person_id] = []
         self.people[person_id].append(record)
+        self._numbers[person_id].append(len(self.person_of))
+        self.person_of.append(person_id)
         for key in keys:
             self.by_key[key].add(person_id)
+        if decision.decision == "linked":
+            for other, score in decision.alternatives:
+                if (other != person_id and other in self.people and score.rule is None
+                        and score.weight >= model.link_threshold
+                        and not tells_apart(model, self.people[person_id], self.people[other])):
+                    self._join(other, person_id)
         return person_id, decision.decision
+
+    def _join(self, other: str, person_id: str) -> None:
+        moved = self.people.pop(other)
+        self.people[person_id].extend(moved)
+        for record in moved:
+            for key in blocking_keys(record):
+                self.by_key[key].discard(other)
+                self.by_key[key].add(person_id)
+        for number in self._numbers.pop(other):
+            self.person_of[number] = person_id
+            self._numbers[person_id].append(number)
+        self.joins += 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,8 +149,9 @@ def pair_metrics(records: Sequence[SynthRecord], cluster_of: Sequence[str], poss
 def run_index(model: MatchModel, records: Sequence[SynthRecord]) -> tuple[Accuracy, MemoryIndex]:
     """Return the accuracy of linking ``records`` one at a time through a :class:`MemoryIndex`, and the index."""
     index = MemoryIndex(model)
-    clusters = [index.link(r.record)[0] for r in records]
-    return pair_metrics(records, clusters, index.decisions["possible"]), index
+    for r in records:
+        index.link(r.record)
+    return pair_metrics(records, index.person_of, index.decisions["possible"]), index
 
 
 def blocking_recall(records: Sequence[SynthRecord]) -> tuple[float, float]:

@@ -31,7 +31,9 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 
 from gateway.audit import record_audit
-from gateway.linkage.matching import Candidate, LinkDecision, MatchModel, PersonRecord, blocking_keys, decide
+from gateway.linkage.matching import (Candidate, LinkDecision, MatchModel, PersonRecord, blocking_keys, decide,
+                                      tells_apart)
+from gateway.linkage.sizing import people_in_index
 from gateway.linkage.models import (
     CONFIRMED,
     LINKED,
@@ -119,7 +121,15 @@ class PersonIndex:
 
     def __init__(self, connection: Connection, model: MatchModel):
         self.connection = connection
-        self.model = model
+        self.base_model = model
+        self._sized: MatchModel | None = None
+
+    @property
+    def model(self) -> MatchModel:
+        """The model with its thresholds for the index's present size (``MatchModel.at_size``), once per index."""
+        if self._sized is None:
+            self._sized = self.base_model.at_size(people_in_index(self.connection))
+        return self._sized
 
     # -- linking -------------------------------------------------------------------------------------------------
 
@@ -196,7 +206,8 @@ class PersonIndex:
             for other, other_score in decision.alternatives:
                 if other == person_id:
                     continue
-                if other_score.weight >= self.model.link_threshold and self._joinable(person_id, other):
+                if (other_score.rule is None and other_score.weight >= self.model.link_threshold
+                        and self._joinable(person_id, other)):
                     moved = self.connection.execute(select(_MP.c.id).where(_MP.c.person_id == other)).scalars().all()
                     self._merge(other, person_id)
                     for moved_id in moved:
@@ -217,17 +228,12 @@ class PersonIndex:
         return Linked(record_id, person_id, decision.decision, score, decision.reason, match_id)
 
     def _joinable(self, one: str, other: str) -> bool:
-        """Whether two people may be joined without a person: no different valid identifiers, no twins."""
+        """Whether two people may be joined without a person: nothing tells them apart (``tells_apart``)."""
         rows = self.connection.execute(select(_MP.c.person_id, *(_MP.c[f] for f in _RECORD_FIELDS)).where(
             _MP.c.person_id.in_([one, other]))).all()
         mine = [record_of(r) for r in rows if r.person_id == one]
         theirs = [record_of(r) for r in rows if r.person_id == other]
-        for field in ("nhs_number", "upn"):
-            a = {getattr(r, field) for r in mine if getattr(r, field)}
-            b = {getattr(r, field) for r in theirs if getattr(r, field)}
-            if a and b and not a & b:
-                return False
-        return not any(self.model.compare(a, b).rule in ("twins", "possible-twins") for a in mine for b in theirs)
+        return not tells_apart(self.model, mine, theirs)
 
     def _version(self) -> str:
         version = getattr(self.model, "version", None)

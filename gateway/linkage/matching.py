@@ -39,17 +39,26 @@ How a record is linked (:func:`decide`), in the order the rules apply:
    much the date of birth, address and school agree: a foster child or a
    friend can share all three;
 6. otherwise the best score over the candidate's records: above the link
-   threshold links, above the possible threshold proposes; two candidates
-   above the link threshold are proposed, never silently picked.
+   threshold links, above the possible threshold proposes. Two candidates
+   above the link threshold are one person split earlier (a move and a
+   nickname arrived before the record that bridges them) when nothing tells
+   them apart and they score at least the possible threshold against each
+   other (:func:`same_person`): the record links to the best and the index
+   joins them; otherwise they are proposed, never silently picked.
+
+The thresholds are those of an index of the size the model was chosen for;
+:meth:`MatchModel.at_size` raises them for a larger one.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import datetime as dt
 import functools
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -301,10 +310,16 @@ def features(record: PersonRecord) -> Features:
 
 @dataclasses.dataclass(frozen=True)
 class Level:
-    """One comparison level: its label, and its condition in Splink's SQL (None: the else level)."""
+    """One comparison level: its label, and its condition in Splink's SQL (None: the else level).
+
+    ``tf_column`` names the feature whose term frequency adjusts the level's
+    weight (see :meth:`MatchModel.compare`): an agreement on a common name is
+    worth less than the level's average, on a rare one more.
+    """
 
     label: str
     sql: str | None
+    tf_column: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -431,7 +446,7 @@ COMPARISONS: tuple[Comparison, ...] = (
         "given names",
         (
             Level("missing", _null("given")),
-            Level("exact", "given_l = given_r"),
+            Level("exact", "given_l = given_r", tf_column="given_first"),
             Level("given and family swapped", _SWAPPED_SQL),
             Level("nickname", "len(list_intersect(given_groups_l, given_groups_r)) > 0"),
             Level("one of several given names", "len(list_intersect(given_tokens_l, given_tokens_r)) > 0"),
@@ -458,7 +473,7 @@ COMPARISONS: tuple[Comparison, ...] = (
         "family name",
         (
             Level("missing", _null("family")),
-            Level("exact", "family_l = family_r"),
+            Level("exact", "family_l = family_r", tf_column="family"),
             Level("one part of a double-barrelled name", "len(list_intersect(family_parts_l, family_parts_r)) > 0"),
             Level(f"similar (Jaro-Winkler >= {JW_CLOSE:.2f})", f"jaro_winkler_similarity(family_l, family_r) >= {JW_CLOSE}"),
             Level(f"similar (Jaro-Winkler >= {JW_NEAR:.2f})", f"jaro_winkler_similarity(family_l, family_r) >= {JW_NEAR}"),
@@ -616,6 +631,28 @@ RULES = {
 }
 
 
+#: Of the rise of the link threshold with the index's size, the share the possible threshold follows: the
+#: band below the link threshold that goes to a person widens by the rest, so that what no longer links
+#: automatically in a large index (a child who moved house and school, with a common name) is reviewed.
+POSSIBLE_SHARE = 0.5
+
+
+def size_shift(people: int, reference_people: int) -> float:
+    """Return how much the thresholds rise (log2 odds) for an index of ``people`` chosen among ``reference_people``.
+
+    The Fellegi-Sunter prior: the chance that a new record is one given
+    person of the index falls as the index grows (each candidate a block
+    finds competes with the more people who share its name and birth date),
+    so keeping the probability a threshold stands for means raising it by
+    log2(people / reference_people). Never below 0: a smaller index than
+    the one the thresholds were chosen among keeps them, since the people
+    most like a child (siblings, twins, parents) do not thin out with it.
+    """
+    if reference_people < 1:
+        raise ValueError(f"reference people must be at least 1 (got {reference_people})")
+    return max(0.0, math.log2(max(people, 1) / reference_people))
+
+
 def _probability(weight: float) -> float:
     if weight > 60:
         return 1.0
@@ -633,10 +670,18 @@ class MatchModel:
             self.prior = float(data["prior"]["weight"])
             self.link_threshold = float(data["thresholds"]["link"])
             self.possible_threshold = float(data["thresholds"]["possible"])
+            reference = data["thresholds"].get("reference_people")
+            self.reference_people = int(reference) if reference is not None else None
             by_field = {item["field"]: item for item in data["comparisons"]}
-        except (KeyError, TypeError, ValueError) as exc:
+            frequencies = {column: {str(k): float(v) for k, v in table.items()}
+                           for column, table in data.get("term_frequencies", {}).items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{source}: not a match model file ({exc!r} missing or wrong)") from None
+        #: People of the index the thresholds apply to (see :meth:`at_size`); None: as chosen.
+        self.people: int | None = None
         self._weights: list[tuple[float, ...]] = []
+        #: Per comparison: {level index: (feature, its term frequencies, log2 of the level's u)}.
+        self._tf: list[dict[int, tuple[str, dict[str, float], float]]] = []
         for comparison in COMPARISONS:
             item = by_field.get(comparison.field)
             labels = [level.label for level in comparison.levels]
@@ -646,6 +691,41 @@ class MatchModel:
                     f" ({labels}); retrain with `python -m gateway.linkage.train`"
                 )
             self._weights.append(tuple(0.0 if i == 0 else float(level["weight"]) for i, level in enumerate(item["levels"])))
+            self._tf.append({
+                i: (level.tf_column, frequencies[level.tf_column], math.log2(float(item["levels"][i]["u"])))
+                for i, level in enumerate(comparison.levels) if level.tf_column and level.tf_column in frequencies})
+
+    def at_size(self, people: int) -> "MatchModel":
+        """Return this model with its thresholds for an index of ``people`` people (see :func:`size_shift`).
+
+        The link threshold rises by the shift, the possible threshold by
+        :data:`POSSIBLE_SHARE` of it. A model file without
+        ``reference_people`` keeps its thresholds. Cheap: the weights are
+        shared, not copied.
+        """
+        if self.reference_people is None:
+            return self
+        shift = size_shift(people, self.reference_people)
+        sized = copy.copy(self)
+        sized.people = people
+        sized.link_threshold = float(self.data["thresholds"]["link"]) + shift
+        sized.possible_threshold = float(self.data["thresholds"]["possible"]) + shift * POSSIBLE_SHARE
+        return sized
+
+    def tf_adjustment(self, comparison_index: int, level_index: int, a: Features, b: Features) -> float:
+        """Return the term-frequency adjustment of a level (0 for a level without one), as Splink computes it.
+
+        log2(u of the level) - log2(the greater of the two values' frequencies):
+        an exact agreement on a name a tenth of people share weighs less than
+        the level's average, on a rare one more. A value the table does not
+        hold (seen fewer than twice in training) is not adjusted.
+        """
+        tf = self._tf[comparison_index].get(level_index)
+        if tf is None:
+            return 0.0
+        column, table, log2_u = tf
+        found = [table[v] for v in (getattr(a, column), getattr(b, column)) if v in table]
+        return log2_u - math.log2(max(found)) if found else 0.0
 
     @classmethod
     def load(cls, path: Path | None = None) -> "MatchModel":
@@ -673,9 +753,11 @@ class MatchModel:
         total = self.prior
         fields = []
         levels = {}
-        for comparison, weights in zip(COMPARISONS, self._weights):
+        for number, (comparison, weights) in enumerate(zip(COMPARISONS, self._weights)):
             index = comparison.level_of(fa, fb)
             weight = weights[index]
+            if self._tf[number]:
+                weight += self.tf_adjustment(number, index, fa, fb)
             total += weight
             label = comparison.levels[index].label
             levels[comparison.field] = label
@@ -886,6 +968,40 @@ class LinkDecision:
     alternatives: tuple[tuple[str, MatchScore], ...] = ()
 
 
+def tells_apart(model: MatchModel, mine: Sequence[PersonRecord], theirs: Sequence[PersonRecord]) -> bool:
+    """Whether two people's records say they are two people, or may be: different valid identifiers, or
+    the twins rule between two of their records (:data:`APART_RULES`: different given names in one family,
+    or a given name that cannot be read).
+
+    The person index never joins two people this says are two (the record
+    that links to both is proposed instead).
+    """
+    for field in ("nhs_number", "upn"):
+        a = {getattr(r, field) for r in mine if getattr(r, field)}
+        b = {getattr(r, field) for r in theirs if getattr(r, field)}
+        if a and b and not a & b:
+            return True
+    return any(_apart(model.compare(a, b).rule) for a in mine for b in theirs)
+
+
+#: The rules that say two records may be two children of one family (twins or siblings), so never one person.
+APART_RULES = frozenset({"twins", "possible-twins", "unsure-name"})
+
+
+def _apart(rule: str | None) -> bool:
+    return rule in APART_RULES
+
+
+def same_person(model: MatchModel, mine: Sequence[PersonRecord], theirs: Sequence[PersonRecord]) -> bool:
+    """Whether two people a record links to on its own are one person: nothing tells them apart
+    (:func:`tells_apart`) and their closest records score at least the possible threshold. Two
+    siblings, both close to a record that has no given name, score well below it (different given
+    names and birth dates); one child split by a move and a nickname scores near the link threshold.
+    """
+    return not tells_apart(model, mine, theirs) and max(
+        model.compare(a, b).weight for a in mine for b in theirs) >= model.possible_threshold
+
+
 def _best(scores: Sequence[MatchScore]) -> MatchScore:
     return max(scores, key=lambda s: s.weight)
 
@@ -970,6 +1086,16 @@ def decide(model: MatchModel, record: PersonRecord, candidates: Sequence[Candida
         )
     if len(linkable) > 1:
         ranked = sorted(linkable, key=lambda item: -item[1].weight)
+        records_of = {candidate.person_id: candidate.records for candidate in candidates}
+        if all(same_person(model, records_of[ranked[0][0]], records_of[p]) for p, _ in ranked[1:]):
+            return LinkDecision(
+                "linked",
+                ranked[0][0],
+                ranked[0][1],
+                f"score {ranked[0][1].weight:.1f} above the link threshold {model.link_threshold:.1f}, as for"
+                f" {len(ranked) - 1} other people the index holds, whom nothing tells apart from this one: one person",
+                tuple(ranked[1:]) + tuple((p, s) for p, s, _ in possible),
+            )
         return LinkDecision(
             "possible",
             ranked[0][0],

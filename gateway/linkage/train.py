@@ -1,7 +1,8 @@
 """Training the matching model with Splink, unsupervised, and shipping its weights as data.
 
 Run: ``python -m gateway.linkage.train [--records N] [--seed S] [-o PATH]``
-(``--table`` prints the weights of the model file as Markdown, for docs/linkage.md.)
+(``--table`` prints the weights of the model file as Markdown, for docs/linkage.md;
+``--thresholds-only`` chooses the thresholds of a model file again, keeping its weights.)
 
 1. Generate ``N`` fictional records (:mod:`gateway.linkage.synth`) and derive
    the comparison features of each (:func:`~gateway.linkage.matching.features`).
@@ -30,18 +31,22 @@ Run: ``python -m gateway.linkage.train [--records N] [--seed S] [-o PATH]``
    automatic links whose precision is at least :data:`TARGET_PRECISION`, with
    no twins linked and at most :data:`TARGET_POSSIBLE_PER_1000` possible
    matches per 1,000 records.
-6. Scale the thresholds to the index the gateway serves (:func:`scale_thresholds`):
-   thresholds chosen among the training's few thousand people would link far
-   too readily among a million, where a block holds many more people who are
-   not the one looked for (measured: at 1,000,000 generated children, 34 of
-   300 children the index did not hold were linked to someone; at 200,000, 5
-   of 95). In Fellegi-Sunter terms the prior odds that a candidate is the
-   person fall in proportion to the people a block draws from, so both
-   thresholds rise by log2(index size / training people), keeping the
-   probability they stand for, and the band below the link threshold that
-   goes to a person widens by :data:`REVIEW_WIDENING`. ``--index-size`` (default
-   :data:`DEPLOYMENT_INDEX_SIZE`); ``--rescale`` applies it to an existing
-   model file without training again.
+6. Write them with the number of people the training records are about
+   (``reference_people``): they are the thresholds of an index that size.
+   The live index raises them as it grows (``MatchModel.at_size``, from the
+   people it holds at scoring time): thresholds chosen among a few thousand
+   people would link far too readily among a million, where a block holds
+   many more people who are not the one looked for (measured: at 1,000,000
+   generated children the training's thresholds linked 34 of 300 children
+   the index did not hold to someone; at 200,000, 5 of 95). The
+   Fellegi-Sunter prior odds that a candidate is the person fall in
+   proportion to the people of the index, so the link threshold rises by
+   log2(people / reference_people), and the possible threshold by half that.
+7. Term frequencies: an exact given name (its first name) or family name
+   is adjusted by how common the value is, as Splink does
+   (``tf_adjustment_column`` on those levels); the frequencies of the
+   training records, from Splink's ``compute_tf_table``, ship in the model
+   file (values seen at least :data:`TF_MIN_COUNT` times).
 
 Splink is imported here and in the tests and benchmark only; the live gateway
 reads the JSON.
@@ -66,16 +71,17 @@ SPLINK_MODEL_PATH = DATA / "splink-model.json"
 DEFAULT_RECORDS = 20_000
 DEFAULT_SEED = 2024
 U_MAX_PAIRS = 5e6
+#: The features whose term frequencies adjust a level (matching.Level.tf_column), and the fewest times a value
+#: is seen in training for the model file to keep its frequency (a one-off is a typo more often than a name).
+TF_COLUMNS = tuple(dict.fromkeys(level.tf_column for c in COMPARISONS for level in c.levels if level.tf_column))
+TF_MIN_COUNT = 2
 #: Threshold choice on training data: margins inside the goals (precision 0.99, 50 possible per 1,000).
 TARGET_PRECISION = 0.995
 TARGET_POSSIBLE_PER_1000 = 40.0
 LINK_GRID = tuple(float(x) for x in range(0, 21))     # 0 .. 20 step 1
 POSSIBLE_GAPS = (2.0, 4.0, 6.0, 8.0)
-#: The people the live index is sized for: a national index of children and the adults around them.
-DEPLOYMENT_INDEX_SIZE = 1_000_000
-#: At that scale the band that goes to a person widens by this much (log2 odds): what no longer links
-#: automatically (a child who moved house and school, with a common name) is reviewed, not left as new.
-REVIEW_WIDENING = 4.0
+#: Recall is compared to this many decimal places: below that, fewer records for a person to review wins.
+RECALL_DECIMALS = 3
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +123,11 @@ def splink_comparisons():
                 levels.append(cll.CustomLevel(level.sql, label_for_charts=level.label).configure(is_null_level=True))
             elif level.sql is None:
                 levels.append(cll.ElseLevel().configure(label_for_charts=level.label))
+            elif level.tf_column:
+                # The level's own u is the base of the adjustment (its condition is on the whole given name,
+                # the frequency on the first one, so Splink's search for an exact-match level is turned off).
+                levels.append(cll.CustomLevel(level.sql, label_for_charts=level.label).configure(
+                    tf_adjustment_column=level.tf_column, disable_tf_exact_match_detection=True))
             else:
                 levels.append(cll.CustomLevel(level.sql, label_for_charts=level.label))
         out.append(
@@ -146,14 +157,25 @@ def splink_settings(prediction_rules: str = "keys"):
     )
 
 
+def register_frequencies(db_api, linker, frequencies: dict) -> None:
+    """Give ``linker`` the model file's term frequencies (instead of its own from its input records)."""
+    import pyarrow as pa
+
+    for column, table in frequencies.items():
+        rows = pa.Table.from_pylist([{column: value, f"tf_{column}": tf} for value, tf in table.items()],
+                                    schema=pa.schema([(column, pa.string()), (f"tf_{column}", pa.float64())]))
+        linker.table_management.register_term_frequency_lookup(
+            db_api.register(rows, dataset_display_name=f"tf_{column}_lookup"), column)
+
+
 def _identifier_recall(rows: list[dict]) -> float:
     p_nhs = sum(1 for r in rows if r["nhs_number"]) / len(rows)
     p_upn = sum(1 for r in rows if r["upn"]) / len(rows)
     return 1 - (1 - p_nhs**2) * (1 - p_upn**2)
 
 
-def train_splink(records: Sequence[SynthRecord], *, seed: int) -> tuple[dict, dict]:
-    """Return (Splink's trained model as a dict, training notes), estimated without the truth."""
+def train_splink(records: Sequence[SynthRecord], *, seed: int) -> tuple[dict, dict, dict]:
+    """Return (Splink's trained model as a dict, training notes, term frequencies), estimated without the truth."""
     from splink import DuckDBAPI, Linker, block_on
 
     rows = splink_rows(records)
@@ -169,6 +191,13 @@ def train_splink(records: Sequence[SynthRecord], *, seed: int) -> tuple[dict, di
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("nhs_number"))
     model = linker.misc.save_model_to_json()
     filled = _fill_unobserved(model)
+    frequencies = {}
+    for column in TF_COLUMNS:
+        # Splink's own table of the training records: each value's share of the records that have one.
+        present = sum(1 for row in rows if row[column] is not None)
+        table = linker.table_management.compute_tf_table(column).as_record_list()
+        frequencies[column] = {row[column]: row[f"tf_{column}"] for row in sorted(table, key=lambda r: r[column])
+                               if row[column] is not None and row[f"tf_{column}"] * present >= TF_MIN_COUNT - 0.5}
     notes = {
         "records": len(records),
         "seed": seed,
@@ -178,7 +207,9 @@ def train_splink(records: Sequence[SynthRecord], *, seed: int) -> tuple[dict, di
         "m": "expectation maximisation, sessions blocked on birth_date, then on nhs_number",
         "filled": filled,
     }
-    return model, notes
+    notes["term_frequencies"] = (f"Splink's compute_tf_table on the training records, values seen at least"
+                                 f" {TF_MIN_COUNT} times ({', '.join(TF_COLUMNS)})")
+    return model, notes, frequencies
 
 
 def _fill_unobserved(model: dict) -> list[str]:
@@ -202,7 +233,7 @@ def _fill_unobserved(model: dict) -> list[str]:
     return filled
 
 
-def gateway_model(splink_model: dict, notes: dict, thresholds: dict) -> dict:
+def gateway_model(splink_model: dict, notes: dict, thresholds: dict, frequencies: dict) -> dict:
     """Return the gateway's model file contents from Splink's trained model."""
     import splink
 
@@ -226,36 +257,30 @@ def gateway_model(splink_model: dict, notes: dict, thresholds: dict) -> dict:
         "prior": {"probability_two_random_records_match": lam, "weight": math.log2(lam / (1 - lam))},
         "thresholds": thresholds,
         "comparisons": comparisons,
+        "term_frequencies": frequencies,
         "training": notes,
     }
 
 
-def scale_thresholds(thresholds: dict, *, training_people: int, index_size: int) -> dict:
-    """Return ``thresholds`` (chosen among ``training_people``) raised for an index of ``index_size`` people.
-
-    Both rise by log2(index_size / training_people), rounded to a tenth (see
-    step 6 of the module docstring), and the possible threshold then goes
-    down by :data:`REVIEW_WIDENING` when the index is larger than the
-    training's; the thresholds chosen on the training records are kept
-    beside them. Raises ValueError for sizes below 1.
-    """
-    if training_people < 1 or index_size < 1:
-        raise ValueError("training people and index size must be at least 1")
-    shift = round(math.log2(max(index_size, training_people) / training_people), 1)
-    chosen = {k: thresholds[k] for k in ("link", "possible")}
-    widening = REVIEW_WIDENING if shift > 0 else 0.0
-    return dict(thresholds, link=chosen["link"] + shift, possible=chosen["possible"] + shift - widening,
-                scaled_for={"index_size": index_size, "training_people": training_people, "shift": shift,
-                            "review_widening": widening, "chosen_on_training": chosen})
+def _better(accuracy, than) -> bool:
+    """Higher recall, to :data:`RECALL_DECIMALS` places; then fewer possible matches (a person's time)."""
+    ours, theirs = round(accuracy.recall, RECALL_DECIMALS), round(than.recall, RECALL_DECIMALS)
+    return ours > theirs or (ours == theirs and accuracy.possible_per_1000 < than.possible_per_1000)
 
 
 def choose_thresholds(model_data: dict, records: Sequence[SynthRecord]) -> dict:
-    """Return the link and possible thresholds chosen on ``records`` (see the module docstring)."""
+    """Return the link and possible thresholds chosen on ``records`` (see the module docstring).
+
+    They are the thresholds of an index of as many people as the records
+    are about (``reference_people``); the live index raises them as it
+    grows beyond (:meth:`~gateway.linkage.matching.MatchModel.at_size`).
+    """
+    people = len({r.person_id for r in records})
     best = None
     tried = 0
     for link in LINK_GRID:
         for gap in POSSIBLE_GAPS:
-            data = dict(model_data, thresholds={"link": link, "possible": link - gap})
+            data = dict(model_data, thresholds={"link": link, "possible": link - gap, "reference_people": people})
             accuracy, _ = run_index(MatchModel(data), records)
             tried += 1
             ok = (
@@ -263,7 +288,7 @@ def choose_thresholds(model_data: dict, records: Sequence[SynthRecord]) -> dict:
                 and accuracy.twin_pairs_linked == 0
                 and accuracy.possible_per_1000 <= TARGET_POSSIBLE_PER_1000
             )
-            if ok and (best is None or accuracy.recall > best[0].recall):
+            if ok and (best is None or _better(accuracy, best[0])):
                 best = (accuracy, link, link - gap)
             if accuracy.possible_per_1000 > TARGET_POSSIBLE_PER_1000:
                 break  # wider gaps only propose more
@@ -276,10 +301,11 @@ def choose_thresholds(model_data: dict, records: Sequence[SynthRecord]) -> dict:
     return {
         "link": link,
         "possible": possible,
+        "reference_people": people,
         "chosen_by": (
             f"gateway.linkage.train on its {len(records)} training records: of {tried} (link, possible) pairs"
             f" (link {LINK_GRID[0]:g}..{LINK_GRID[-1]:g} step 1, possible = link - {POSSIBLE_GAPS}), the highest"
-            f" recall of automatic links with precision >= {TARGET_PRECISION}, no twins linked and at most"
+            f" recall of automatic links (to {RECALL_DECIMALS} places, then the fewest possible) with precision >= {TARGET_PRECISION}, no twins linked and at most"
             f" {TARGET_POSSIBLE_PER_1000} possible per 1,000 records, replaying the records one at a time"
             " through the in-memory index"
         ),
@@ -319,42 +345,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--table", action="store_true", help="print the weights of the model file -o as Markdown, and train nothing"
     )
-    parser.add_argument("--index-size", type=int, default=DEPLOYMENT_INDEX_SIZE,
-                        help="the people the live index is sized for: the thresholds are scaled to it")
-    parser.add_argument("--rescale", action="store_true",
-                        help="scale the thresholds of the model file -o (as trained) to --index-size, train nothing")
+    parser.add_argument(
+        "--thresholds-only", action="store_true",
+        help="choose the thresholds of the model file -o again (its training records), keeping its weights",
+    )
     args = parser.parse_args(argv)
     if args.table:
         print(weights_table(json.loads(args.output.read_text(encoding="utf-8"))))
         return 0
-    if args.records < 100:
-        parser.error(f"--records must be at least 100 (got {args.records})")
-    if args.rescale:
+    if args.thresholds_only:
         data = json.loads(args.output.read_text(encoding="utf-8"))
-        trained = data["thresholds"].get("scaled_for", {}).get("chosen_on_training") or data["thresholds"]
         training = data["training"]
-        people = len({r.person_id for r in generate(training["records"], seed=training.get("seed", args.seed))})
-        data["thresholds"] = scale_thresholds(dict(data["thresholds"], **trained), training_people=people,
-                                              index_size=args.index_size)
+        data["thresholds"] = choose_thresholds(data, generate(training["records"], seed=training["seed"]))
         args.output.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         print(f"{args.output}: link {data['thresholds']['link']}, possible {data['thresholds']['possible']}"
-              f" for {args.index_size:,} people ({people:,} in training)")
+              f" among {data['thresholds']['reference_people']:,} people, on training data"
+              f" {data['thresholds']['training_accuracy']}")
         return 0
+    if args.records < 100:
+        parser.error(f"--records must be at least 100 (got {args.records})")
     splink_output = args.splink_output or args.output.with_name(SPLINK_MODEL_PATH.name)
     started = time.process_time()
     records = generate(args.records, seed=args.seed)
-    splink_model, notes = train_splink(records, seed=args.seed)
+    splink_model, notes, frequencies = train_splink(records, seed=args.seed)
     notes["cpu_seconds_splink"] = round(time.process_time() - started, 1)
-    provisional = gateway_model(splink_model, notes, {"link": 0.0, "possible": 0.0})
-    thresholds = scale_thresholds(choose_thresholds(provisional, records),
-                                  training_people=len({r.person_id for r in records}), index_size=args.index_size)
-    data = gateway_model(splink_model, notes, thresholds)
+    provisional = gateway_model(splink_model, notes, {"link": 0.0, "possible": 0.0}, frequencies)
+    thresholds = choose_thresholds(provisional, records)
+    data = gateway_model(splink_model, notes, thresholds, frequencies)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     splink_output.write_text(json.dumps(splink_model, indent=1) + "\n", encoding="utf-8")
     print(
         f"wrote {args.output} and {splink_output}: prior {data['prior']['weight']:.2f},"
-        f" link {thresholds['link']}, possible {thresholds['possible']}, on training data"
+        f" link {thresholds['link']}, possible {thresholds['possible']} among {thresholds['reference_people']:,}"
+        f" people (rising with the index's size), on training data"
         f" {thresholds['training_accuracy']}"
     )
     return 0

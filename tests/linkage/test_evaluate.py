@@ -39,6 +39,20 @@ def test_memory_index_links_proposes_and_starts_people():
     assert len(index.people) == 2 and len(index.people[first]) == 2
 
 
+def test_memory_index_joins_one_child_split_earlier_as_the_live_index_does():
+    index = MemoryIndex(MatchModel.load())
+    first, _ = index.link(normalise(given="Alexander", family="Marsh", birth_date="2016-03-09",
+                                    postcode="SP10 1AA", school_urn="999101"))
+    # a move, a new school, a nickname and the day and month transposed: not linked on its own
+    moved, decision = index.link(normalise(given="Alex", family="Marsh", birth_date="2016-09-03",
+                                           postcode="SO20 1AB", school_urn="999102"))
+    assert decision != "linked" and moved != first
+    bridge, decision = index.link(normalise(given="Alexander", family="Marsh", birth_date="2016-03-09",
+                                            postcode="SO20 1AB", school_urn="999101"))
+    assert decision == "linked" and len(index.people) == 1 and index.joins == 1
+    assert index.person_of == [bridge, bridge, bridge]
+
+
 def test_blocking_recall_counts_true_pairs_that_share_a_key():
     same = [_record(0, "a"), _record(1, "a", given="Ela")]
     apart = [_record(0, "a"), _record(1, "a", given="Oscar", family="Quayle", birth_date="2009-01-01", postcode="RG28 7QQ")]

@@ -127,7 +127,7 @@ def splink_predictions():
     """Splink's gamma values and match weights, from the shipped Splink model, for generated and crafted pairs."""
     from splink import DuckDBAPI, Linker
 
-    from gateway.linkage.train import SPLINK_MODEL_PATH, splink_rows, splink_table
+    from gateway.linkage.train import SPLINK_MODEL_PATH, register_frequencies, splink_rows, splink_table
 
     generated = [r.record for r in generate(600, seed=31)]
     crafted = _crafted_records()
@@ -138,6 +138,8 @@ def splink_predictions():
     settings["retain_intermediate_calculation_columns"] = True
     db_api = DuckDBAPI()
     linker = Linker(db_api.register(splink_table(rows)), settings, log_level=logging.WARNING)
+    # The frequencies the live model reads, not Splink's own from these few records.
+    register_frequencies(db_api, linker, json.loads(matching.MODEL_PATH.read_text())["term_frequencies"])
     pairs = linker.inference.predict().as_record_list()
     first_crafted = len(generated)
     crafted_rows = rows[first_crafted:]
@@ -162,7 +164,9 @@ def test_python_levels_and_weights_equal_splinks(model, splink_predictions):
         for comparison, field in zip(COMPARISONS, score.fields):
             index = [level.label for level in comparison.levels].index(field.level)
             assert gamma(comparison, index) == pair[f"gamma_{comparison.field}"], (comparison.field, field, left, right)
-            assert field.weight == pytest.approx(pair[f"mw_{comparison.field}"], abs=1e-9)
+            # Splink keeps a level's term-frequency adjustment in a column of its own.
+            splink_weight = pair[f"mw_{comparison.field}"] + (pair.get(f"mw_tf_adj_{comparison.field}") or 0.0)
+            assert field.weight == pytest.approx(splink_weight, abs=1e-9)
             seen[comparison.field, field.level] += 1
         assert score.weight == pytest.approx(pair["match_weight"], abs=1e-6)
     unreached = [(c.field, level.label) for c in COMPARISONS for level in c.levels if not seen[c.field, level.label]]
@@ -315,7 +319,7 @@ def test_the_same_child_differently_recorded_is_linked(model, variant):
 def test_a_child_who_moved_house_and_school_goes_to_a_person(model):
     # Name, sex and birth date alone are not identity among a million children: proposed, never dropped as new.
     moved = child(postcode="RG28 7QQ", school_urn="999222")
-    decision = _decide(model, moved, ("p1", [child()]))
+    decision = _decide(model.at_size(1_000_000), moved, ("p1", [child()]))
     assert (decision.decision, decision.person_id) == ("possible", "p1"), decision.score.explain()
 
 
@@ -326,11 +330,81 @@ def test_a_rejected_candidate_is_never_proposed(model):
     assert _decide(model, child(), ("p1", [child()])).decision == "linked"
 
 
-def test_two_people_above_the_link_threshold_are_proposed_never_picked(model):
-    decision = _decide(model, child(), ("p1", [child()]), ("p2", [child(postcode="SP10 1AB")]))
+def test_two_people_above_the_link_threshold_told_apart_are_proposed_never_picked(model):
+    # Both score above the link threshold, but their NHS numbers say they are two children.
+    decision = _decide(model, child(), ("p1", [child(nhs_number=NHS_A)]),
+                       ("p2", [child(postcode="SP10 1AB", nhs_number=NHS_B)]))
     assert decision.decision == "possible"
     assert {decision.person_id, *(p for p, _ in decision.alternatives)} == {"p1", "p2"}
     assert "2 people score above the link threshold" in decision.reason
+
+
+def test_one_child_split_earlier_is_linked_and_the_two_are_one(model):
+    """A move with a nickname started a second person; the record that fits both links to the best of them,
+    and the other is named among the alternatives, for the index to join."""
+    moved = child(given="Alex", sex="M", postcode="SO20 1AB", school_urn="999102")
+    decision = _decide(model, child(given="Alexander", sex="M", postcode="SO20 1AB"),
+                       ("p1", [child(given="Alexander", sex="M")]), ("p2", [moved]))
+    assert decision.decision == "linked" and decision.person_id in ("p1", "p2")
+    assert [p for p, _ in decision.alternatives] == [{"p1": "p2", "p2": "p1"}[decision.person_id]]
+    assert "whom nothing tells apart from this one: one person" in decision.reason
+    assert matching.same_person(model, [child(given="Alexander", sex="M")], [moved])
+
+
+def test_siblings_both_close_to_a_record_without_a_given_name_are_not_one(model):
+    brother = child(given="Oscar", sex="M", birth_date="2012-07-01")
+    sister = child()
+    nameless = child(given=None, sex=None, birth_date=None)
+    assert model.compare(nameless, brother).weight >= model.link_threshold
+    assert model.compare(nameless, sister).weight >= model.link_threshold
+    assert not matching.same_person(model, [brother], [sister])
+    assert _decide(model, nameless, ("p1", [brother]), ("p2", [sister])).decision == "possible"
+
+
+def test_twins_and_unreadable_names_tell_people_apart(model):
+    assert matching.tells_apart(model, [child()], [child(given="Emma")])              # twins
+    assert matching.tells_apart(model, [child(given="Ava")], [child(given="Awa")])   # Ava or Eva?
+    assert matching.tells_apart(model, [child(nhs_number=NHS_A)], [child(nhs_number=NHS_B)])
+    assert not matching.tells_apart(model, [child(given="Alexander", nhs_number=NHS_A)],
+                                    [child(given="Alex", postcode=None)])
+
+
+# -- term frequencies and the index's size -------------------------------------
+
+
+def test_a_common_name_agreeing_weighs_less_than_a_rare_one(model):
+    frequencies = model.data["term_frequencies"]
+    common = max(frequencies["family"], key=frequencies["family"].get)
+    rare = min(frequencies["family"], key=frequencies["family"].get)
+    weight = {name: model.compare(child(family=name), child(family=name)).field("family").weight
+              for name in (common, rare)}
+    base = model.level_weights("family")["exact"]
+    assert weight[common] < base < weight[rare]
+    level_u = next(lv["u"] for c in model.data["comparisons"] if c["field"] == "family" for lv in c["levels"]
+                   if lv["label"] == "exact")
+    assert weight[common] == pytest.approx(base + math.log2(level_u) - math.log2(frequencies["family"][common]))
+    # a name the table does not hold is not adjusted, nor is any level but exact
+    unseen = model.compare(child(family="Quartermaine"), child(family="Quartermaine")).field("family")
+    assert unseen.weight == base
+    assert model.compare(child(family=common), child(family=common + "e")).field("family").weight in (
+        model.level_weights("family").values())
+
+
+def test_thresholds_rise_with_the_index_and_never_fall_below_the_chosen(model):
+    reference = model.reference_people
+    assert reference and model.at_size(reference).link_threshold == model.link_threshold
+    assert model.at_size(10).link_threshold == model.link_threshold           # a small index keeps them
+    big = model.at_size(reference * 128)
+    assert big.link_threshold == pytest.approx(model.link_threshold + 7)
+    assert big.possible_threshold == pytest.approx(model.possible_threshold + 7 * matching.POSSIBLE_SHARE)
+    assert big.compare(child(), child()).weight == model.compare(child(), child()).weight   # the weights stay
+    # a match that links among the training's people is only proposed among a million
+    weak = child(postcode="SO20 1AB", school_urn="999222")
+    weight = model.compare(weak, child()).weight
+    assert model.link_threshold <= weight < model.at_size(1_000_000).link_threshold
+    assert _decide(model.at_size(1_000_000), weak, ("p1", [child()])).decision == "possible"
+    with pytest.raises(ValueError):
+        matching.size_shift(10, 0)
 
 
 def test_a_weak_match_is_proposed_and_a_stranger_is_new(model):

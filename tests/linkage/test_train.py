@@ -82,22 +82,41 @@ def test_the_weights_table_in_the_docs_is_the_shipped_models():
     assert table == train.weights_table(json.loads(MODEL_PATH.read_text())), "paste `train --table` into docs/linkage.md"
 
 
-def test_thresholds_are_scaled_to_the_index_the_gateway_serves():
-    chosen = {"link": 1.0, "possible": -1.0, "chosen_by": "grid"}
-    scaled = train.scale_thresholds(chosen, training_people=8_000, index_size=1_000_000)
-    shift = round(math.log2(1_000_000 / 8_000), 1)
-    assert (scaled["link"], scaled["possible"]) == (1.0 + shift, -1.0 + shift - train.REVIEW_WIDENING)
-    assert scaled["scaled_for"]["chosen_on_training"] == {"link": 1.0, "possible": -1.0}
-    same = train.scale_thresholds(chosen, training_people=8_000, index_size=8_000)
-    assert (same["link"], same["possible"]) == (1.0, -1.0)
-    with pytest.raises(ValueError):
-        train.scale_thresholds(chosen, training_people=0, index_size=10)
+def test_the_thresholds_are_chosen_for_the_training_people_and_follow_the_index(trained):
+    """The thresholds are those of an index of the training's people; the live index raises them as it grows."""
+    from gateway.linkage.synth import generate
+
+    data = json.loads(trained.read_text())
+    people = len({r.person_id for r in generate(3000, seed=5)})
+    assert data["thresholds"]["reference_people"] == people
+    model = MatchModel.load(trained)
+    assert model.at_size(people * 4).link_threshold == pytest.approx(model.link_threshold + 2)
 
 
-def test_the_shipped_model_is_scaled_for_a_national_index():
+def test_term_frequencies_come_from_the_training_records(trained):
+    from gateway.linkage.matching import features
+    from gateway.linkage.synth import generate
+
+    data = json.loads(trained.read_text())
+    assert set(data["term_frequencies"]) == set(train.TF_COLUMNS) == {"given_first", "family"}
+    values = [features(r.record).family for r in generate(3000, seed=5)]
+    present = [v for v in values if v is not None]
+    for name, tf in data["term_frequencies"]["family"].items():
+        assert tf == pytest.approx(present.count(name) / len(present))
+        assert present.count(name) >= train.TF_MIN_COUNT
+    assert {v for v in present if present.count(v) >= train.TF_MIN_COUNT} == set(data["term_frequencies"]["family"])
+
+
+def test_splink_adjusts_the_exact_name_levels_for_term_frequency():
+    comparisons = {c.get_comparison("duckdb").output_column_name: c.get_comparison("duckdb")
+                   for c in train.splink_comparisons()}
+    adjusted = {(name, level.label_for_charts, level._tf_adjustment_column)
+                for name, comparison in comparisons.items() for level in comparison.comparison_levels
+                if level._tf_adjustment_column}
+    assert adjusted == {("given", "exact", "given_first"), ("family", "exact", "family")}
+
+
+def test_the_shipped_model_follows_the_index_size():
     data = json.loads(MODEL_PATH.read_text())
-    scaled = data["thresholds"]["scaled_for"]
-    assert scaled["index_size"] == train.DEPLOYMENT_INDEX_SIZE
-    assert data["thresholds"]["link"] == scaled["chosen_on_training"]["link"] + scaled["shift"] > 0
-    assert data["thresholds"]["possible"] == (scaled["chosen_on_training"]["possible"] + scaled["shift"]
-                                              - scaled["review_widening"])
+    assert data["thresholds"]["reference_people"] > 1000
+    assert data["term_frequencies"]["family"] and data["term_frequencies"]["given_first"]
