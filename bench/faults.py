@@ -1,7 +1,7 @@
 """Load and faults: does a hung or dead receiving endpoint hold up the other agencies, and is anything lost?
 
     .venv/bin/python bench/faults.py                                  # SQLite, then PostgreSQL
-    .venv/bin/python bench/faults.py --backends sqlite --messages 3000 --rate 100
+    .venv/bin/python bench/faults.py --backends sqlite --messages 800 --rate 20
 
 Real processes on loopback, set up by bench/pipeline.py's ``Stack``: the
 gateway (``gateway serve``, mutual TLS), two outbox workers (``gateway
@@ -16,8 +16,8 @@ by the child's postcode. Two runs, each on a fresh database and PKI:
   that accepts TCP connections and never answers (at 10% of the messages),
   LA 886's endpoint is stopped (at 25%) and started again (at 60%), and one
   worker is SIGKILLed mid-delivery (at 40%) and started again (at 50%, as
-  a supervisor would; its claims come back when their lease runs out). When every
-  message is in, LA 869 answers again.
+  a supervisor would; its claims come back when their lease runs out). When
+  every other LA's message is in, LA 869 answers again.
 
 Then it checks that every accepted message was applied exactly once, at the
 LA it was routed to (the endpoints' receipt logs, counted by message id),
@@ -161,7 +161,9 @@ def run(name: str, workdir: Path, database_url: str, bodies: list[tuple[str, byt
         sent, answers, elapsed = submit(stack, [(mid, body) for mid, body, _ in bodies], rate, clients,
                                         fault_events(stack, len(bodies)) if faults else None)
         if faults:
-            stack.stop_receiver(HUNG)   # the hung LA answers again: its messages must arrive too
+            # The hung LA answers again once the others' messages are in: its messages must arrive too.
+            wait_applied(stack, [mid for mid in sent if destination[mid] != HUNG], timeout=drain_seconds)
+            stack.stop_receiver(HUNG)
             stack.start_receiver(HUNG)
         wait_applied(stack, sent, timeout=drain_seconds)
         cpu = cpu_per_message(stack, before, cpu_seconds(), len(sent))
@@ -306,8 +308,8 @@ def both_runs(backend: str, workroot: Path, bodies, *, rate: float, clients: int
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", nargs="*", default=["sqlite", "postgres"])
-    parser.add_argument("--messages", type=int, default=6000, help="messages per run")
-    parser.add_argument("--rate", type=float, default=100.0, help="messages offered per second")
+    parser.add_argument("--messages", type=int, default=3000, help="messages per run")
+    parser.add_argument("--rate", type=float, default=50.0, help="messages offered per second")
     parser.add_argument("--clients", type=int, default=16, help="client threads (mTLS connections)")
     args = parser.parse_args()
     failed = False
