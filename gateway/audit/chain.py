@@ -134,7 +134,7 @@ def record_audit(session_or_connection: Session | Connection, *, action: str, su
     recorded = format_recorded(at)
     if not enabled():
         return None
-    pairs = [[str(kind), str(ident)] for kind, ident in entities]
+    pairs = [[str(kind), str(ident)] for kind, ident in entities if ident is not None]  # an absent id: no entity
     entities_text = canonical_json(pairs).decode("utf-8")
     detail_text = None if detail is None else canonical_json(detail).decode("utf-8")
     canonical = canonical_from_columns(recorded, action, subtype, outcome, agent, entities_text, detail_text)
