@@ -106,8 +106,14 @@ def school_signer(deployment) -> Signer:
 
 @pytest.fixture(scope="session")
 def la_identity(deployment) -> Path:
-    """PREFIX of LA 999's certificate and key (a receiving agency)."""
-    return deployment.issue(deployment.dir.parent / "la-999", kind="la", code="999",
+    """PREFIX of LA 999's certificate and key (a receiving agency).
+
+    Issued once per session: other test modules import this fixture (tests/audit), which makes a second
+    session fixture of the same name, and the PKI never overwrites a key."""
+    prefix = deployment.dir.parent / "la-999"
+    if Path(f"{prefix}.key").exists():
+        return prefix
+    return deployment.issue(prefix, kind="la", code="999",
                             name="Fictional Borough Children's Services", days=365)
 
 
