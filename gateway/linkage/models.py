@@ -43,7 +43,7 @@ class PersonRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
     # Agency URI of the children's services of the child's home LA, as last known: who may read the chronology.
     home_la: Mapped[str | None] = mapped_column(String(255))
-    # A legal hold (later: retention) and other per-person state go here.
+    # A legal hold on a person is a row of legal_hold (gateway/retention/models.py), which keeps its history.
 
     __table_args__ = (Index("ix_person_home_la", "home_la"),)
 
