@@ -512,6 +512,32 @@ def check_linkage(store) -> list[str]:
 WORKDIR_MARKER = ".gateway-demo"
 
 
+def check_audit(demo: "Demo") -> list[str]:
+    """Sign a checkpoint of the audit log as the gateway's key and verify the whole chain (``gateway audit
+    checkpoint`` then ``gateway audit verify``); return what does not hold."""
+    from gateway.audit.checkpoints import write_checkpoint
+    from gateway.audit.verify import verify
+    from gateway.signing import pki
+    from gateway.signing.signatures import Signer, TrustAnchor
+    from gateway.store.engine import read_only
+
+    now = dt.datetime.now(dt.timezone.utc)
+    signer = Signer.from_files(demo.certs / pki.GATEWAY_CERT, demo.certs / pki.GATEWAY_KEY)
+    trust = TrustAnchor.from_files(demo.certs / pki.CA_CERT, demo.certs / pki.CRL)
+    engine = demo.store.engine
+    with engine.begin() as connection:
+        write_checkpoint(connection, signer, now=now)
+    with read_only(engine) as connection:
+        report = verify(connection, trust, now=now)
+    failures = [f"audit log: {problem}" for problem in report.problems]
+    if not report.records or not report.checkpoints:
+        failures.append(f"audit log: {report.records} records and {report.checkpoints} checkpoints after the story")
+    else:
+        click.echo(f"audit log: {report.records} records, hash chain and {report.checkpoints} signed "
+                   f"checkpoint(s) verified")
+    return failures
+
+
 def prepare_workdir(workdir: Path) -> None:
     """Make ``workdir`` ready for a run: new, or emptied when the demo made it before.
 
@@ -559,7 +585,7 @@ def demo_command(check_only: bool, workdir: Path, serve: bool = False) -> None:
     finally:
         demo.close()
     report(arrivals)
-    failures = check(arrivals, demo.receipts()) + check_linkage(demo.store)
+    failures = check(arrivals, demo.receipts()) + check_linkage(demo.store) + check_audit(demo)
     click.echo("")
     if failures:
         for failure in failures:
