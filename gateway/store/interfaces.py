@@ -18,7 +18,10 @@ class AcceptedMessage:
     ``raw_message`` is the JSON exactly as received; ``signed_message`` is
     the Bundle with the gateway's signature, as it will be delivered.
     ``received_at`` is the gateway's clock; ``message_timestamp`` the
-    sender's ``Bundle.timestamp``.
+    sender's ``Bundle.timestamp``. ``completeness`` is the standard's
+    completeness score of the message (0-100) from the feedback in the
+    response, kept beside it so that lists need not read the response; None
+    without one (or for a message accepted before revision 0007).
     """
 
     message_id: str
@@ -30,6 +33,7 @@ class AcceptedMessage:
     signed_message: str
     response_status: int
     response_body: str
+    completeness: int | None = None
 
 
 class AlreadyAccepted(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -63,6 +63,9 @@ class AcceptedMessageRow(Base):
     signed_message: Mapped[str] = mapped_column(EncryptedText("accepted_message.signed_message"), nullable=False)
     response_status: Mapped[int] = mapped_column(Integer, nullable=False)
     response_body: Mapped[str] = mapped_column(EncryptedText("accepted_message.response_body"), nullable=False)
+    # The completeness score (0-100) in the response's feedback, so that lists do not decrypt and parse the
+    # response: None without feedback, or for a message accepted before revision 0007 (read from the response).
+    completeness: Mapped[int | None] = mapped_column(SmallInteger)
 
     __table_args__ = (Index("ix_accepted_message_sender_received", "sender_agency", "received_at"),)
 

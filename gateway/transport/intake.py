@@ -65,6 +65,7 @@ from gateway.signing.signatures import (
 )
 from gateway.store.interfaces import AcceptedMessage, AlreadyAccepted, MessageStore, UnitOfWork
 from gateway.transport import access
+from gateway.validation import completeness
 
 FHIR_JSON = "application/fhir+json"
 
@@ -184,7 +185,8 @@ class MessageIntake:
         record = AcceptedMessage(
             message_id=mid, sender_agency=agency, received_at=now, message_timestamp=sent_at,
             payload_sha256=digest, raw_message=body.decode("utf-8"), signed_message=_dumps(signed),
-            response_status=200, response_body=_dumps(response))
+            response_status=200, response_body=_dumps(response),
+            completeness=completeness(feedback) if feedback is not None else None)
         steps = self.steps()
 
         def accept(unit: UnitOfWork) -> None:

@@ -75,3 +75,23 @@ def test_the_default_inbox_page_walks_the_inbox_indexes_and_scans_no_table(conso
     assert any("ix_delivery_inbox_message (destination=? AND message_id=? AND kind=?)" in line
                for line in details), plans
     assert any("ix_delivery_inbox_received" in line for line in details), plans
+
+
+def test_the_inbox_shows_the_completeness_stored_at_acceptance_and_reads_older_messages_responses(console):
+    """Each accepted message keeps its completeness score beside its response (revision 0007); a message accepted
+    before that has none stored, and the inbox reads its score from its response instead."""
+    from sqlalchemy import update
+
+    from gateway.store.models import AcceptedMessageRow
+
+    console.family_a()
+    accepted = AcceptedMessageRow.__table__
+    stored = {r.message_id: r.completeness for r in console.rows(accepted)}
+    from_response = {r.message_id: queries._completeness(r.response_body) for r in console.rows(accepted)}
+    assert stored == from_response and any(score is not None for score in stored.values())
+    before = [(r["message_id"], r["completeness"]) for r in _inbox(console, 100)["rows"]]
+    assert any(score is not None for _, score in before)
+    assert all(score == stored[mid] for mid, score in before if score is not None)
+    with console.store.engine.begin() as connection:  # as a message accepted before revision 0007 is
+        connection.execute(update(accepted).values(completeness=None))
+    assert [(r["message_id"], r["completeness"]) for r in _inbox(console, 100)["rows"]] == before

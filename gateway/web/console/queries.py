@@ -48,6 +48,20 @@ PAGE_SIZE = 50
 RISK_ORDER = {"high": 0, "medium": 1, "standard": 2, "low": 3}
 
 
+class Row(dict):
+    """A dict whose keys templates read as attributes (``row.due_at``): Jinja tries an attribute before an item,
+    and a plain dict's miss raises and catches an AttributeError per cell (a page of 50 rows did 900 of them).
+    Keys that dict's own methods shadow (``items``, ``keys``...) read as those methods, as for a plain dict."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 class BadQuery(ValueError):
     """A query parameter the page cannot use: ``parameter`` and what to give instead."""
 
@@ -127,7 +141,7 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
     rows = {r.id: r for r in connection.execute(
         select(_D.c.id, _D.c.message_id, _D.c.rule, _D.c.created_at, _D.c.state, _E.c.message_id.label("event"),
                _E.c.kind, _E.c.sender_agency, _E.c.risk, _E.c.categories, _E.c.summary, _E.c.late_days,
-               _E.c.version, _E.c.child_person_id, _A.c.response_body)
+               _E.c.version, _E.c.child_person_id, _A.c.completeness)
         .select_from(_D.outerjoin(_E, _E.c.message_id == _D.c.message_id)
                      .join(_A, _A.c.message_id == _D.c.message_id))
         .where(_D.c.id.in_(list({delivery_id: None for delivery_id, _ in keys}))))} if keys else {}
@@ -146,6 +160,10 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
         for mp in connection.execute(select(_MP.c.message_id, _MP.c.given, _MP.c.family).where(
                 _MP.c.message_id.in_(ids), _MP.c.role == "child").order_by(_MP.c.id)):
             children.setdefault(mp.message_id, _folded_name(mp.given, mp.family))
+    # A message accepted before revision 0007 has no stored score: read from its response (only those).
+    legacy = [r.message_id for r in rows.values() if r.completeness is None and r.event is not None]
+    scores = {m.message_id: _completeness(m.response_body) for m in connection.execute(
+        select(_A.c.message_id, _A.c.response_body).where(_A.c.message_id.in_(legacy)))} if legacy else {}
     out = []
     for r, deadline in page:
         event = r.event is not None
@@ -160,16 +178,16 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
             if r.late_days:
                 flags.append(f"Sent {r.late_days} days late")
         due_at, met_at = (deadline.due_at, deadline.met_at) if deadline is not None else (None, None)
-        out.append({
+        out.append(Row({
             "delivery_id": r.id, "message_id": r.message_id, "received_at": r.created_at, "state": r.state,
             "kind": kind, "kind_display": MESSAGE_EVENTS.get(kind, (kind or "Message", ""))[0],
             "sender": r.sender_agency, "risk": r.risk, "categories": json.loads(r.categories or "[]"),
             "summary": r.summary or "", "child": children.get(r.message_id, ""), "person_id": r.child_person_id,
             "due_at": due_at, "met_at": met_at, "overdue": due_at is not None and met_at is None and due_at < now,
             "gateway_made": gateway_made,
-            "completeness": None if gateway_made else _completeness(r.response_body),
+            "completeness": None if gateway_made else scores.get(r.message_id, r.completeness),
             "flags": flags,
-        })
+        }))
     return {"total": total, "rows": out, "pages": pages}
 
 
