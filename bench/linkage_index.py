@@ -106,6 +106,7 @@ from gateway.linkage.models import (  # noqa: E402
 )
 from gateway.model import systems as S  # noqa: E402
 from gateway.model.identifiers import known_la_numbers  # noqa: E402
+from gateway.runtime import settle  # noqa: E402
 from gateway.store import schema  # noqa: E402
 from gateway.store.engine import make_engine  # noqa: E402
 from gateway.store.models import AcceptedMessageRow, MessagePersonRow  # noqa: E402
@@ -613,6 +614,9 @@ def measure_lookups(db: Database, model: MatchModel, queries: list[Query], warmu
                 _link_one(connection, model, query, -1 - n)
             with connection.begin():
                 sized = PersonIndex(connection, model).model   # the thresholds for this index's size
+            # As a gateway process does once started (gateway.runtime): what is alive now (here the set-up's
+            # children and queries too) leaves garbage collection, whose full passes would otherwise walk it.
+            settle()
             thresholds = (sized.people, sized.link_threshold, sized.possible_threshold)
             durations, cpu, commits, linked_ids, floor = [], [], [], [], []
             outcomes, decisions = Counter(), Counter()

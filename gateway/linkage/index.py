@@ -74,12 +74,15 @@ _CANDIDATE_PEOPLE = (
            _MP.c.id != bindparam("record_id"))
     .limit(MAX_CANDIDATES)
 )
-_RECORDS_OF = select(_MP.c.person_id, *(_MP.c[f] for f in _RECORD_FIELDS)).where(
-    _MP.c.person_id.in_(bindparam("people", expanding=True)), _MP.c.id != bindparam("record_id"))
+#: Every record of the candidate people, found and read in one statement (one round trip to the database).
+_CANDIDATE = _MP.alias("candidate_record")
+_CANDIDATE_RECORDS = select(_CANDIDATE.c.person_id, *(_CANDIDATE.c[f] for f in _RECORD_FIELDS)).where(
+    _CANDIDATE.c.person_id.in_(_CANDIDATE_PEOPLE), _CANDIDATE.c.id != bindparam("record_id"))
 #: The same on PostgreSQL, locking each candidate person (FOR KEY SHARE) as their records are read, so the
 #: retention purge (gateway.retention) cannot remove a person this transaction may still link a record to.
-_RECORDS_OF_LOCKING = _RECORDS_OF.join_from(_MP, _PERSON, _PERSON.c.id == _MP.c.person_id).with_for_update(
-    read=True, key_share=True, of=_PERSON)
+_CANDIDATE_RECORDS_LOCKING = _CANDIDATE_RECORDS.join_from(
+    _CANDIDATE, _PERSON, _PERSON.c.id == _CANDIDATE.c.person_id).with_for_update(read=True, key_share=True,
+                                                                                  of=_PERSON)
 _INSERT_RECORD = insert(_MP).returning(_MP.c.id)
 _INSERT_KEY = insert(_KEY)
 _INSERT_DECISION = insert(_DECISION)
@@ -167,19 +170,16 @@ class PersonIndex:
     def _candidates(self, record_id: int, keys: Sequence[str], kind: str) -> list[Candidate]:
         if not keys:
             return []
-        people = self.connection.execute(_CANDIDATE_PEOPLE, {"keys": list(keys), "kind": kind,
-                                                             "record_id": record_id}).scalars().all()
-        if not people:
-            return []
+        query = _CANDIDATE_RECORDS_LOCKING if self.connection.dialect.name == "postgresql" else _CANDIDATE_RECORDS
         records: dict[str, list[PersonRecord]] = {}
-        query = _RECORDS_OF_LOCKING if self.connection.dialect.name == "postgresql" else _RECORDS_OF
-        for row in self.connection.execute(query, {"people": list(people), "record_id": record_id}):
+        for row in self.connection.execute(query, {"keys": list(keys), "kind": kind, "record_id": record_id}):
             records.setdefault(row.person_id, []).append(record_of(row))
+        if not records:
+            return []
         # A record not stored yet (record_id -1, from add) has no rejections to read.
         rejected = (set(self.connection.execute(_REJECTED_FOR, {"record_id": record_id}).scalars())
                     if record_id >= 0 else set())
-        return [Candidate(person_id=p, records=tuple(records.get(p, ())), rejected=p in rejected) for p in people
-                if p in records]
+        return [Candidate(person_id=p, records=tuple(found), rejected=p in rejected) for p, found in records.items()]
 
     def _person_for(self, decision: LinkDecision, *, kind: str, now: dt.datetime, home_la: str | None) -> str:
         """The person a decided record belongs to: the linked one (its home LA brought up to date), else new."""
