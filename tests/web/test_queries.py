@@ -95,3 +95,33 @@ def test_the_inbox_shows_the_completeness_stored_at_acceptance_and_reads_older_m
     with console.store.engine.begin() as connection:  # as a message accepted before revision 0007 is
         connection.execute(update(accepted).values(completeness=None))
     assert [(r["message_id"], r["completeness"]) for r in _inbox(console, 100)["rows"]] == before
+
+
+@pytest.mark.parametrize("args", [{}, {"status": "overdue"}, {"status": "open"}, {"risk": "high"}, {"risk": "none"}])
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_the_risk_order_walks_level_by_level_to_the_order_one_sort_would_give(console, args, order):
+    """Sorted by risk the page is read level by level; every page must be the slice of one whole ordering:
+    high, medium, standard, low, then none or another value (reversed for desc), each newest first."""
+    from gateway.linkage.models import MessageEventRow
+
+    console.family_a()
+    events = MessageEventRow.__table__
+    with console.store.engine.begin() as connection:  # every level present, one twice, one unknown value
+        ids = [r.message_id for r in connection.execute(events.select().order_by(events.c.message_id))]
+        for n, message_id in enumerate(ids):
+            risk = ("high", "medium", None, "standard", "low", "severe", "high")[n % 7]
+            connection.execute(events.update().where(events.c.message_id == message_id).values(risk=risk))
+    whole = _inbox(console, 100, sort="risk", order=order, **args)["rows"]
+    rank = {level: n for n, level in enumerate(queries.RISK_ORDER)}
+
+    def level(row):
+        n = rank.get(row["risk"], len(rank))
+        return -n if order == "desc" else n
+    expected = sorted(whole, key=lambda r: (r["delivery_id"]))  # a deterministic start, then the order
+    expected.sort(key=lambda r: r["received_at"], reverse=True)
+    expected.sort(key=level)
+    assert [_key(r) for r in whole] == [_key(r) for r in expected]
+    for size in (1, 2, 3):
+        pages = [_inbox(console, size, sort="risk", order=order, page=n, **args)["rows"]
+                 for n in range(1, len(whole) // size + 2)]
+        assert [_key(r) for p in pages for r in p] == [_key(r) for r in whole], size
