@@ -12,8 +12,10 @@ the same as a FHIR ``collection`` Bundle: the child's Patient, one
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 
+import orjson
 from sqlalchemy import Connection, case, func, insert, or_, select
 
 from gateway.audit import record_audit
@@ -101,19 +103,20 @@ def chronology(connection: Connection, person_id: str) -> dict:
     else:
         deadlines = {}
     events = []
+    agency_kind = functools.lru_cache(maxsize=None)(S.parse_agency_uri)  # a few senders, many events each
     for row in rows:
-        parsed = S.parse_agency_uri(row.sender_agency)
+        parsed = agency_kind(row.sender_agency)
         events.append({
             "message_id": row.message_id, "person_id": row.child_person_id,
             "about": "child" if row.child_person_id == person_id else "household",
             "agency": row.sender_agency, "agency_kind": parsed[0] if parsed else None,
             "kind": row.kind, "kind_display": MESSAGE_EVENTS.get(row.kind, (row.kind, ""))[0],
             "occurred_at": _iso(row.occurred_at), "recorded_at": _iso(row.recorded_at),
-            "received_at": _iso(row.received_at), "categories": json.loads(row.categories or "[]"),
+            "received_at": _iso(row.received_at), "categories": orjson.loads(row.categories or "[]"),
             "notice_type": row.notice_type, "risk": row.risk, "outcome": row.outcome,
             "disclosure": bool(row.disclosure), "referral": bool(row.referral), "late_days": row.late_days,
             "summary": row.summary, "version": row.version, "previous_message_id": row.previous_message_id,
-            "changes": json.loads(row.changes) if row.changes else None,
+            "changes": orjson.loads(row.changes) if row.changes else None,
             "possible_duplicates": duplicates.get(row.message_id, []),
             "deadlines": deadlines.get(row.message_id, []),
             "link": f"/messages/{row.message_id}/status",
