@@ -14,6 +14,10 @@ from click.testing import CliRunner
 from gateway.app import create_app
 from gateway.config import Settings
 
+#: Fixtures more than one directory's tests use, registered here once for the whole run (a test module
+#: that imported them would make second copies of their session-scoped fixtures).
+pytest_plugins = ["tests.shared_delivery"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = FIXTURES / "samples"
 

@@ -15,31 +15,15 @@ from gateway.delivery.cli import _deadlines
 from gateway.delivery.models import DeliveryRow
 from gateway.delivery.worker import OutboxWorker
 from gateway.transport.client import AgencyClient
-from tests.delivery.conftest import (  # noqa: F401  (the delivery tests' fixtures and set-up)
-    LA,
-    T0,
-    StaticDirectory,
-    accept,
-    database_url,
-    gateway_signer,
-    la_identity,
-    mailbox_agency,
-    postgres_url,
-    push_agency,
-    receivers,
-    school_signer,
-    sqlite_url,
-    step_to,
-    store,
-)
+from tests.shared_delivery import LA, T0, StaticDirectory, mailbox_agency, push_agency
 
 
-def _records(store, subtype):  # noqa: F811
+def _records(store, subtype):
     with store.engine.connect() as connection:
         return [r for r in stored_records(connection) if r.subtype == subtype]
 
 
-def _worker(store, deployment, gateway_signer, directory, **options):  # noqa: F811
+def _worker(store, deployment, gateway_signer, directory, **options):
     return OutboxWorker(store, AgencyClient.for_certs_dir(deployment.dir, timeout=10), signer=lambda: gateway_signer,
                         directory=directory, rng=random.Random(5), clock=lambda: T0, **options)
 
@@ -49,7 +33,7 @@ def _directory(endpoint: str) -> StaticDirectory:
                            mailbox_agency("school", "999101", "Fictional Primary School"))
 
 
-def test_an_acknowledged_attempt_and_a_dead_letter_are_audited(store, accept, step_to, receivers,  # noqa: F811
+def test_an_acknowledged_attempt_and_a_dead_letter_are_audited(store, accept, step_to, receivers,
                                                                la_identity, deployment, gateway_signer):
     directory = _directory(receivers.start(la_identity).url)
     good, _ = accept(store, step_to(directory, LA))
@@ -80,7 +64,7 @@ def test_an_acknowledged_attempt_and_a_dead_letter_are_audited(store, accept, st
     assert [dict(map(tuple, r.entities))["message"] for r in routed] == [good.message_id, bad.message_id]
 
 
-def test_the_worker_s_housekeeping_signs_a_checkpoint_every_setting_s_minutes(store, accept, step_to,  # noqa: F811
+def test_the_worker_s_housekeeping_signs_a_checkpoint_every_setting_s_minutes(store, accept, step_to,
                                                                              gateway_signer):
     accept(store, step_to(StaticDirectory(mailbox_agency("la", "999", "Fictional Borough")), LA))
     housekeeping = _deadlines(Settings(audit_checkpoint_minutes=15), store, lambda: gateway_signer)

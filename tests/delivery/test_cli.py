@@ -14,7 +14,7 @@ from gateway.delivery.services import SqlOutbox
 from gateway.routing import Unroutable
 from gateway.store import SqlMessageStore
 
-from .conftest import LA, StaticDirectory, mailbox_agency
+from tests.shared_delivery import LA, StaticDirectory, mailbox_agency
 
 
 @pytest.fixture

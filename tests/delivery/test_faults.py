@@ -18,7 +18,7 @@ from sqlalchemy import select
 from gateway.delivery.models import ACKNOWLEDGED, IN_FLIGHT, DeliveryRow
 from gateway.store import SqlMessageStore
 
-from .conftest import LA, StaticDirectory, mailbox_agency, push_agency, stop_process, wait_until
+from tests.shared_delivery import LA, StaticDirectory, mailbox_agency, push_agency, stop_process, wait_until
 
 pytestmark = pytest.mark.slow
 

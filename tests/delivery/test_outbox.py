@@ -16,7 +16,7 @@ from gateway.routing import PlannedDelivery, Unroutable
 from gateway.signing import TrustAnchor, verify_message
 from gateway.store.models import AcceptedMessageRow
 
-from .conftest import GATEWAY, LA, LA2, SCHOOL, T0, StaticDirectory, mailbox_agency, push_agency, to
+from tests.shared_delivery import GATEWAY, LA, LA2, SCHOOL, T0, StaticDirectory, mailbox_agency, push_agency, to
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from gateway.delivery.responses import read_acknowledgement
 from gateway.signing import TrustAnchor, countersign_message, sign_message
 from gateway.transport.middleware import AGENCY_KEY
 
-from .conftest import GATEWAY, LA, SCHOOL, T0
+from tests.shared_delivery import GATEWAY, LA, SCHOOL, T0
 
 
 @pytest.fixture

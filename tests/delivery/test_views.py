@@ -25,7 +25,7 @@ from gateway.store import open_store
 from gateway.transport.middleware import AGENCY_KEY
 from gateway.transport.views import CLOCK_KEY, close_intake
 
-from .conftest import GATEWAY, LA, LA2, POLICE, SCHOOL
+from tests.shared_delivery import GATEWAY, LA, LA2, POLICE, SCHOOL
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from gateway.signing import TrustAnchor, verify_message
 from gateway.signing.messages import message_header
 from gateway.transport.client import AgencyClient
 
-from .conftest import LA, LA2, SCHOOL, T0, StaticDirectory, free_port, mailbox_agency, push_agency
+from tests.shared_delivery import LA, LA2, SCHOOL, T0, StaticDirectory, free_port, mailbox_agency, push_agency
 
 
 class Clock:
