@@ -25,6 +25,7 @@ from gateway.linkage.index import PersonIndex, ReviewError, open_matches
 from gateway.linkage.matching import MatchModel, PersonRecord, normalise
 from gateway.model.identifiers import postcode_district
 from gateway.store import open_store
+from gateway.store.cli_support import store_transaction
 from gateway.store.models import MessagePersonRow
 
 IMPORT_COLUMNS = ("record_id", "source", "given", "family", "birth_date", "sex", "postcode", "nhs_number", "upn",
@@ -165,20 +166,14 @@ def review_command(home_la: str | None, as_json: bool) -> None:
 
 
 def _decide(action: str, match_id: int, by: str, reason: str) -> None:
-    store = _store()
-    try:
-        with store.transaction() as unit:
-            index = PersonIndex(unit.session.connection(), MatchModel.load())
-            if action == "confirm":
-                person = index.confirm(match_id, by=by, reason=reason, now=_now())
-                click.echo(f"match {match_id} confirmed: one person {person}")
-            else:
-                index.reject(match_id, by=by, reason=reason, now=_now())
-                click.echo(f"match {match_id} rejected: never proposed again")
-    except ReviewError as exc:
-        raise click.ClickException(exc.text) from None
-    finally:
-        store.close()
+    with store_transaction(_store(), ReviewError) as unit:
+        index = PersonIndex(unit.session.connection(), MatchModel.load())
+        if action == "confirm":
+            person = index.confirm(match_id, by=by, reason=reason, now=_now())
+            click.echo(f"match {match_id} confirmed: one person {person}")
+        else:
+            index.reject(match_id, by=by, reason=reason, now=_now())
+            click.echo(f"match {match_id} rejected: never proposed again")
 
 
 @people_group.command("confirm")
@@ -233,16 +228,10 @@ def link_unlinked_command(batch_size: int) -> None:
 @click.option("--reason", required=True)
 def unlink_command(record_id: int, by: str, reason: str) -> None:
     """Undo a record's link: it becomes a person of its own and is never linked back by score."""
-    store = _store()
-    try:
-        with store.transaction() as unit:
-            person = PersonIndex(unit.session.connection(), MatchModel.load()).unlink(
-                record_id, by=by, reason=reason, now=_now())
-        click.echo(f"record {record_id} is now person {person}")
-    except ReviewError as exc:
-        raise click.ClickException(exc.text) from None
-    finally:
-        store.close()
+    with store_transaction(_store(), ReviewError) as unit:
+        person = PersonIndex(unit.session.connection(), MatchModel.load()).unlink(
+            record_id, by=by, reason=reason, now=_now())
+    click.echo(f"record {record_id} is now person {person}")
 
 
 @click.command("chronology")

@@ -22,6 +22,7 @@ from gateway.retention.holds import (
     release_hold,
 )
 from gateway.store import open_store
+from gateway.store.cli_support import store_transaction
 
 
 def _settings() -> Settings:
@@ -51,13 +52,8 @@ def _change(work) -> object:
     settings = _settings()
     store = _store(settings)
     now = settings.clock()()
-    try:
-        with store.transaction() as unit:
-            return work(unit.session, now)
-    except HoldError as exc:
-        raise click.ClickException(exc.text) from None
-    finally:
-        store.close()
+    with store_transaction(store, HoldError) as unit:
+        return work(unit.session, now)
 
 
 @hold_group.command("place")

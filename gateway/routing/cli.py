@@ -12,44 +12,26 @@ import functools
 from pathlib import Path
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.config import Settings, SettingsError
 from gateway.model.systems import AGENCY_KINDS
 from gateway.routing.codes import DELIVERY_MAILBOX, DELIVERY_PUSH
 from gateway.routing.interfaces import Agency, ImportFormatError, School
 from gateway.routing.services import SEED_FILE, Directory, open_text
-from gateway.store.engine import StoreConfigError, make_engine
+from gateway.store.cli_support import with_engine
+from gateway.store.engine import StoreConfigError
 from gateway.store.schema import require_current
-
-_database_option = click.option(
-    "--database", "database_url", metavar="URL",
-    help="Database URL (sqlite:///PATH or postgresql+psycopg://...); default: GATEWAY_DATABASE_URL.")
 
 
 def _with_directory(command):
     """Open the directory for a command; turn database errors into a message, not a traceback."""
 
-    @_database_option
+    @with_engine(StoreConfigError)
     @functools.wraps(command)
-    def wrapper(database_url: str | None, **kwargs):
-        try:
-            url = database_url or Settings.from_env().database_url
-            engine = make_engine(url)
-        except (SettingsError, StoreConfigError) as exc:
-            raise click.UsageError(str(exc)) from None
-        try:
-            require_current(engine)
-            return command(Directory(engine), **kwargs)
-        except StoreConfigError as exc:
-            raise click.ClickException(str(exc)) from None
-        except SQLAlchemyError as exc:
-            raise click.ClickException(f"database {engine.url.render_as_string(hide_password=True)}: "
-                                       f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
-        finally:
-            engine.dispose()
+    def run(engine, **kwargs):
+        require_current(engine)
+        return command(Directory(engine), **kwargs)
 
-    return wrapper
+    return run
 
 
 @click.group("directory")

@@ -7,7 +7,6 @@ The database is ``--database URL`` or, by default, ``GATEWAY_DATABASE_URL``
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import tempfile
 from collections.abc import Iterator
@@ -17,46 +16,17 @@ import click
 from alembic import command
 from alembic.util import CommandError
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.config import Settings, SettingsError
 from gateway.store import schema
+from gateway.store.cli_support import database_name as _name
+from gateway.store.cli_support import with_engine
 from gateway.store.engine import StoreConfigError, make_engine
 
 #: A revision id: four digits, then what it does ("0002_person_index").
 REVISION_ID = re.compile(r"^\d{4}_[a-z0-9_]+$")
 
-_database_option = click.option(
-    "--database", "database_url", metavar="URL",
-    help="Database URL (sqlite:///PATH or postgresql+psycopg://...); default: GATEWAY_DATABASE_URL.")
-
-
-def _with_engine(command_function):
-    """Open the database for a command; database and migration errors become a message, not a traceback."""
-
-    @_database_option
-    @functools.wraps(command_function)
-    def wrapper(database_url: str | None, **kwargs):
-        try:
-            url = database_url or Settings.from_env().database_url
-            engine = make_engine(url)
-        except (SettingsError, StoreConfigError) as exc:
-            raise click.UsageError(str(exc)) from None
-        try:
-            return command_function(engine, **kwargs)
-        except (StoreConfigError, CommandError) as exc:
-            raise click.ClickException(str(exc)) from None
-        except SQLAlchemyError as exc:
-            raise click.ClickException(f"database {_name(engine)}: {exc.__class__.__name__}: "
-                                       f"{str(exc).splitlines()[0]}") from None
-        finally:
-            engine.dispose()
-
-    return wrapper
-
-
-def _name(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
+#: Open the database for a command; database and migration errors become a message, not a traceback.
+_with_engine = with_engine(StoreConfigError, CommandError)
 
 
 def _describe(revision: str | None) -> str:
