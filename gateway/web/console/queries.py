@@ -48,20 +48,6 @@ PAGE_SIZE = 50
 RISK_ORDER = {"high": 0, "medium": 1, "standard": 2, "low": 3}
 
 
-class Row(dict):
-    """A dict whose keys templates read as attributes (``row.due_at``): Jinja tries an attribute before an item,
-    and a plain dict's miss raises and catches an AttributeError per cell (a page of 50 rows did 900 of them).
-    Keys that dict's own methods shadow (``items``, ``keys``...) read as those methods, as for a plain dict."""
-
-    __slots__ = ()
-
-    def __getattr__(self, name: str):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
 class BadQuery(ValueError):
     """A query parameter the page cannot use: ``parameter`` and what to give instead."""
 
@@ -178,7 +164,7 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
             if r.late_days:
                 flags.append(f"Sent {r.late_days} days late")
         due_at, met_at = (deadline.due_at, deadline.met_at) if deadline is not None else (None, None)
-        out.append(Row({
+        out.append({
             "delivery_id": r.id, "message_id": r.message_id, "received_at": r.created_at, "state": r.state,
             "kind": kind, "kind_display": MESSAGE_EVENTS.get(kind, (kind or "Message", ""))[0],
             "sender": r.sender_agency, "risk": r.risk, "categories": json.loads(r.categories or "[]"),
@@ -187,7 +173,7 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
             "gateway_made": gateway_made,
             "completeness": None if gateway_made else scores.get(r.message_id, r.completeness),
             "flags": flags,
-        }))
+        })
     return {"total": total, "rows": out, "pages": pages}
 
 
