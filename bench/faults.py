@@ -308,8 +308,10 @@ def both_runs(backend: str, workroot: Path, bodies, *, rate: float, clients: int
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", nargs="*", default=["sqlite", "postgres"])
-    parser.add_argument("--messages", type=int, default=3000, help="messages per run")
-    parser.add_argument("--rate", type=float, default=50.0, help="messages offered per second")
+    parser.add_argument("--messages", type=int, default=1500, help="messages per run")
+    # 20/s: what the gateway accepts on 2 shared cores without queueing (50/s saturated it, and the runs then
+    # measured the queue, not the faults).
+    parser.add_argument("--rate", type=float, default=20.0, help="messages offered per second")
     parser.add_argument("--clients", type=int, default=16, help="client threads (mTLS connections)")
     args = parser.parse_args()
     failed = False
