@@ -72,7 +72,7 @@ def _set_up(workdir: Path, url: str, inbox: int, events: int):
     from gateway.store import open_store, schema
     from gateway.store.models import AcceptedMessageRow, MessagePersonRow
     from gateway.transport.views import CLOCK_KEY, close_intake
-    from tests.web.conftest import HAMPSHIRE, Console
+    from tests.shared_console import HAMPSHIRE, Console
 
     demo = Demo(workdir / "pki", echo=lambda *a, **k: None)
     demo.make_pki()
@@ -197,7 +197,7 @@ def _p(walls: list[float], q: float) -> float:
 
 def bench_backend(name: str, url: str, args) -> list[str]:
     """Set up, serve, measure and print one backend; return the goals it missed."""
-    from tests.web.conftest import HAMPSHIRE
+    from tests.shared_console import HAMPSHIRE
 
     with tempfile.TemporaryDirectory(prefix=f"bench-console-{name}-") as tmp:
         started = time.perf_counter()

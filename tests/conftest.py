@@ -16,7 +16,7 @@ from gateway.config import Settings
 
 #: Fixtures more than one directory's tests use, registered here once for the whole run (a test module
 #: that imported them would make second copies of their session-scoped fixtures).
-pytest_plugins = ["tests.shared_delivery"]
+pytest_plugins = ["tests.shared_delivery", "tests.shared_console"]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = FIXTURES / "samples"

@@ -1,6 +1,6 @@
 """Every audited action, done through the real app on both engines, leaves its audit record (ids and codes only).
 
-Family A's story (tests/web's ``console`` fixture: the real app, its intake, routing, linking and console)
+Family A's story (tests/shared_console.py's ``console`` fixture: the real app, its intake, routing, linking and console)
 is the set-up: translations, submissions, validations, routing decisions, reads, a decision, an
 acknowledgement, a refusal; the person index's decisions and the directory's changes are made directly.
 """
@@ -20,7 +20,7 @@ from gateway.model import systems as S
 from gateway.routing import Agency, Directory
 from gateway.store.models import AcceptedMessageRow
 from gateway.transport.middleware import AGENCY_KEY
-from tests.web.conftest import DORSET, HAMPSHIRE, SCHOOL, console, demo_pki  # noqa: F401  (fixtures)
+from tests.shared_console import DORSET, HAMPSHIRE, SCHOOL
 
 
 def _records(store, subtype: str | None = None) -> list:

@@ -23,7 +23,7 @@ from gateway.demo.processes import free_port, wait_listening
 from gateway.delivery.views import close_store
 from gateway.transport.views import close_intake
 from gateway.web import assets
-from tests.web.conftest import (
+from tests.shared_console import (
     DATA,
     DISCLOSURE_DAY,
     DORSET,

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from tests.web.conftest import HAMPSHIRE
+from tests.shared_console import HAMPSHIRE
 
 
 def test_export_p12_round_trips_with_its_password(demo_pki, tmp_path):

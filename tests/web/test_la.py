@@ -11,7 +11,7 @@ from gateway.delivery.models import DeliveryRow
 from gateway.linkage.models import DeadlineRow, MessageEventRow, PossibleMatchRow
 from gateway.model import systems as S
 from gateway.web.console import csrf
-from tests.web.conftest import BCP, DORSET, HAMPSHIRE, REFERRAL_DAY, SCHOOL, school_rows, text_of
+from tests.shared_console import BCP, DORSET, HAMPSHIRE, REFERRAL_DAY, SCHOOL, school_rows, text_of
 
 HOSTILE = '"Quoted" <script>alert(1)</script> "><img src=x onerror=alert(2)> & </textarea>'
 
@@ -201,7 +201,7 @@ def test_chronology_page_draws_the_timeline_and_lists_the_events(console):
 
 
 def _possible_match(console) -> int:
-    console.ingest(DORSET, "ppn-xml", (__import__("tests.web.conftest", fromlist=["DATA"]).DATA
+    console.ingest(DORSET, "ppn-xml", (__import__("tests.shared_console", fromlist=["DATA"]).DATA
                                        / "dorset-police-ppn.xml").read_bytes(), console.clock["now"])
     row = school_rows("4263").replace(b'"PARKER, Leo",K850210119003,02/11/2015', b'"PARKER, Lee",,02/11/2015')
     console.ingest(SCHOOL, "schoolsafe-csv", row, REFERRAL_DAY)

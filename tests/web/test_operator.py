@@ -10,7 +10,7 @@ from gateway.delivery.worker import OutboxWorker
 from gateway.signing import pki
 from gateway.signing.signatures import Signer
 from gateway.transport.client import AgencyClient
-from tests.web.conftest import GATEWAY, HAMPSHIRE, SCHOOL, text_of
+from tests.shared_console import GATEWAY, HAMPSHIRE, SCHOOL, text_of
 
 
 def _expire_everything(console, demo_pki) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from gateway.delivery.models import ACKNOWLEDGED, DeliveryRow
-from tests.web.conftest import BCP, DORSET, HAMPSHIRE, SCHOOL, text_of
+from tests.shared_console import BCP, DORSET, HAMPSHIRE, SCHOOL, text_of
 
 
 def test_school_acknowledges_an_operation_encompass_notification(console):

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import event
 
 from gateway.web.console import queries
-from tests.web.conftest import HAMPSHIRE, REFERRAL_DAY
+from tests.shared_console import HAMPSHIRE, REFERRAL_DAY
 
 NOW = REFERRAL_DAY + dt.timedelta(days=3)
 ORDERS = [{"sort": sort, "order": order} for sort in queries.INBOX_SORTS for order in ("asc", "desc")]

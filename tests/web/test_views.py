@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.web.conftest import BCP, DORSET, GATEWAY, HAMPSHIRE, SCHOOL, text_of
+from tests.shared_console import BCP, DORSET, GATEWAY, HAMPSHIRE, SCHOOL, text_of
 
 
 def test_the_accessibility_statement_is_for_every_agency_and_reads_no_personal_data(console):

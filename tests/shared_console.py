@@ -1,5 +1,9 @@
 """Console fixtures: Family A's messages accepted by the real app, on a database at the schema's head.
 
+Shared by tests/web and tests/audit, and registered once for the whole run by ``pytest_plugins`` in
+tests/conftest.py (a test module that imported the fixtures would make second copies of the session-scoped
+demo PKI); import the constants and plain helpers from here: ``from tests.shared_console import HAMPSHIRE``.
+
 Page tests use Flask's test client with the agency of a verified certificate in the WSGI environ (as the
 mTLS middleware sets it; TLS itself and the browser are in test_browser.py).
 """
@@ -26,7 +30,7 @@ from gateway.transport.middleware import AGENCY_KEY
 from gateway.transport.views import CLOCK_KEY, close_intake
 from gateway.web.console import csrf
 
-DATA = Path(__file__).parents[2] / "gateway" / "demo" / "family_a"
+DATA = Path(__file__).parents[1] / "gateway" / "demo" / "family_a"
 HAMPSHIRE, BCP = S.agency_uri("la", "850"), S.agency_uri("la", "839")
 SCHOOL, DORSET = S.agency_uri("school", "999101"), S.agency_uri("police", "DOR")
 GATEWAY = S.agency_uri("gateway", "national")
