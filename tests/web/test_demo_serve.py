@@ -82,6 +82,7 @@ def test_demo_serve_prints_the_console_and_certificates_and_serves_until_interru
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
+        process.stdout.close()  # left open, a failed run's pipe was reported in whichever test came next
         _kill_leftovers(workdir)
 
 
