@@ -122,11 +122,12 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
                                .where(*_inbox_where(agency, query, now))).scalar_one()
     pages = max(1, -(-total // page_size))
     keys = _inbox_page(connection, agency, query, now, offset=(query.page - 1) * page_size, limit=page_size)
-    # The page's rows by key: each delivery with its event and stored response (primary keys), then its
+    # The page's rows by key: each delivery with its event and its message's completeness score (primary keys;
+    # the event's summary, encrypted, is not shown in the list and not read), then its
     # deadline (by id, not joined by message: a join could be planned around ix_deadline_inbox_due).
     rows = {r.id: r for r in connection.execute(
         select(_D.c.id, _D.c.message_id, _D.c.rule, _D.c.created_at, _D.c.state, _E.c.message_id.label("event"),
-               _E.c.kind, _E.c.sender_agency, _E.c.risk, _E.c.categories, _E.c.summary, _E.c.late_days,
+               _E.c.kind, _E.c.sender_agency, _E.c.risk, _E.c.categories, _E.c.late_days,
                _E.c.version, _E.c.child_person_id, _A.c.completeness)
         .select_from(_D.outerjoin(_E, _E.c.message_id == _D.c.message_id)
                      .join(_A, _A.c.message_id == _D.c.message_id))
@@ -168,7 +169,7 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
             "delivery_id": r.id, "message_id": r.message_id, "received_at": r.created_at, "state": r.state,
             "kind": kind, "kind_display": MESSAGE_EVENTS.get(kind, (kind or "Message", ""))[0],
             "sender": r.sender_agency, "risk": r.risk, "categories": json.loads(r.categories or "[]"),
-            "summary": r.summary or "", "child": children.get(r.message_id, ""), "person_id": r.child_person_id,
+            "child": children.get(r.message_id, ""), "person_id": r.child_person_id,
             "due_at": due_at, "met_at": met_at, "overdue": due_at is not None and met_at is None and due_at < now,
             "gateway_made": gateway_made,
             "completeness": None if gateway_made else scores.get(r.message_id, r.completeness),
