@@ -32,12 +32,19 @@ def test_export_p12_round_trips_with_its_password(demo_pki, tmp_path):
     assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
+def _ignoring_ctrl_c() -> None:
+    """As a shell starts a background job without job control: SIGINT ignored, inherited through exec."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.slow
-def test_demo_serve_prints_the_console_and_certificates_and_serves_until_interrupted(tmp_path):
+@pytest.mark.parametrize("stop", ["ctrl-c in a background job", "sigterm"])
+def test_demo_serve_prints_the_console_and_certificates_and_serves_until_interrupted(tmp_path, stop):
     workdir = tmp_path / "demo"
     process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "demo", "--serve", "--workdir", str(workdir)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True,
+                               preexec_fn=_ignoring_ctrl_c if stop.startswith("ctrl-c") else None)
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 240
@@ -70,7 +77,7 @@ def test_demo_serve_prints_the_console_and_certificates_and_serves_until_interru
             while chunk := tls.recv(65536):
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 200") and b"Inbox" in answer
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT if stop.startswith("ctrl-c") else signal.SIGTERM)
         rest, _ = process.communicate(timeout=60)
         assert process.returncode == 0, rest
         assert "stopping" in rest

@@ -7,8 +7,11 @@ browser (the operators' is the gateway's own certificate). Each run makes new pa
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -57,9 +60,31 @@ def certificates(demo) -> list[tuple[str, Path, str]]:
     return made
 
 
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """Within the block, Ctrl+C (SIGINT) and SIGTERM both raise KeyboardInterrupt, so that the processes the demo
+    started are stopped either way. A SIGINT ignored by whoever started the demo (a shell's background job) is
+    taken back: this command runs until interrupted. The previous handlers come back after the block."""
+    def interrupt(signum, frame):
+        for sig in previous:  # stopping: a second signal must not cut the stopping short
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def serve_console(demo, echo=click.echo) -> None:
     """Start the gateway, its worker and the LA endpoints again (the replay clock going on from the story's
-    end), print the console's address and the certificates, and wait until interrupted (Ctrl+C)."""
+    end), print the console's address and the certificates, and wait until interrupted (Ctrl+C or SIGTERM)."""
+    with _stopped_by_signals():
+        _serve_console(demo, echo)
+
+
+def _serve_console(demo, echo) -> None:
     from gateway.web import assets
 
     if not assets.built():
