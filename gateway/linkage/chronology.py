@@ -66,8 +66,11 @@ def record_read(connection: Connection, agency: str, what: str, subject: str | N
                  entities=[(_READ_SUBJECTS.get(what, "subject"), subject)] if subject is not None else ())
 
 
-def chronology(connection: Connection, person_id: str) -> dict:
+def chronology(connection: Connection, person_id: str, *, iso_times: bool = True) -> dict:
     """Return the chronology of ``person_id``: ``person``, ``household``, ``events``, ``escalations``.
+
+    Times are ISO 8601 text (the API's and the command's JSON), or with ``iso_times`` false the aware
+    datetimes themselves (the console, which formats them for people: no text made to be parsed again).
 
     Each event: message id, who it is about (person id, and whether it is
     the child or a household member), agency, kind, occurred/recorded/
@@ -76,6 +79,7 @@ def chronology(connection: Connection, person_id: str) -> dict:
     changed), and open possible-duplicate flags. Ordered by when it
     happened (else when recorded, else received), then when recorded.
     """
+    when_text = _iso if iso_times else _same
     people = household(connection, person_id)
     messages = select(_MP.c.message_id).where(_MP.c.person_id.in_(people), _MP.c.message_id.is_not(None))
     when = func.coalesce(_EVENT.c.occurred_at, _EVENT.c.recorded_at, _EVENT.c.received_at)
@@ -98,7 +102,7 @@ def chronology(connection: Connection, person_id: str) -> dict:
         deadlines: dict[str, list[dict]] = {}
         for d in connection.execute(select(_DEADLINE).where(_DEADLINE.c.message_id.in_(messages))).all():
             deadlines.setdefault(d.message_id, []).append({
-                "kind": d.kind, "agency": d.agency, "due_at": _iso(d.due_at), "met_at": _iso(d.met_at),
+                "kind": d.kind, "agency": d.agency, "due_at": when_text(d.due_at), "met_at": when_text(d.met_at),
                 "late": (d.met_at or None) is not None and d.met_at > d.due_at})
     else:
         deadlines = {}
@@ -111,8 +115,8 @@ def chronology(connection: Connection, person_id: str) -> dict:
             "about": "child" if row.child_person_id == person_id else "household",
             "agency": row.sender_agency, "agency_kind": parsed[0] if parsed else None,
             "kind": row.kind, "kind_display": MESSAGE_EVENTS.get(row.kind, (row.kind, ""))[0],
-            "occurred_at": _iso(row.occurred_at), "recorded_at": _iso(row.recorded_at),
-            "received_at": _iso(row.received_at), "categories": orjson.loads(row.categories or "[]"),
+            "occurred_at": when_text(row.occurred_at), "recorded_at": when_text(row.recorded_at),
+            "received_at": when_text(row.received_at), "categories": orjson.loads(row.categories or "[]"),
             "notice_type": row.notice_type, "risk": row.risk, "outcome": row.outcome,
             "disclosure": bool(row.disclosure), "referral": bool(row.referral), "late_days": row.late_days,
             "summary": row.summary, "version": row.version, "previous_message_id": row.previous_message_id,
@@ -121,7 +125,7 @@ def chronology(connection: Connection, person_id: str) -> dict:
             "deadlines": deadlines.get(row.message_id, []),
             "link": f"/messages/{row.message_id}/status",
         })
-    escalations = [{"rule_id": e.rule_id, "person_id": e.person_id, "raised_at": _iso(e.raised_at),
+    escalations = [{"rule_id": e.rule_id, "person_id": e.person_id, "raised_at": when_text(e.raised_at),
                     "reason": e.reason, "triggers": json.loads(e.triggers), "message_id": e.message_id,
                     "flag": json.loads(e.flag)}
                    for e in connection.execute(select(_ESC).where(_ESC.c.person_id.in_(people))
@@ -188,6 +192,10 @@ def chronology_bundle(view: dict, *, now: dt.datetime, base_url: str = "") -> di
 
 def _entry(base_url: str, resource: dict) -> dict:
     return {"fullUrl": f"{base_url}{resource['resourceType']}/{resource['id']}", "resource": resource}
+
+
+def _same(value: dt.datetime | None) -> dt.datetime | None:
+    return value
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -174,6 +174,33 @@ def test_chronology_in_order_for_the_home_la_only_and_each_read_recorded(family)
     assert [(r.agency, r.what, r.subject) for r in reads] == [(HAMPSHIRE, "chronology", leo)]
 
 
+def test_the_chronology_with_datetimes_is_the_chronology_with_iso_text(family):
+    """The console reads the chronology's times as datetimes (``iso_times=False``); the API as ISO text. Apart from
+    that they are the same chronology, time for time."""
+    from gateway.linkage.chronology import chronology
+
+    family.police()
+    family.ingest(SCHOOL, "schoolsafe-csv", family.school_rows("4101", "4187"), DISCLOSURE_DAY, concerns=True)
+    family.ingest(SCHOOL, "schoolsafe-csv", family.school_rows("4263"),
+                  dt.datetime.fromisoformat("2019-06-07T10:35:00+01:00"))
+    leo = _children(family)[("leo", SCHOOL)]
+    with family.store.engine.connect() as connection:
+        text, times = chronology(connection, leo), chronology(connection, leo, iso_times=False)
+
+    def as_text(value):
+        if isinstance(value, dt.datetime):
+            assert value.tzinfo is not None, value
+            return value.isoformat()
+        if isinstance(value, dict):
+            return {k: as_text(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [as_text(v) for v in value]
+        return value
+    assert text["events"] and text["escalations"]
+    assert any(isinstance(e["received_at"], dt.datetime) for e in times["events"])
+    assert as_text(times) == text
+
+
 def test_a_new_version_of_a_record_is_kept_with_its_change_and_is_no_duplicate(family):
     family.ingest(SCHOOL, "schoolsafe-csv", family.school_rows("4263"),
                   dt.datetime.fromisoformat("2019-06-07T10:35:00+01:00"))

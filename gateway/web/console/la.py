@@ -225,7 +225,7 @@ def chronology_page(agency: str, person_id: str):
     at = now()
     with reading() as connection:
         _own_child(connection, agency, person_id)
-        view = chronology(connection, person_id)
+        view = chronology(connection, person_id, iso_times=False)
         name = agency_names(connection)
         for event in view["events"]:
             event["agency_name"] = name(event["agency"])
