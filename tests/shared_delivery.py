@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.demo.processes import free_port
 from gateway.delivery.outbox import outbox_step
 from gateway.delivery.receiver import ReceiptLog
 from gateway.routing import Agency, PlannedDelivery
@@ -123,12 +124,6 @@ def step_to(gateway_signer):
 
 
 # Receiving endpoints (real processes) ---------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @dataclasses.dataclass
 class Receiver:

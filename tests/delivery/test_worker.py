@@ -10,6 +10,7 @@ import random
 import pytest
 from sqlalchemy import select
 
+from gateway.demo.processes import free_port
 from gateway.delivery.models import ACKNOWLEDGED, DEAD_LETTERED, IN_FLIGHT, KIND_NOTICE, MAILBOX, PENDING, DeliveryRow
 from gateway.delivery.responses import read_acknowledgement
 from gateway.delivery.services import SqlOutbox
@@ -18,7 +19,7 @@ from gateway.signing import TrustAnchor, verify_message
 from gateway.signing.messages import message_header
 from gateway.transport.client import AgencyClient
 
-from tests.shared_delivery import LA, LA2, SCHOOL, T0, StaticDirectory, free_port, mailbox_agency, push_agency
+from tests.shared_delivery import LA, LA2, SCHOOL, T0, StaticDirectory, mailbox_agency, push_agency
 
 
 class Clock:

@@ -11,84 +11,41 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app import create_app
-from gateway.config import Settings
 from gateway.delivery.models import DeliveryRow
-from gateway.delivery.views import close_store
 from gateway.linkage.models import DeadlineRow, EscalationRow, MessageEventRow, PossibleDuplicateRow
 from gateway.linkage.views import linkage_for
 from gateway.model import systems as S
-from gateway.routing import Directory
 from gateway.store import open_store
 from gateway.store.models import MessagePersonRow
 from gateway.transport.middleware import AGENCY_KEY
-from gateway.transport.views import CLOCK_KEY, close_intake
-
-DATA = Path(__file__).parents[2] / "gateway" / "demo" / "family_a"
-HAMPSHIRE, BCP = S.agency_uri("la", "850"), S.agency_uri("la", "839")
-SCHOOL, DORSET = S.agency_uri("school", "999101"), S.agency_uri("police", "DOR")
-GATEWAY = S.agency_uri("gateway", "national")
-POLICE_DAY = dt.datetime.fromisoformat("2018-09-30T17:05:00+01:00")
-DISCLOSURE_DAY = dt.datetime.fromisoformat("2019-03-14T12:00:00+00:00")
+from tests.shared_console import (BCP, DATA, DISCLOSURE_DAY, DORSET, GATEWAY, HAMPSHIRE, POLICE_DAY, SCHOOL,
+                                  Console, school_rows)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def family(request, tmp_path, deployment):
-    if request.param == "sqlite":
-        url = request.getfixturevalue("upgraded_sqlite")(tmp_path / "gateway.sqlite3")
-    else:
-        url = request.getfixturevalue("upgraded_postgres_schema").url
-    store = open_store(url)
-    Directory(store.engine).load_seed()
-    app = create_app(Settings(database_url=url, certs_dir=deployment.dir))
-    clock = {"now": POLICE_DAY}
-    app.config.update(TESTING=True, **{CLOCK_KEY: lambda: clock["now"]})
-    client = app.test_client()
+class Family(Console):
+    """Family A through the real app (tests/shared_console.py's ``console``: SQLite and PostgreSQL), with the
+    API's calls."""
 
-    class Family:
-        def __init__(self):
-            self.app, self.store, self.clock = app, store, clock
+    def call(self, method, path, agency, body=None, content_type="application/json", **kw):
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        return self.client.open(path, method=method, data=data,
+                                environ_base={AGENCY_KEY: agency} if agency else {}, content_type=content_type, **kw)
 
-        def call(self, method, path, agency, body=None, content_type="application/json", **kw):
-            data = json.dumps(body).encode() if isinstance(body, dict) else body
-            return client.open(path, method=method, data=data, environ_base={AGENCY_KEY: agency} if agency else {},
-                               content_type=content_type, **kw)
+    def police(self):
+        return self.ingest(DORSET, "ppn-xml", (DATA / "dorset-police-ppn.xml").read_bytes(), POLICE_DAY)
 
-        def ingest(self, agency, fmt, content: bytes, when, *, concerns=False):
-            self.clock["now"] = when
-            answer = self.call("POST", f"/ingest/{fmt}" + ("?concerns=include" if concerns else ""), agency, content,
-                               content_type="application/octet-stream")
-            assert answer.status_code == 200, answer.get_json()
-            return answer.get_json()
+    @staticmethod
+    def school_rows(*incidents: str) -> bytes:
+        return school_rows(*incidents)
 
-        def police(self):
-            return self.ingest(DORSET, "ppn-xml", (DATA / "dorset-police-ppn.xml").read_bytes(), POLICE_DAY)
 
-        def school_rows(self, *incidents: str) -> bytes:
-            lines = (DATA / "riverside-infant-school.csv").read_bytes().decode("utf-8-sig").splitlines(keepends=True)
-            header, rows = lines[0], lines[1:]
-            records, current = [], ""
-            for line in rows:  # a quoted field may hold a line break: records start with an incident id
-                if line.split(",", 1)[0].isdigit() and current:
-                    records.append(current)
-                    current = ""
-                current += line
-            records.append(current)
-            return (header + "".join(r for r in records if r.split(",", 1)[0] in incidents)).encode()
-
-        def rows(self, table, *where):
-            with self.store.engine.connect() as connection:
-                return connection.execute(select(table).where(*where)).all()
-
-    yield Family()
-    close_intake(app)
-    close_store(app)
-    store.close()
+@pytest.fixture
+def family(console) -> Family:
+    return Family(console.app, console.store, console.clock)
 
 
 def _children(family):

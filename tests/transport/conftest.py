@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.demo.processes import free_port
 from gateway.store import schema
 
 START_TIMEOUT = 30.0
@@ -23,12 +24,6 @@ class RunningServer:
     base_url: str
     port: int
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _ready(port: int, deployment) -> bool:
