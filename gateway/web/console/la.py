@@ -86,8 +86,9 @@ class InboxRow(NamedTuple):
 
 def _inbox_row(row: dict, sender_name: str, href: str) -> InboxRow:
     return InboxRow(
-        due=format_when(row["due_at"]) if row["due_at"] else "", overdue=bool(row["due_at"] and row["overdue"]),
-        done=bool(row["due_at"] and not row["overdue"] and row["met_at"]), received=format_when(row["received_at"]),
+        # A deadline always has a due time, and one met is not overdue (queries.inbox).
+        due=format_when(row["due_at"]) if row["due_at"] else "", overdue=row["overdue"],
+        done=row["met_at"] is not None, received=format_when(row["received_at"]),
         href=href, kind_display=row["kind_display"],
         categories=", ".join(row["categories"]).replace("-", " "), child=row["child"],
         sender=f"The gateway, about a message from {sender_name}" if row["gateway_made"] else sender_name,
