@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,13 @@ class AcceptedMessages(Protocol):
         """Return up to ``limit`` messages, latest ``received_at`` first."""
 
 
+class Pending(Protocol[T_co]):
+    """Work handed to the store to commit: ``result()`` waits until it has committed."""
+
+    def result(self) -> T_co:
+        """Wait for the commit; return the work's result, or raise its exception."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. Later steps add their repositories next to ``messages``
     and use ``session`` so that everything commits, or nothing does."""
@@ -88,6 +96,10 @@ class MessageStore(Protocol):
         exception is raised here. Raises :class:`AlreadyAccepted` as
         :meth:`transaction` does.
         """
+
+    def submit(self, work: Callable[[UnitOfWork], T]) -> "Pending[T]":
+        """Start :meth:`together`'s ``work`` and return at once: ``.result()`` waits for the commit and
+        returns its result (or raises its error), so the caller can do other work meanwhile."""
 
     def find_accepted(self, message_id: str) -> AcceptedMessage | None:
         """Return the accepted message with this id, or ``None`` (own short transaction)."""

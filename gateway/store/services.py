@@ -9,7 +9,8 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Generic, TypeVar
 
 from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +23,8 @@ from gateway.store.models import AcceptedMessageRow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: Threads that run submitted work on PostgreSQL (each holds a pooled connection while it commits).
+_POOL_THREADS = 4
 
 _FIELDS = [field.name for field in dataclasses.fields(AcceptedMessage)]
 _TABLE = AcceptedMessageRow.__table__
@@ -91,6 +94,7 @@ class SqlMessageStore:
         self._write_lock = (WriteLock(engine.url.database) if engine.dialect.name == "sqlite"
                             else contextlib.nullcontext)
         self._group: GroupCommit | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._group_lock = threading.Lock()
 
     @classmethod
@@ -161,10 +165,25 @@ class SqlMessageStore:
         if self.engine.dialect.name != "sqlite":
             with self.transaction() as unit:
                 return work(unit)
+        return self._group_commit().submit(work).result()
+
+    def submit(self, work: Callable[[SqlUnitOfWork], T]) -> "_Job[T] | Future[T]":
+        """Start ``work(unit)`` as :meth:`together` runs it and return at once; ``.result()`` waits for the
+        commit and returns the result or raises the error. On SQLite the committing thread takes it; on
+        PostgreSQL a thread of the store's own pool runs its transaction. (The console records a read this way
+        while it renders the page, and waits before sending it.)"""
+        if self.engine.dialect.name == "sqlite":
+            return self._group_commit().submit(work)
+        with self._group_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=_POOL_THREADS, thread_name_prefix="store-submit")
+        return self._pool.submit(self.together, work)
+
+    def _group_commit(self) -> "GroupCommit":
         with self._group_lock:
             if self._group is None:
                 self._group = GroupCommit(self)
-        return self._group.run(work)
+            return self._group
 
     def find_accepted(self, message_id: str) -> AcceptedMessage | None:
         with read_only(self.engine) as connection:
@@ -173,15 +192,24 @@ class SqlMessageStore:
     def close(self) -> None:
         if self._group is not None:
             self._group.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self.engine.dispose()
 
 
 @dataclasses.dataclass
-class _Job:
-    work: Callable[[SqlUnitOfWork], object]
+class _Job(Generic[T]):
+    work: Callable[[SqlUnitOfWork], T]
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
-    result: object = None
+    value: T | None = None
     error: BaseException | None = None
+
+    def result(self) -> T:
+        """Wait for the commit; return the work's result or raise its exception."""
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
 
 
 class GroupCommit:
@@ -206,13 +234,11 @@ class GroupCommit:
         self._thread = threading.Thread(target=self._loop, name="group-commit", daemon=True)
         self._thread.start()
 
-    def run(self, work: Callable[[SqlUnitOfWork], T]) -> T:
+    def submit(self, work: Callable[[SqlUnitOfWork], T]) -> _Job[T]:
+        """Queue ``work`` for the next transaction; the job's ``result()`` waits for it."""
         job = _Job(work)
         self._queue.put(job)
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        return job.result  # type: ignore[return-value]
+        return job
 
     def stop(self) -> None:
         self._queue.put(None)
@@ -249,7 +275,7 @@ class GroupCommit:
             (job,) = batch
             try:
                 with self.store._unit() as unit:
-                    job.result = job.work(unit)
+                    job.value = job.work(unit)
             except Exception as exc:
                 job.error = exc
         else:
@@ -258,7 +284,7 @@ class GroupCommit:
                     mark = audit_chain.deferred_mark(unit.session)
                     try:
                         with unit.session.begin_nested():
-                            job.result = job.work(unit)
+                            job.value = job.work(unit)
                     except Exception as exc:
                         audit_chain.discard_deferred(unit.session, mark)  # its records roll back with it
                         job.error = exc

@@ -297,3 +297,31 @@ def test_on_sqlite_work_that_waits_together_shares_one_commit(tmp_path, upgraded
         assert all(store.find_accepted(f"urn:uuid:00000000-0000-4000-8000-{n:012d}") for n in range(5))
     finally:
         store.close()
+
+
+def test_submitted_work_commits_while_the_caller_goes_on_and_result_waits_for_it(store):
+    """``submit`` returns at once; ``result()`` is the committed outcome, or the work's own error, as ``together``."""
+    started, release = threading.Event(), threading.Event()
+    message = _message("urn:uuid:00000000-0000-4000-8000-000000000301")
+
+    def work(unit):
+        started.set()
+        assert release.wait(10)  # holds its transaction open until the caller has gone on
+        unit.messages.add(message)
+        return "stored"
+
+    pending = store.submit(work)
+    assert started.wait(10)
+    assert store.find_accepted(message.message_id) is None  # running, not committed: the caller was not held
+    release.set()
+    assert pending.result() == "stored"
+    assert store.find_accepted(message.message_id) is not None
+
+    def failing(unit):
+        unit.messages.add(_message("urn:uuid:00000000-0000-4000-8000-000000000302"))
+        raise RuntimeError("the read could not be recorded")
+
+    refused = store.submit(failing)
+    with pytest.raises(RuntimeError, match="could not be recorded"):
+        refused.result()
+    assert store.find_accepted("urn:uuid:00000000-0000-4000-8000-000000000302") is None

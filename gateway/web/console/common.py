@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterator
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from gateway.config import Settings
 from gateway.delivery.views import store_for
@@ -50,6 +50,7 @@ SECURITY_HEADERS = {
 RISK_COLOURS = {"high": "red", "medium": "orange", "standard": "grey", "low": "grey"}
 blueprint.add_app_template_global(RISK_COLOURS, "risk_colours")
 _SECRET_EXTENSION = "gateway.console.csrf_secret"
+_PENDING_READS = "console_pending_reads"  # on flask.g: the reads recorded by this request, committing
 
 
 def now() -> dt.datetime:
@@ -78,8 +79,10 @@ def reading() -> Iterator[Connection]:
 def record(agency: str, what: str, subject: str | None, at: dt.datetime) -> None:
     """Record that ``agency`` read personal data (``what`` about ``subject``), durably, before the page that
     shows it is sent: a short write transaction of its own (on SQLite, committed together with other threads'
-    work). If it fails the page is not sent. A request refused while reading records nothing."""
-    store().together(lambda unit: record_read(unit.session.connection(), agency, what, subject, at))
+    work), started here and committed while the page renders; the page waits for it (:func:`_records_committed`)
+    and is not sent if it failed. A request refused while reading records nothing."""
+    pending = store().submit(lambda unit: record_read(unit.session.connection(), agency, what, subject, at))
+    g.setdefault(_PENDING_READS, []).append(pending)
 
 
 def agency_names(bind) -> Callable[[str | None], str]:
@@ -193,6 +196,24 @@ def links(endpoint: str, field: str) -> Callable[[str], str]:
     template = url_for(endpoint, **{field: marker})
     head, tail = template.split(marker)
     return lambda value: head + quote(str(value), safe=_SEGMENT_SAFE) + tail
+
+
+@blueprint.after_request
+def _records_committed(response: Response) -> Response:
+    """Send nothing until the reads the page recorded have committed; a page whose read could not be recorded
+    is replaced by an error page (503, with the security headers) that shows no personal data."""
+    failed = None
+    for pending in g.pop(_PENDING_READS, ()):
+        try:
+            pending.result()
+        except Exception as exc:  # every pending read is waited for, whichever fails
+            failed = exc
+    if failed is not None:
+        current_app.logger.error("the console could not record a read of personal data: %s", failed)
+        return _error_page(ServiceUnavailable("The gateway could not record that you opened this page, so it is not "
+                                              "shown. Try again in a moment; if it keeps happening, tell the "
+                                              "gateway's operators."))
+    return response
 
 
 @blueprint.after_request
