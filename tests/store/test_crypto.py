@@ -68,6 +68,9 @@ def test_a_ciphertext_moved_to_another_column_does_not_decrypt():
     lambda s: s.replace("v1:k1:", "v1:k1:AAAA", 1),                      # bytes added
     lambda s: s[: len("v1:k1:") + 8],                                    # cut short
     lambda s: s + "!",                                                   # no longer base64
+    lambda s: s[:-4] + "é" + s[-3:],                                     # not even ASCII
+    lambda s: s[:-4] + " " + s[-3:],                                     # whitespace inside
+    lambda s: s[:-1] + "=" if s[-1] != "=" else s[:-2] + "==",           # padding where there is none
 ])
 def test_a_tampered_ciphertext_fails_loudly(damage):
     keys = ring()
