@@ -7,7 +7,8 @@ Set-up (not measured): Family A's messages go in through the real app (``POST /i
 the seeded directory); then the school's referral to Hampshire is copied (accepted message, event,
 delivery, decision deadline, the child's record) ``--inbox`` times, each about a child of its own, and
 ``--events`` more times about one child, whose chronology then has that many more events. Copies are
-inserted straight into the tables with fresh ids and times a minute apart. PostgreSQL is then analysed
+inserted straight into the tables with fresh ids and times a minute apart, and their inbox entries made by the
+inbox read model's refresh (gateway.delivery.inbox). PostgreSQL is then analysed
 (``VACUUM ANALYZE``, what autovacuum does after a bulk load); SQLite is left as the gateway leaves it.
 
 Then ``gateway serve`` (gunicorn gthread, mutual TLS) runs on that database with its clock a month on (every
@@ -64,6 +65,7 @@ def _set_up(workdir: Path, url: str, inbox: int, events: int):
     child's person id."""
     from gateway.app import create_app
     from gateway.config import Settings
+    from gateway.delivery.inbox import refresh as refresh_inbox
     from gateway.delivery.models import DeliveryRow
     from gateway.delivery.views import close_store
     from gateway.demo import Demo
@@ -127,6 +129,8 @@ def _set_up(workdir: Path, url: str, inbox: int, events: int):
                                 (delivery, "delivery"), (record, "record")):
                 if batch[name]:
                     connection.execute(insert(table), batch[name])
+            # The copies' inbox entries, made as every write of the gateway makes them (the read model's refresh).
+            refresh_inbox(connection, [d["id"] for d in batch["delivery"]])
     if store.engine.dialect.name == "postgresql":
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM ANALYZE")

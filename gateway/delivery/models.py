@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, SmallInteger, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.store.crypto import EncryptedText
@@ -105,3 +106,68 @@ class UnroutableRow(Base):
     resolution: Mapped[str | None] = mapped_column(EncryptedText("delivery_unroutable.resolution"))
 
     __table_args__ = (Index("ix_delivery_unroutable_open", "resolved", "created_at"),)
+
+
+# Inbox entry statuses: the inbox deadline of the entry is open (not met) or decided (met); None without one.
+INBOX_OPEN = "open"
+INBOX_DECIDED = "decided"
+
+
+class InboxEntryRow(Base):
+    """One row of an agency's inbox (the console's ``/la/inbox``): a delivery of a message to it, with what the
+    inbox sorts, filters and shows copied from the delivery, its message's event, its accepted message and its
+    inbox deadline, so that a page and its count are each one walk of one index, without joins.
+
+    A read model: :func:`gateway.delivery.inbox.refresh` builds the entries of given deliveries from those
+    tables (the only place that says what an entry holds), in the transaction that changed them (revision
+    0008). ``overdue`` is not stored (it changes with the clock): ``status = 'open' AND due_at < now``.
+    """
+
+    __tablename__ = "inbox_entry"
+
+    delivery_id: Mapped[str] = mapped_column(String(36), ForeignKey("delivery.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    agency: Mapped[str] = mapped_column(String(255), nullable=False)        # the delivery's destination
+    message_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)  # delivery.created_at
+    # received_at as a number that sorts the other way (minus microseconds since 1970): an index ordered by
+    # (column, received_rev, delivery_id) gives the inbox's order of ties, newest first, walked forwards.
+    received_rev: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    kind: Mapped[str | None] = mapped_column(String(64))      # what was delivered (an alert, a reminder, the event)
+    has_event: Mapped[bool] = mapped_column(Boolean, nullable=False)       # the message has a message_event
+    sender: Mapped[str | None] = mapped_column(String(255))
+    risk: Mapped[str | None] = mapped_column(String(64))
+    risk_rank: Mapped[int] = mapped_column(SmallInteger, nullable=False)   # high 0 ... low 3, none or other 4
+    categories: Mapped[str | None] = mapped_column(Text)                   # JSON list of codes
+    late_days: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int | None] = mapped_column(Integer)
+    child_person_id: Mapped[str | None] = mapped_column(String(36))
+    completeness: Mapped[int | None] = mapped_column(SmallInteger)
+    # The inbox deadline (the agency's decision or Operation Encompass deadline of the message), if any.
+    deadline_id: Mapped[int | None] = mapped_column(Integer)
+    due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    met_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str | None] = mapped_column(String(8))                  # open / decided / None (no deadline)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'decided')", name="ck_inbox_entry_status"),
+        # One index per order: (agency, sort column, ties newest first, delivery id), then the filter columns,
+        # so that a page is one walk that stops at its end, filtered inside the index, and a count one range.
+        # Descending: the index with received_at walked backwards (ties of one received_at sorted by id).
+        Index("ix_inbox_entry_due", "agency", "due_at", "received_rev", "delivery_id", "status", "kind", "risk"),
+        Index("ix_inbox_entry_status_due", "agency", "status", "due_at", "received_rev", "delivery_id", "kind",
+              "risk"),
+        Index("ix_inbox_entry_received", "agency", "received_at", "delivery_id", "status", "due_at", "kind", "risk"),
+        Index("ix_inbox_entry_risk", "agency", "risk_rank", "received_rev", "delivery_id", "status", "due_at",
+              "kind", "risk"),
+        Index("ix_inbox_entry_risk_desc", "agency", "risk_rank", "received_at", "delivery_id", "status", "due_at",
+              "kind", "risk"),
+        Index("ix_inbox_entry_kind", "agency", "kind", "received_rev", "delivery_id", "status", "due_at", "risk"),
+        Index("ix_inbox_entry_kind_desc", "agency", "kind", "received_at", "delivery_id", "status", "due_at",
+              "risk"),
+        Index("ix_inbox_entry_sender", "agency", "sender", "received_rev", "delivery_id", "status", "due_at",
+              "kind", "risk"),
+        Index("ix_inbox_entry_sender_desc", "agency", "sender", "received_at", "delivery_id", "status", "due_at",
+              "kind", "risk"),
+    )

@@ -216,6 +216,7 @@ def dead_letter(outbox: SqlOutbox, row: DeliveryRow, reason: str, *, now: dt.dat
     row.state, row.dead_lettered_at, row.updated_at = DEAD_LETTERED, now, now
     row.last_error = reason
     row.claim_token = row.lease_until = None
+    outbox.state_changed(row)
     log.error("DEAD-LETTERED delivery %s of message %s to %s after %d attempt(s): %s",
               row.id, row.payload_message_id, row.destination, row.attempts, reason)
     record_audit(outbox.session, action="E", subtype="delivery-attempt", outcome="serious-failure", agent="gateway",

@@ -21,6 +21,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, object_session
 
 from gateway.audit import record_audit
+from gateway.delivery import inbox
+from gateway.delivery.inbox import INBOX_KINDS
 from gateway.delivery.models import (
     ACKNOWLEDGED,
     DEAD_LETTERED,
@@ -178,7 +180,11 @@ class SqlOutbox:
             payload_message_id=payload_message_id, payload_header_id=payload_header_id, state=PENDING,
             attempts=0, next_attempt_at=now, due_at=due_at, expires_at=expires_at, created_at=now, updated_at=now)
         connection = self.session.connection()
-        return delivery_id if connection.execute(_ADD[connection.dialect.name], values).rowcount == 1 else None
+        if connection.execute(_ADD[connection.dialect.name], values).rowcount != 1:
+            return None
+        if kind in INBOX_KINDS:
+            inbox.refresh(connection, [delivery_id])
+        return delivery_id
 
     def has_delivery(self, destination: str, payload_message_id: str) -> bool:
         """Return whether ``destination`` already has a delivery of this message id."""
@@ -265,6 +271,7 @@ class SqlOutbox:
                                 expires_at=row.expires_at, lease_until=lease_until, due_at=row.due_at))
         if updates:  # claimed now: in flight, so the next batch cannot read them again
             connection.execute(_CLAIM, updates)
+            inbox.refresh_states(connection, [u["b_id"] for u in updates])
         return len(rows), len(updates)
 
     def acknowledge_claim(self, claim: Claim, now: dt.datetime) -> bool:
@@ -273,9 +280,12 @@ class SqlOutbox:
         One fenced ``UPDATE`` (the claim token must still be the row's):
         the worker's common case, without reading the row first.
         """
-        result = self.session.connection().execute(_ACKNOWLEDGE, {
-            "b_id": claim.id, "b_token": claim.token, "b_now": now})
-        return result.rowcount == 1
+        connection = self.session.connection()
+        result = connection.execute(_ACKNOWLEDGE, {"b_id": claim.id, "b_token": claim.token, "b_now": now})
+        if result.rowcount != 1:
+            return False
+        inbox.refresh_states(connection, [claim.id])
+        return True
 
     def renew(self, claims: list[Claim], *, now: dt.datetime, lease: dt.timedelta) -> list[Claim]:
         """Extend each of ``claims`` still held to ``now + lease`` (a live worker's heartbeat).
@@ -394,7 +404,13 @@ class SqlOutbox:
         row.dead_lettered_at = None
         row.claimed_by = row.claim_token = row.lease_until = None
         row.updated_at = now
+        self.state_changed(row)
         return _delivery(row)
+
+    def state_changed(self, row: DeliveryRow) -> None:
+        """Write ``row`` (changed through the session) and copy its state to its inbox entry."""
+        self.session.flush()
+        inbox.refresh_states(self.session.connection(), [row.id])
 
 
 def any_due(connection, now: dt.datetime, full: list[str] | None = None) -> bool:
@@ -427,5 +443,6 @@ def acknowledge(row: DeliveryRow, now: dt.datetime) -> None:
     """Close ``row`` as acknowledged at ``now`` by its mailbox's agency (audited in the row's transaction)."""
     for column, value in _acknowledged(now).items():
         setattr(row, column, value)
+    SqlOutbox(object_session(row)).state_changed(row)
     record_audit(object_session(row), action="U", subtype="acknowledgement", agent=row.destination,
                  entities=[("delivery", row.id), ("message", row.payload_message_id)], at=now)

@@ -440,6 +440,7 @@ class OutboxWorker:
             row.state, row.last_error, row.updated_at = PENDING, outcome.detail, now
             row.next_attempt_at = min(now + delay, row.expires_at)
             row.claim_token = row.lease_until = None
+            outbox.state_changed(row)
             log.info("delivery %s to %s: attempt %d failed (%s); next at %s", row.id, row.destination,
                      row.attempts, outcome.detail, row.next_attempt_at.isoformat())
         return outcome.kind

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 
 from gateway.audit import record_audit
+from gateway.delivery import inbox
 from gateway.linkage.matching import (Candidate, LinkDecision, MatchModel, PersonRecord, blocking_keys, decide,
                                       tells_apart)
 from gateway.linkage.sizing import people_in_index
@@ -331,6 +332,7 @@ class PersonIndex:
         if row.message_id is not None:
             self.connection.execute(update(_EVENT).where(_EVENT.c.message_id == row.message_id,
                                                          _EVENT.c.child_person_id == old).values(child_person_id=new))
+            inbox.refresh(self.connection, message_ids=[row.message_id])  # the inbox shows the child's person
             for column in ("person_id", "related_person_id"):
                 self.connection.execute(update(_RELATION).where(_RELATION.c.message_id == row.message_id,
                                                                 _RELATION.c[column] == old).values({column: new}))
@@ -396,7 +398,9 @@ class PersonIndex:
         """Move everything of person ``source`` to ``target`` (two people found to be one)."""
         c = self.connection
         c.execute(update(_MP).where(_MP.c.person_id == source).values(person_id=target))
+        moved = c.execute(select(_EVENT.c.message_id).where(_EVENT.c.child_person_id == source)).scalars().all()
         c.execute(update(_EVENT).where(_EVENT.c.child_person_id == source).values(child_person_id=target))
+        inbox.refresh(c, message_ids=moved)  # the inbox shows the child's person
         c.execute(update(_ESCALATION).where(_ESCALATION.c.person_id == source).values(person_id=target))
         for mine, other in (("person_id", "related_person_id"), ("related_person_id", "person_id")):
             rows = c.execute(select(_RELATION).where(_RELATION.c[mine] == source)).all()

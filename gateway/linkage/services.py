@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
 from gateway.config import Settings
+from gateway.delivery import inbox
 from gateway.delivery.models import DeliveryRow
 from gateway.delivery.outbox import enqueue_built
 from gateway.linkage import deadlines as D
@@ -156,6 +157,9 @@ class Linkage:
         # A message whose people are all new to the index has no earlier event to make a pattern with.
         if child_person is not None and event.is_concern and known:
             self._escalate(unit, connection, mid, child_person, event, bundle, now, home_la)
+        # The inbox entries of its deliveries (made by routing before its event and deadlines were), and of the
+        # referral's whose decision deadline it met.
+        inbox.refresh(connection, message_ids=[mid, answers] if answers else [mid])
 
     # -- home LA, versions, duplicates ------------------------------------------------------------------------
 
@@ -265,13 +269,16 @@ class Linkage:
 
         directory = Directory(unit.session)
         # An acknowledged Encompass notification is a met deadline.
-        for row in connection.execute(select(_DEADLINE.c.id, _DELIVERY.c.acknowledged_at).join(
+        met = []
+        for row in connection.execute(select(_DEADLINE.c.id, _DEADLINE.c.message_id, _DELIVERY.c.acknowledged_at).join(
                 _DELIVERY, and_(_DELIVERY.c.message_id == _DEADLINE.c.message_id,
                                 _DELIVERY.c.destination == _DEADLINE.c.agency,
                                 _DELIVERY.c.rule.in_(ENCOMPASS_RULES))).where(
                 _DEADLINE.c.kind == D.DEADLINE_ENCOMPASS, _DEADLINE.c.met_at.is_(None),
                 _DELIVERY.c.acknowledged_at.is_not(None))).all():
             connection.execute(update(_DEADLINE).where(_DEADLINE.c.id == row.id).values(met_at=row.acknowledged_at))
+            met.append(row.message_id)
+        inbox.refresh(connection, message_ids=met)
         rows = connection.execute(select(_DEADLINE).where(_DEADLINE.c.met_at.is_(None), _DEADLINE.c.due_at < now,
                                                           _DEADLINE.c.escalated_at.is_(None))).all()
         deadlines = [D.Deadline(id=str(r.id), message_id=r.message_id, agency=r.agency, kind=r.kind,

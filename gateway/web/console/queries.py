@@ -11,12 +11,25 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 
 import orjson
-from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy import Connection, case, func, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.selectable import Alias
 
-from gateway.delivery.models import DEAD_LETTERED, KIND_BUILT, KIND_MESSAGE, OPEN_STATES, DeliveryRow, UnroutableRow
+from gateway.delivery.inbox import RISK_ORDER, risk_rank
+from gateway.delivery.models import (
+    DEAD_LETTERED,
+    INBOX_DECIDED,
+    INBOX_OPEN,
+    KIND_MESSAGE,
+    OPEN_STATES,
+    DeliveryRow,
+    InboxEntryRow,
+    UnroutableRow,
+)
 from gateway.linkage import deadlines as D
 from gateway.linkage.models import (
     OPEN,
@@ -45,7 +58,6 @@ _U = UnroutableRow.__table__
 _PERSON = PersonRow.__table__
 
 PAGE_SIZE = 50
-RISK_ORDER = {"high": 0, "medium": 1, "standard": 2, "low": 3}
 
 
 class BadQuery(ValueError):
@@ -113,31 +125,20 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
     due and met (the decision deadline), overdue, completeness (the standard's score), flags (possible
     duplicate, new version, sent late, escalation alert).
 
-    The page is found first (:func:`_inbox_page`: delivery ids in order, read from indexes), then only its
-    rows are read in full, so a page costs about the same at 100 messages as at 100,000 when sorted by due
-    time or received time; sorted by risk, what or sender it costs a pass over the agency's deliveries.
+    Read from the inbox's read model (``inbox_entry``, :mod:`gateway.delivery.inbox`): the count is one range
+    of one of its indexes and the page one walk of one that stops at the page's end (:func:`_inbox_page`), so
+    a page costs about the same at 100 messages as at 100,000 in any order; then only the page's children's
+    names and possible duplicates are read.
     """
-    total = connection.execute(select(func.count()).select_from(_inbox_source(agency, query, "inner" if query.status
-                                                                              else None))
-                               .where(*_inbox_where(agency, query, now))).scalar_one()
+    # The count: one range of the index of the narrowest filter (what, else risk, else status and due time; the
+    # last is also the narrowest index for the whole inbox).
+    counted = _walk("ix_inbox_entry_kind" if query.kind else "ix_inbox_entry_risk" if query.risk else
+                    "ix_inbox_entry_status_due")
+    total = connection.execute(select(func.count()).select_from(counted)
+                               .where(*_inbox_where(counted, agency, query, now))).scalar_one()
     pages = max(1, -(-total // page_size))
-    keys = _inbox_page(connection, agency, query, now, offset=(query.page - 1) * page_size, limit=page_size)
-    # The page's rows by key: each delivery with its event and its message's completeness score (primary keys;
-    # the event's summary, encrypted, is not shown in the list and not read), then its
-    # deadline (by id, not joined by message: a join could be planned around ix_deadline_inbox_due).
-    rows = {r.id: r for r in connection.execute(
-        select(_D.c.id, _D.c.message_id, _D.c.rule, _D.c.created_at, _D.c.state, _E.c.message_id.label("event"),
-               _E.c.kind, _E.c.sender_agency, _E.c.risk, _E.c.categories, _E.c.late_days,
-               _E.c.version, _E.c.child_person_id, _A.c.completeness)
-        .select_from(_D.outerjoin(_E, _E.c.message_id == _D.c.message_id)
-                     .join(_A, _A.c.message_id == _D.c.message_id))
-        .where(_D.c.id.in_(list({delivery_id: None for delivery_id, _ in keys}))))} if keys else {}
-    wanted = [deadline_id for _, deadline_id in keys if deadline_id is not None]
-    deadlines = {d.id: d for d in connection.execute(
-        select(_DL.c.id, _DL.c.due_at, _DL.c.met_at).where(_DL.c.id.in_(wanted)))} if wanted else {}
-    page = [(rows[delivery_id], deadlines.get(deadline_id)) for delivery_id, deadline_id in keys
-            if delivery_id in rows]
-    ids = list({r.message_id: None for r in rows.values()})
+    page = _inbox_page(connection, agency, query, now, offset=(query.page - 1) * page_size, limit=page_size)
+    ids = list({r.message_id: None for r in page})
     duplicates = set()
     children: dict[str, str] = {}
     if ids:
@@ -148,29 +149,28 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
                 _MP.c.message_id.in_(ids), _MP.c.role == "child").order_by(_MP.c.id)):
             children.setdefault(mp.message_id, _folded_name(mp.given, mp.family))
     # A message accepted before revision 0007 has no stored score: read from its response (only those).
-    legacy = [r.message_id for r in rows.values() if r.completeness is None and r.event is not None]
+    legacy = list({r.message_id: None for r in page if r.completeness is None and r.has_event})
     scores = {m.message_id: _completeness(m.response_body) for m in connection.execute(
         select(_A.c.message_id, _A.c.response_body).where(_A.c.message_id.in_(legacy)))} if legacy else {}
     out = []
-    for r, deadline in page:
-        event = r.event is not None
-        kind = _kind_of(r.rule, r.kind if event else None)
+    for r in page:
+        kind = r.kind
         gateway_made = kind in (S.EVENT_ALERT, S.EVENT_OVERDUE)
         flags = []
-        if not gateway_made and event:  # the flags of the message itself, not of one about it
+        if not gateway_made and r.has_event:  # the flags of the message itself, not of one about it
             if r.message_id in duplicates:
                 flags.append("Possible duplicate")
             if r.version and r.version > 1:
                 flags.append(f"Version {r.version}")
             if r.late_days:
                 flags.append(f"Sent {r.late_days} days late")
-        due_at, met_at = (deadline.due_at, deadline.met_at) if deadline is not None else (None, None)
         out.append({
-            "delivery_id": r.id, "message_id": r.message_id, "received_at": r.created_at, "state": r.state,
-            "kind": kind, "kind_display": MESSAGE_EVENTS.get(kind, (kind or "Message", ""))[0],
-            "sender": r.sender_agency, "risk": r.risk, "categories": json.loads(r.categories or "[]"),
+            "delivery_id": r.delivery_id, "message_id": r.message_id, "received_at": r.received_at,
+            "state": r.state, "kind": kind, "kind_display": MESSAGE_EVENTS.get(kind, (kind or "Message", ""))[0],
+            "sender": r.sender, "risk": r.risk, "categories": json.loads(r.categories or "[]"),
             "child": children.get(r.message_id, ""), "person_id": r.child_person_id,
-            "due_at": due_at, "met_at": met_at, "overdue": due_at is not None and met_at is None and due_at < now,
+            "due_at": r.due_at, "met_at": r.met_at,
+            "overdue": r.due_at is not None and r.met_at is None and r.due_at < now,
             "gateway_made": gateway_made,
             "completeness": None if gateway_made else scores.get(r.message_id, r.completeness),
             "flags": flags,
@@ -178,142 +178,104 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
     return {"total": total, "rows": out, "pages": pages}
 
 
-#: The deadline an inbox row shows: the agency's decision (or Operation Encompass) deadline of the message.
-_INBOX_DEADLINE = _DL.alias("inbox_deadline")
-_INBOX_DEADLINES = (D.DEADLINE_DECISION, D.DEADLINE_ENCOMPASS)
+_IE = InboxEntryRow.__table__
+#: The entry's columns a page shows.
+_INBOX_COLUMNS = [c.name for c in _IE.c if c.name not in ("agency", "received_rev", "risk_rank", "deadline_id",
+                                                          "status")]
+#: Per sort: the sort column and the indexes walked ascending and descending (the column, then ties newest
+#: first, then by id). Ascending ones order ties by received_rev (newest first) walked forwards; descending ones
+#: by received_at, walked backwards (ties of one received_at, rare, are sorted by id as they are read). Due
+#: times seldom tie: descending, the one index is walked backwards and the ties of a due time sorted.
+_INBOX_ORDERS = {
+    "due": ("due_at", "ix_inbox_entry_due", "ix_inbox_entry_due"),
+    "risk": ("risk_rank", "ix_inbox_entry_risk", "ix_inbox_entry_risk_desc"),
+    "kind": ("kind", "ix_inbox_entry_kind", "ix_inbox_entry_kind_desc"),
+    "sender": ("sender", "ix_inbox_entry_sender", "ix_inbox_entry_sender_desc"),
+}
 
 
-def _deadline_of(agency: str):
-    """The join of a delivery to its inbox deadline. A message the gateway made about an accepted one (an
-    escalation alert, an overdue reminder) is its own row: the accepted message's deadline is not its deadline."""
-    return and_(_D.c.kind == KIND_MESSAGE, _INBOX_DEADLINE.c.message_id == _D.c.message_id,
-                _INBOX_DEADLINE.c.agency == agency, _INBOX_DEADLINE.c.kind.in_(_INBOX_DEADLINES))
+class _Walk(Alias):
+    """``inbox_entry`` read through one of its indexes, named ``index``: SQLite, which plans without
+    statistics, is told the index (``INDEXED BY``); PostgreSQL chooses it from its statistics."""
+
+    inherit_cache = True
 
 
-def _inbox_source(agency: str, query: InboxQuery, deadline: str | None, *, event: bool = False):
-    """The deliveries, with their events when the filter (or ``event``) needs them, and their inbox deadline:
-    ``deadline`` "inner" (only rows that have one), "outer" (every row) or None (not joined)."""
-    source = _D
-    if event or query.kind or query.risk:
-        source = source.join(_E, _E.c.message_id == _D.c.message_id)
-    if deadline == "inner":
-        source = source.join(_INBOX_DEADLINE, _deadline_of(agency))
-    elif deadline == "outer":
-        source = source.outerjoin(_INBOX_DEADLINE, _deadline_of(agency))
-    return source
+@compiles(_Walk, "sqlite")
+def _indexed_by(element, compiler, **kw):
+    text = compiler.visit_alias(element, **kw)
+    return f"{text} INDEXED BY {element.name}" if kw.get("asfrom") else text
 
 
-def _inbox_where(agency: str, query: InboxQuery, now: dt.datetime) -> list:
-    """The inbox's rows under the query's filters (a status filter needs the deadline joined)."""
-    where = [_D.c.destination == agency, _D.c.kind.in_((KIND_MESSAGE, KIND_BUILT))]
+@functools.cache
+def _walk(index: str) -> _Walk:
+    """The :class:`_Walk` of ``index``, built once (building an alias's columns costs about a millisecond)."""
+    return _Walk._construct(_IE, name=index)
+
+
+def _inbox_where(entry, agency: str, query: InboxQuery, now: dt.datetime) -> list:
+    """The inbox's entries (``entry``: a :func:`_walk`) under the query's filters. Overdue is an open deadline
+    due before ``now`` (the clock moves: it is not stored)."""
+    where = [entry.c.agency == agency]
     if query.kind:
-        where.append(_delivered_kind() == query.kind)
-    if query.risk:
-        where.append(_E.c.risk == query.risk)
-    if query.status == "open":
-        where.append(_INBOX_DEADLINE.c.met_at.is_(None))
-    elif query.status == "overdue":
-        where += [_INBOX_DEADLINE.c.met_at.is_(None), _INBOX_DEADLINE.c.due_at < now]
+        where.append(entry.c.kind == query.kind)
+    if query.risk:  # the rank too: one range of the risk indexes
+        where += [entry.c.risk_rank == risk_rank(query.risk), entry.c.risk == query.risk]
+    if query.status in ("open", "overdue"):
+        where.append(entry.c.status == INBOX_OPEN)
     elif query.status == "decided":
-        where.append(_INBOX_DEADLINE.c.met_at.is_not(None))
+        where.append(entry.c.status == INBOX_DECIDED)
+    if query.status == "overdue":
+        where.append(entry.c.due_at < now)
     return where
 
 
 def _inbox_page(connection: Connection, agency: str, query: InboxQuery, now: dt.datetime, *, offset: int,
-                limit: int) -> list[tuple[str, int | None]]:
-    """Return the page's (delivery id, inbox deadline id) in the query's order.
+                limit: int) -> list:
+    """Return the page's entries in the query's order.
 
-    Ties, and rows without a due time (or a risk), which come last whichever way the column is sorted, are
-    in order of receipt, newest first. Sorted by due time, the rows with a deadline are walked in due order
-    on ``ix_deadline_inbox_due`` and those without one (only when the page reaches past them) in order of
-    receipt on ``ix_delivery_inbox_received``; by received time, on that index. Either stops at the page's
-    last row.
+    Ties, and rows without a due time (or a what or sender), which come last whichever way the column is
+    sorted, are in order of receipt, newest first, then by delivery id. Each order walks one index of
+    ``inbox_entry`` (:data:`_INBOX_ORDERS`; sorted by due time under a status filter, the index of status and
+    due time) and stops at the page's last row, the filters read from the index; the rows without a value are
+    that index's range of NULL, walked in order of receipt when the page reaches them.
     """
-    where = _inbox_where(agency, query, now)
-    keys = (_D.c.id, _INBOX_DEADLINE.c.id)
-    received = _D.c.created_at.desc() if query.order == "desc" or query.sort != "received" else _D.c.created_at.asc()
-    if query.sort == "due":
-        due = _INBOX_DEADLINE.c.due_at.desc() if query.order == "desc" else _INBOX_DEADLINE.c.due_at.asc()
-        dated = connection.execute(select(*keys).select_from(_inbox_source(agency, query, "inner")).where(*where)
-                                   .order_by(due, received, _D.c.id).limit(limit).offset(offset)).all()
-        if len(dated) == limit or query.status:  # a status filter keeps only rows with a deadline
-            return [tuple(k) for k in dated]
-        if dated:
-            skip = 0
-        else:  # the page starts past the rows with a deadline: how many there are
-            skip = offset - connection.execute(select(func.count()).select_from(
-                _inbox_source(agency, query, "inner")).where(*where)).scalar_one()
-        undated = connection.execute(
-            select(_D.c.id).select_from(_inbox_source(agency, query, None)).where(*where, or_(
-                _D.c.kind == KIND_BUILT, ~select(_INBOX_DEADLINE.c.id).where(_deadline_of(agency)).exists()))
-            .order_by(received, _D.c.id).limit(limit - len(dated)).offset(skip)).all()
-        return [tuple(k) for k in dated] + [(k.id, None) for k in undated]
+    def walk(index: str, *conditions, order):
+        entry = _walk(index)
+        return (select(*(entry.c[name] for name in _INBOX_COLUMNS))
+                .where(*_inbox_where(entry, agency, query, now), *(c(entry) for c in conditions))
+                .order_by(*order(entry)))
+
     if query.sort == "received":
-        return [tuple(k) for k in connection.execute(
-            select(*keys).select_from(_inbox_source(agency, query, "inner" if query.status else "outer"))
-            .where(*where).order_by(received, _D.c.id).limit(limit).offset(offset))]
-    if query.sort == "risk":
-        return _inbox_page_by_risk(connection, agency, query, where, received, offset=offset, limit=limit)
-    column = {"kind": _delivered_kind(), "sender": _E.c.sender_agency}[query.sort]
-    ordered = column.desc() if query.order == "desc" else column.asc()
-    return [tuple(k) for k in connection.execute(
-        select(*keys).select_from(_inbox_source(agency, query, "inner" if query.status else "outer", event=True))
-        .where(*where).order_by(column.is_(None), ordered, received, _D.c.id).limit(limit).offset(offset))]
+        return connection.execute(walk("ix_inbox_entry_received", order=lambda e: (
+            e.c.received_at.desc() if query.order == "desc" else e.c.received_at.asc(), e.c.delivery_id))
+            .limit(limit).offset(offset)).all()
+    name, ascending, descending = _INBOX_ORDERS[query.sort]
+    if query.sort == "due" and query.status:
+        ascending = descending = "ix_inbox_entry_status_due"
+    desc = query.order == "desc"
 
+    def order(e):  # ties newest first, as the index walked gives them (received_rev = -received_at)
+        if not desc:
+            return e.c[name].asc(), e.c.received_rev, e.c.delivery_id
+        return e.c[name].desc(), (e.c.received_rev if name == "due_at" else e.c.received_at.desc()), e.c.delivery_id
 
-def _inbox_page_by_risk(connection: Connection, agency: str, query: InboxQuery, where: list, received, *,
-                        offset: int, limit: int) -> list[tuple[str, int | None]]:
-    """The page sorted by risk: high, medium, standard, low, then none (or another value); reversed for desc.
-
-    Risk has a handful of levels, so each level's rows are walked in order of receipt (newest first, on
-    ``ix_delivery_inbox_received``), one level after another, until the page is full: a first page costs a
-    few dozen rows whatever the inbox's size, where one ORDER BY over the risk read and sorted every row.
-    A page further on counts the levels it skips whole.
-    """
-    levels: list[str | None] = [*RISK_ORDER, None]
-    if query.risk:  # filtered to one risk: one level
-        levels = [query.risk if query.risk in RISK_ORDER else None]
-    elif query.order == "desc":
-        levels.reverse()
-    source = _inbox_source(agency, query, "inner" if query.status else "outer", event=True)
-    keys: list[tuple[str, int | None]] = []
-    skip = offset
-    for level in levels:
-        at_level = _E.c.risk == level if level is not None else or_(_E.c.risk.is_(None),
-                                                                     _E.c.risk.not_in(list(RISK_ORDER)))
-        if skip:
-            count = connection.execute(select(func.count()).select_from(source).where(*where, at_level)).scalar_one()
-            if count <= skip:
-                skip -= count
-                continue
-        keys += [tuple(k) for k in connection.execute(
-            select(_D.c.id, _INBOX_DEADLINE.c.id).select_from(source).where(*where, at_level)
-            .order_by(received, _D.c.id).limit(limit - len(keys)).offset(skip))]
+    if name == "risk_rank":  # never NULL: none (or another value) has the last rank
+        return connection.execute(walk(descending if desc else ascending, order=order)
+                                  .limit(limit).offset(offset)).all()
+    valued = connection.execute(walk(descending if desc else ascending, lambda e: e.c[name].is_not(None),
+                                     order=order).limit(limit).offset(offset)).all()
+    if len(valued) == limit or (name == "due_at" and query.status) or (name == "kind" and query.kind):
+        return valued  # the page is full, or the filter leaves no row without a value (a status has a due time)
+    if valued:
         skip = 0
-        if len(keys) == limit:
-            break
-    return keys
-
-
-#: What a delivery of the gateway's own is, by its routing rule: (SQL LIKE pattern, event), first match wins.
-_RULE_KINDS = (("escalation:%", S.EVENT_ALERT), ("deadline-%", S.EVENT_OVERDUE))
-_ENCOMPASS_RULES = (RULE_ENCOMPASS_SCHOOL, RULE_ENCOMPASS_LA)
-
-
-def _delivered_kind():
-    """The event of what was delivered: an alert or reminder is its own; else the accepted message's
-    (an Operation Encompass notification made from a notice is an Operation Encompass notification).
-    :func:`_kind_of` is the same rule in Python."""
-    return case(*((_D.c.rule.like(pattern), kind) for pattern, kind in _RULE_KINDS),
-                (_D.c.rule.in_(_ENCOMPASS_RULES), S.EVENT_ENCOMPASS), else_=_E.c.kind)
-
-
-def _kind_of(rule: str | None, event_kind: str | None) -> str | None:
-    """:func:`_delivered_kind` of one delivery's ``rule`` and its accepted message's event."""
-    for pattern, kind in _RULE_KINDS:
-        if rule and rule.startswith(pattern.rstrip("%")):
-            return kind
-    return S.EVENT_ENCOMPASS if rule in _ENCOMPASS_RULES else event_kind
+    else:  # the page starts past the rows with a value: how many there are
+        counted = _walk(ascending)
+        skip = offset - connection.execute(select(func.count()).select_from(counted).where(
+            *_inbox_where(counted, agency, query, now), counted.c[name].is_not(None))).scalar_one()
+    return valued + connection.execute(walk(ascending, lambda e: e.c[name].is_(None),
+                                            order=lambda e: (e.c.received_rev, e.c.delivery_id))
+                                       .limit(limit - len(valued)).offset(skip)).all()
 
 
 def _folded_name(given: str | None, family: str | None) -> str:
