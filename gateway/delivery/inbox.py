@@ -11,6 +11,13 @@ transaction: a delivery added (:meth:`gateway.delivery.services.SqlOutbox.add_de
 (:func:`refresh_states`), its message's event and deadlines made or met (:mod:`gateway.linkage.services`),
 its child relinked (:mod:`gateway.linkage.index`). An entry goes with its delivery (a foreign key: the
 retention purge follows it, and ``ON DELETE CASCADE``).
+
+Concurrent writers (PostgreSQL, read committed): every writer of an entry holds its delivery's row lock first.
+A state change updates the delivery row before the entry; :func:`refresh` locks the delivery rows (``FOR NO
+KEY UPDATE``, in id order) and only then reads the tables, in a statement of its own that sees every change
+committed before it got the lock. Without the lock a refresh that read a delivery's state just before a worker
+committed a new one would write the old state over it, and two refreshes of one delivery would both insert
+its entry. (SQLite runs one writer at a time.)
 """
 
 from __future__ import annotations
@@ -121,9 +128,13 @@ def refresh(connection: Connection, delivery_ids: Iterable[str] = (), *, message
     A delivery the inbox does not list (a fatal-error notice), or one that is gone, is left without one.
     """
     written = 0
+    locking = connection.dialect.name == "postgresql"
     for column, values in ((_D.c.id, list(dict.fromkeys(delivery_ids))),
                            (_D.c.message_id, list(dict.fromkeys(message_ids)))):
         for chunk in _chunks(values):
+            if locking:  # see the module docstring: one writer of a delivery's entry at a time
+                connection.execute(select(_D.c.id).where(column.in_(chunk)).order_by(_D.c.id)
+                                   .with_for_update(key_share=True)).all()
             rows = [entry_of(r) for r in connection.execute(_source(column.in_(chunk)))]
             if column is _D.c.id:
                 connection.execute(delete(_ENTRY).where(_ENTRY.c.delivery_id.in_(chunk)))

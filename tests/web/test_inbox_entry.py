@@ -401,3 +401,33 @@ def test_upgrading_a_database_that_holds_messages_makes_their_entries_as_refresh
     with console.store.engine.begin() as connection:
         assert inbox.refresh_all(connection) == len(made_by_refresh)
     assert assert_in_step(console.store) == made_by_refresh
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("console", ["postgres"], indirect=True)
+def test_a_refresh_waits_for_a_state_change_in_flight_and_writes_the_new_state(console):
+    """On PostgreSQL a refresh that starts while a worker's state change is uncommitted must not write the old
+    state over the new one (it would read the old state, wait for the entry's row, then replace it): it waits
+    for the delivery's row lock, then reads."""
+    import threading
+
+    console.family_a()
+    with console.store.engine.connect() as connection:
+        delivery_id = connection.execute(select(_ENTRY.c.delivery_id).where(_ENTRY.c.state == PENDING)).scalar()
+    refreshed = threading.Event()
+
+    def refresh():
+        with console.store.engine.begin() as connection:
+            inbox.refresh(connection, [delivery_id])
+        refreshed.set()
+
+    thread = threading.Thread(target=refresh)
+    with console.store.transaction() as unit:  # the worker's change, uncommitted while the refresh starts
+        connection = unit.session.connection()
+        connection.execute(update(_D).where(_D.c.id == delivery_id).values(state=ACKNOWLEDGED))
+        inbox.refresh_states(connection, [delivery_id])
+        thread.start()
+        assert not refreshed.wait(0.5), "the refresh waits for the worker's transaction"
+    thread.join(10)
+    assert refreshed.is_set()
+    assert assert_in_step(console.store)[delivery_id]["state"] == ACKNOWLEDGED
