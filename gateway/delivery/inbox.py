@@ -121,6 +121,20 @@ def _chunks(values: list, size: int = _BATCH) -> Iterable[list]:
         yield values[start:start + size]
 
 
+# The statements of a refresh, built once (building and keying them cost more than running them), by delivery
+# ids and by message ids (``b_keys``).
+_KEYS = bindparam("b_keys", expanding=True)
+_BY = {
+    "id": (select(_D.c.id).where(_D.c.id.in_(_KEYS)).order_by(_D.c.id).with_for_update(key_share=True),
+           _source(_D.c.id.in_(_KEYS)),
+           delete(_ENTRY).where(_ENTRY.c.delivery_id.in_(_KEYS))),
+    "message": (select(_D.c.id).where(_D.c.message_id.in_(_KEYS)).order_by(_D.c.id).with_for_update(key_share=True),
+                _source(_D.c.message_id.in_(_KEYS)),
+                delete(_ENTRY).where(_ENTRY.c.delivery_id.in_(select(_D.c.id).where(_D.c.message_id.in_(_KEYS))))),
+}
+_INSERT = insert(_ENTRY)
+
+
 def refresh(connection: Connection, delivery_ids: Iterable[str] = (), *, message_ids: Iterable[str] = ()) -> int:
     """(Re)build the inbox entries of ``delivery_ids`` and of every delivery of ``message_ids`` from the
     tables they copy, in ``connection``'s transaction; return how many entries there now are of them.
@@ -129,20 +143,16 @@ def refresh(connection: Connection, delivery_ids: Iterable[str] = (), *, message
     """
     written = 0
     locking = connection.dialect.name == "postgresql"
-    for column, values in ((_D.c.id, list(dict.fromkeys(delivery_ids))),
-                           (_D.c.message_id, list(dict.fromkeys(message_ids)))):
+    for by, values in (("id", list(dict.fromkeys(delivery_ids))), ("message", list(dict.fromkeys(message_ids)))):
+        lock, source, remove = _BY[by]
         for chunk in _chunks(values):
+            params = {"b_keys": chunk}
             if locking:  # see the module docstring: one writer of a delivery's entry at a time
-                connection.execute(select(_D.c.id).where(column.in_(chunk)).order_by(_D.c.id)
-                                   .with_for_update(key_share=True)).all()
-            rows = [entry_of(r) for r in connection.execute(_source(column.in_(chunk)))]
-            if column is _D.c.id:
-                connection.execute(delete(_ENTRY).where(_ENTRY.c.delivery_id.in_(chunk)))
-            else:
-                connection.execute(delete(_ENTRY).where(_ENTRY.c.delivery_id.in_(
-                    select(_D.c.id).where(_D.c.message_id.in_(chunk)))))
+                connection.execute(lock, params).all()
+            rows = [entry_of(r) for r in connection.execute(source, params)]
+            connection.execute(remove, params)
             if rows:
-                connection.execute(insert(_ENTRY), rows)
+                connection.execute(_INSERT, rows)
             written += len(rows)
     return written
 
