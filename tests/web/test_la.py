@@ -124,7 +124,9 @@ def test_every_page_with_personal_data_records_the_read(console):
         assert [(r.what, r.subject) for r in reads] == expected, path
     # A refused read records nothing.
     before = len(console.reads())
-    console.get(f"/la/messages/{mid}", BCP)
+    assert console.get(f"/la/messages/{mid}", BCP).status_code == 404
+    assert console.get(f"/la/people/{event.child_person_id}/chronology", BCP).status_code == 403
+    assert console.get("/la/inbox?sort=nonsense", HAMPSHIRE).status_code == 400
     assert len(console.reads()) == before
 
 

@@ -71,17 +71,22 @@ def store():
 @contextlib.contextmanager
 def reading() -> Iterator[Connection]:
     """A read-only transaction for a page's reads: on SQLite it runs beside writers instead of queueing for the
-    write lock, so pages do not wait for each other. Record the read with :func:`record` once it succeeded."""
+    write lock, so pages do not wait for each other. Record the read with :func:`record` once access is granted."""
     with read_only(store().engine) as connection:
         yield connection
 
 
-def record(agency: str, what: str, subject: str | None, at: dt.datetime) -> None:
+def record(agency: str, what: str, subject: str | None, at: dt.datetime, *, also: tuple[str, ...] = ()) -> None:
     """Record that ``agency`` read personal data (``what`` about ``subject``), durably, before the page that
     shows it is sent: a short write transaction of its own (on SQLite, committed together with other threads'
-    work), started here and committed while the page renders; the page waits for it (:func:`_records_committed`)
-    and is not sent if it failed. A request refused while reading records nothing."""
-    pending = store().submit(lambda unit: record_read(unit.session.connection(), agency, what, subject, at))
+    work), started here and committed while the page reads and renders its data; the page waits for it
+    (:func:`_records_committed`) and is not sent if it failed. Views call it once access is granted: after
+    the checks that refuse (a 400, 403 or 404 records nothing), before the data is read. A page of several
+    kinds of data names the others in ``also``: recorded in the same transaction, in that order."""
+    def work(unit) -> None:
+        for each in (what, *also):
+            record_read(unit.session.connection(), agency, each, subject, at)
+    pending = store().submit(work)
     g.setdefault(_PENDING_READS, []).append(pending)
 
 

@@ -54,13 +54,13 @@ def inbox(agency: str):
     except queries.BadQuery as exc:
         abort(400, exc.text)
     at = now()
+    record(agency, "console-inbox", None, at)
     with reading() as connection:
         page = queries.inbox(connection, agency, query, now=at)
         choices = queries.inbox_filters()
         name = agency_names(connection)
         link = links("console.referral", "message_id")
         rows = [_inbox_row(row, name(row["sender"]), link(row["message_id"])) for row in page["rows"]]
-    record(agency, "console-inbox", None, at)
     return render("console/inbox.html", agency, "Inbox", page=page, rows=rows, query=query, choices=choices,
                   sorts=queries.INBOX_SORTS, statuses=queries.INBOX_STATUSES)
 
@@ -130,6 +130,7 @@ def referral(agency: str, message_id: str):
     at = now()
     with reading() as connection:
         row = _readable_message(connection, agency, message_id)
+        record(agency, "console-message", message_id, at)
         bundle = orjson.loads(row.signed_message)
         view = queries.read_message(bundle)
         event = queries.event_of(connection, message_id)
@@ -147,7 +148,6 @@ def referral(agency: str, message_id: str):
             event=event, person_id=event.child_person_id if event is not None else None,
             decided=request.args.get("decided") == "1", names=names,
             can_decide=queries.delivered_to(connection, agency, message_id))
-    record(agency, "console-message", message_id, at)
     return render("console/referral.html", agency, view["event_display"], **context)
 
 
@@ -155,8 +155,8 @@ def _decision_form(agency: str, message_id: str, errors: dict, values: dict, sta
     at = now()
     with reading() as connection:
         row = _readable_message(connection, agency, message_id, to_decide=True)
+        record(agency, "console-decision", message_id, at)
         view = queries.read_message(orjson.loads(row.signed_message))
-    record(agency, "console-decision", message_id, at)
     return render("console/decision.html", agency, "Record the decision", status=status, message=view,
                   message_id=message_id, decisions=REFERRAL_DECISIONS, errors=errors, values=values)
 
@@ -226,11 +226,11 @@ def chronology_page(agency: str, person_id: str):
     at = now()
     with reading() as connection:
         _own_child(connection, agency, person_id)
+        record(agency, "chronology", person_id, at)
         view = chronology(connection, person_id, iso_times=False)
         name = agency_names(connection)
         for event in view["events"]:
             event["agency_name"] = name(event["agency"])
-    record(agency, "chronology", person_id, at)
     layout = pictures.timeline(view["events"], view["escalations"], {e["agency"]: e["agency_name"]
                                                                       for e in view["events"]})
     link = links("console.referral", "message_id")
@@ -275,14 +275,13 @@ def _chronology_row(event: dict, link) -> ChronologyRow:
 def matches(agency: str):
     """Possible matches and possible duplicates waiting for this LA's decision."""
     at = now()
+    record(agency, "possible-matches", None, at, also=("possible-duplicates",))
     with reading() as connection:
         waiting = open_matches(connection, home_la=agency)
         duplicates = open_duplicates(connection, home_la=agency)
         name = agency_names(connection)
         for flag in duplicates:
             flag["sender_name"] = name(flag["message"].get("agency"))
-    record(agency, "possible-matches", None, at)
-    record(agency, "possible-duplicates", None, at)
     return render("console/matches.html", agency, "Matches and duplicates", matches=waiting, duplicates=duplicates)
 
 
@@ -298,14 +297,15 @@ def _duplicate(connection, agency: str, flag_id: int):
 def _duplicate_page(agency: str, flag_id: int, errors: dict, values: dict, status: int = 200):
     at = now()
     with reading() as connection:
-        view = duplicate_view(connection, _duplicate(connection, agency, flag_id))
+        flag = _duplicate(connection, agency, flag_id)
+        record(agency, "possible-duplicate", str(flag_id), at)
+        view = duplicate_view(connection, flag)
         name = agency_names(connection)
         sides = []
         for side in (view["duplicate_of"], view["message"]):
             row = queries.accepted_message(connection, side["message_id"])
             sides.append({**side, "sender_name": name(side.get("agency")),
                           "read": queries.read_message(orjson.loads(row.signed_message)) if row else None})
-    record(agency, "possible-duplicate", str(flag_id), at)
     return render("console/duplicate.html", agency, "Possible duplicate", status=status, flag=view, sides=sides,
                   errors=errors, values=values)
 
@@ -360,8 +360,9 @@ COMPARED = (("given", "Given names", "given"), ("family", "Family name", "family
 def _match_page(agency: str, match_id: int, errors: dict, values: dict, status: int = 200):
     at = now()
     with reading() as connection:
-        view = match_view(connection, _match(connection, agency, match_id))
-    record(agency, "possible-match", str(match_id), at)
+        row = _match(connection, agency, match_id)
+        record(agency, "possible-match", str(match_id), at)
+        view = match_view(connection, row)
     fields = {}
     for item in ((view.get("explanation") or {}).get("score") or {}).get("fields") or ():
         if isinstance(item, dict) and item.get("field"):
@@ -415,7 +416,7 @@ def decide_match(agency: str, match_id: int):
 def alerts(agency: str):
     """Escalation alerts raised about this LA's children, newest first."""
     at = now()
+    record(agency, "console-alerts", None, at)
     with reading() as connection:
         raised = queries.escalations_for(connection, agency)
-    record(agency, "console-alerts", None, at)
     return render("console/alerts.html", agency, "Alerts", alerts=raised)

@@ -18,11 +18,11 @@ OPERATORS = "the gateway's operators"
 def operator_home(agency: str):
     """Deliveries per state, open ones per destination, unroutable messages and dead letters."""
     at = now()
+    record(agency, "console-operator", None, at)
     with reading() as connection:
         health = queries.delivery_health(connection, now=at)
         held = queries.unroutable(connection)
         dead = queries.dead_letters(connection)
-    record(agency, "console-operator", None, at)
     return render("console/operator.html", agency, "Delivery health", health=health, unroutable=held,
                   dead_letters=dead, redelivered=request.args.get("redelivered"))
 

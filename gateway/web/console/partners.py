@@ -28,6 +28,7 @@ def school_home(agency: str):
     """Operation Encompass notifications to acknowledge; the school's referrals, their delivery and outcomes,
     and the standard's feedback on what it sent."""
     at = now()
+    record(agency, "console-school", None, at)
     with reading() as connection:
         notices = queries.notifications(connection, agency)
         sent = queries.sent_messages(connection, agency, kinds=(S.EVENT_REFERRAL, S.EVENT_CONCERN))
@@ -37,7 +38,6 @@ def school_home(agency: str):
                 delivery["name"] = name(delivery["destination"])
             for outcome in message["outcomes"]:
                 outcome["name"] = name(outcome["agency"])
-    record(agency, "console-school", None, at)
     return render("console/school.html", agency, "Notifications and referrals", notifications=notices, sent=sent,
                   acknowledged=request.args.get("acknowledged") == "1", now=at)
 
@@ -65,6 +65,7 @@ def acknowledge_notification(agency: str, delivery_id: str):
 def police_home(agency: str):
     """The force's notices and where they got to; its late-submission figures with a chart."""
     at = now()
+    record(agency, "console-police", None, at)
     with reading() as connection:
         sent = queries.sent_messages(connection, agency)
         name = agency_names(connection)
@@ -73,6 +74,5 @@ def police_home(agency: str):
                 delivery["name"] = name(delivery["destination"])
         months = queries.late_by_month(connection, agency)
         own = figures(connection, now=at, agency=agency)[0]
-    record(agency, "console-police", None, at)
     return render("console/police.html", agency, "Notices and figures", sent=sent, months=months,
                   chart=pictures.bar_chart(months), figures=own)

@@ -111,10 +111,16 @@ class InboxQuery:
         return cls(sort, order, status, kind, risk, int(raw_page))
 
     def args(self, **changes) -> dict:
-        """The query string of this query with ``changes`` (defaults left out)."""
-        values = dataclasses.asdict(dataclasses.replace(self, **changes))
-        defaults = dataclasses.asdict(InboxQuery())
-        return {k: v for k, v in values.items() if v != defaults[k]}
+        """The query string of this query with ``changes`` (defaults left out). (Not ``dataclasses.asdict``,
+        which deep-copies every value: a page makes a few dozen of these links.)"""
+        if not changes.keys() <= set(_INBOX_FIELDS):
+            raise TypeError(f"not a field of the inbox's query: {', '.join(sorted(changes.keys() - set(_INBOX_FIELDS)))}")
+        values = {name: changes.get(name, getattr(self, name)) for name in _INBOX_FIELDS}
+        return {k: v for k, v in values.items() if v != _INBOX_DEFAULTS[k]}
+
+
+_INBOX_FIELDS = tuple(field.name for field in dataclasses.fields(InboxQuery))
+_INBOX_DEFAULTS = {name: getattr(InboxQuery(), name) for name in _INBOX_FIELDS}
 
 
 def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.datetime,
@@ -138,7 +144,7 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
                                .where(*_inbox_where(counted, agency, query, now))).scalar_one()
     pages = max(1, -(-total // page_size))
     page = _inbox_page(connection, agency, query, now, offset=(query.page - 1) * page_size, limit=page_size)
-    ids = list({r.message_id: None for r in page})
+    ids = list({r["message_id"]: None for r in page})
     duplicates = set()
     children: dict[str, str] = {}
     if ids:
@@ -149,30 +155,30 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
                 _MP.c.message_id.in_(ids), _MP.c.role == "child").order_by(_MP.c.id)):
             children.setdefault(mp.message_id, _folded_name(mp.given, mp.family))
     # A message accepted before revision 0007 has no stored score: read from its response (only those).
-    legacy = list({r.message_id: None for r in page if r.completeness is None and r.has_event})
+    legacy = list({r["message_id"]: None for r in page if r["completeness"] is None and r["has_event"]})
     scores = {m.message_id: _completeness(m.response_body) for m in connection.execute(
         select(_A.c.message_id, _A.c.response_body).where(_A.c.message_id.in_(legacy)))} if legacy else {}
     out = []
     for r in page:
-        kind = r.kind
+        kind = r["kind"]
         gateway_made = kind in (S.EVENT_ALERT, S.EVENT_OVERDUE)
         flags = []
-        if not gateway_made and r.has_event:  # the flags of the message itself, not of one about it
-            if r.message_id in duplicates:
+        if not gateway_made and r["has_event"]:  # the flags of the message itself, not of one about it
+            if r["message_id"] in duplicates:
                 flags.append("Possible duplicate")
-            if r.version and r.version > 1:
-                flags.append(f"Version {r.version}")
-            if r.late_days:
-                flags.append(f"Sent {r.late_days} days late")
+            if r["version"] and r["version"] > 1:
+                flags.append(f"Version {r['version']}")
+            if r["late_days"]:
+                flags.append(f"Sent {r['late_days']} days late")
         out.append({
-            "delivery_id": r.delivery_id, "message_id": r.message_id, "received_at": r.received_at,
-            "state": r.state, "kind": kind, "kind_display": MESSAGE_EVENTS.get(kind, (kind or "Message", ""))[0],
-            "sender": r.sender, "risk": r.risk, "categories": json.loads(r.categories or "[]"),
-            "child": children.get(r.message_id, ""), "person_id": r.child_person_id,
-            "due_at": r.due_at, "met_at": r.met_at,
-            "overdue": r.due_at is not None and r.met_at is None and r.due_at < now,
+            "delivery_id": r["delivery_id"], "message_id": r["message_id"], "received_at": r["received_at"],
+            "state": r["state"], "kind": kind, "kind_display": MESSAGE_EVENTS.get(kind, (kind or "Message", ""))[0],
+            "sender": r["sender"], "risk": r["risk"], "categories": json.loads(r["categories"] or "[]"),
+            "child": children.get(r["message_id"], ""), "person_id": r["child_person_id"],
+            "due_at": r["due_at"], "met_at": r["met_at"],
+            "overdue": r["due_at"] is not None and r["met_at"] is None and r["due_at"] < now,
             "gateway_made": gateway_made,
-            "completeness": None if gateway_made else scores.get(r.message_id, r.completeness),
+            "completeness": None if gateway_made else scores.get(r["message_id"], r["completeness"]),
             "flags": flags,
         })
     return {"total": total, "rows": out, "pages": pages}
@@ -249,7 +255,7 @@ def _inbox_page(connection: Connection, agency: str, query: InboxQuery, now: dt.
     if query.sort == "received":
         return connection.execute(walk("ix_inbox_entry_received", order=lambda e: (
             e.c.received_at.desc() if query.order == "desc" else e.c.received_at.asc(), e.c.delivery_id))
-            .limit(limit).offset(offset)).all()
+            .limit(limit).offset(offset)).mappings().all()
     name, ascending, descending = _INBOX_ORDERS[query.sort]
     if query.sort == "due" and query.status:
         ascending = descending = "ix_inbox_entry_status_due"
@@ -262,9 +268,9 @@ def _inbox_page(connection: Connection, agency: str, query: InboxQuery, now: dt.
 
     if name == "risk_rank":  # never NULL: none (or another value) has the last rank
         return connection.execute(walk(descending if desc else ascending, order=order)
-                                  .limit(limit).offset(offset)).all()
+                                  .limit(limit).offset(offset)).mappings().all()
     valued = connection.execute(walk(descending if desc else ascending, lambda e: e.c[name].is_not(None),
-                                     order=order).limit(limit).offset(offset)).all()
+                                     order=order).limit(limit).offset(offset)).mappings().all()
     if len(valued) == limit or (name == "due_at" and query.status) or (name == "kind" and query.kind):
         return valued  # the page is full, or the filter leaves no row without a value (a status has a due time)
     if valued:
@@ -275,7 +281,7 @@ def _inbox_page(connection: Connection, agency: str, query: InboxQuery, now: dt.
             *_inbox_where(counted, agency, query, now), counted.c[name].is_not(None))).scalar_one()
     return valued + connection.execute(walk(ascending, lambda e: e.c[name].is_(None),
                                             order=lambda e: (e.c.received_rev, e.c.delivery_id))
-                                       .limit(limit - len(valued)).offset(skip)).all()
+                                       .limit(limit - len(valued)).offset(skip)).mappings().all()
 
 
 def _folded_name(given: str | None, family: str | None) -> str:
