@@ -97,15 +97,17 @@ def _inbox_row(row: dict, sender_name: str, href: str) -> InboxRow:
 
 
 def _readable_message(connection, agency: str, message_id: str, *, to_decide: bool = False):
-    """The accepted message if ``agency`` may read it (to decide on it: only if it was delivered to them)."""
-    if to_decide and not queries.delivered_to(connection, agency, message_id):
+    """The accepted message if ``agency`` may read it (to decide on it: only if it was delivered to them), and
+    whether it was delivered to them to decide on."""
+    readable, delivered = queries.access(connection, agency, message_id)
+    if to_decide and not delivered:
         abort(404, f"No message {message_id} was delivered to you to decide on.")
-    if not queries.may_read(connection, agency, message_id):
+    if not readable:
         abort(404, f"No message {message_id} was delivered to you or is about a child of yours.")
     row = queries.accepted_message(connection, message_id)
     if row is None:  # pragma: no cover - a delivery always has its accepted message (foreign key)
         abort(404, f"No message {message_id}.")
-    return row
+    return row, delivered
 
 
 def _signature(bundle: dict, at) -> dict:
@@ -129,7 +131,7 @@ def referral(agency: str, message_id: str):
     """One delivered message, as a person reads it."""
     at = now()
     with reading() as connection:
-        row = _readable_message(connection, agency, message_id)
+        row, delivered = _readable_message(connection, agency, message_id)
         record(agency, "console-message", message_id, at)
         bundle = orjson.loads(row.signed_message)
         view = queries.read_message(bundle)
@@ -147,14 +149,14 @@ def referral(agency: str, message_id: str):
             deadlines=queries.deadlines_of(connection, message_id),
             event=event, person_id=event.child_person_id if event is not None else None,
             decided=request.args.get("decided") == "1", names=names,
-            can_decide=queries.delivered_to(connection, agency, message_id))
+            can_decide=delivered)
     return render("console/referral.html", agency, view["event_display"], **context)
 
 
 def _decision_form(agency: str, message_id: str, errors: dict, values: dict, status: int = 200):
     at = now()
     with reading() as connection:
-        row = _readable_message(connection, agency, message_id, to_decide=True)
+        row, _ = _readable_message(connection, agency, message_id, to_decide=True)
         record(agency, "console-decision", message_id, at)
         view = queries.read_message(orjson.loads(row.signed_message))
     return render("console/decision.html", agency, "Record the decision", status=status, message=view,
@@ -185,7 +187,7 @@ def record_decision(agency: str, message_id: str):
         return _decision_form(agency, message_id, errors, values, status=400)
     at = now()
     with store().transaction() as unit:
-        row = _readable_message(unit.session.connection(), agency, message_id, to_decide=True)
+        row, _ = _readable_message(unit.session.connection(), agency, message_id, to_decide=True)
         event = queries.event_of(unit.session.connection(), message_id)
         name = agency_names(unit)(agency)
         original = orjson.loads(row.signed_message)

@@ -318,31 +318,38 @@ def inbox_filters() -> dict:
 
 # One message, as a person reads it ------------------------------------------------------------------------
 
-def delivered_to(connection: Connection, agency: str, message_id: str) -> bool:
-    """Return whether the message ``message_id`` itself was delivered (or is being delivered) to ``agency``
-    (not only an alert or reminder about it)."""
-    return connection.execute(select(_D.c.id).where(_D.c.message_id == message_id, _D.c.destination == agency,
-                                                    _D.c.kind == KIND_MESSAGE).limit(1)).first() is not None
+def _delivered_kinds(connection: Connection, agency: str, message_id: str) -> set[str]:
+    """The kinds of delivery of ``message_id`` to ``agency``: the message itself, an alert or reminder about it."""
+    return set(connection.execute(select(_D.c.kind).where(_D.c.message_id == message_id, _D.c.destination == agency)
+                                  .distinct()).scalars())
 
 
-def may_read(connection: Connection, agency: str, message_id: str) -> bool:
-    """Return whether children's services ``agency`` may read a message: it, or an alert or reminder about
-    it, was delivered to them, they sent it, or it is in the chronology of a child whose home LA they are
-    (who may read that chronology)."""
-    if connection.execute(select(_D.c.id).where(_D.c.message_id == message_id, _D.c.destination == agency)
-                          .limit(1)).first() is not None:
-        return True
+def access(connection: Connection, agency: str, message_id: str) -> tuple[bool, bool]:
+    """Return whether children's services ``agency`` may read a message, and whether the message itself (not
+    only an alert or reminder about it) was delivered, or is being delivered, to them to decide on.
+
+    They may read it when it, or an alert or reminder about it, was delivered to them, they sent it, or it is
+    in the chronology of a child whose home LA they are (who may read that chronology). One read of the
+    deliveries answers both, and is all a delivered message costs."""
+    kinds = _delivered_kinds(connection, agency, message_id)
+    if kinds:
+        return True, KIND_MESSAGE in kinds
     if connection.execute(select(_A.c.message_id).where(_A.c.message_id == message_id,
                                                         _A.c.sender_agency == agency)).first() is not None:
-        return True
+        return True, False
     people = select(_MP.c.person_id).where(_MP.c.message_id == message_id, _MP.c.person_id.is_not(None))
     return connection.execute(select(_PERSON.c.id).where(_PERSON.c.id.in_(people), _PERSON.c.home_la == agency)
-                              .limit(1)).first() is not None
+                              .limit(1)).first() is not None, False
+
+
+#: What the console shows of an accepted message (not what the sender sent as it came, which it never shows
+#: and need not decrypt).
+_SHOWN = (_A.c.message_id, _A.c.sender_agency, _A.c.received_at, _A.c.signed_message, _A.c.response_body)
 
 
 def accepted_message(connection: Connection, message_id: str):
-    """Return the ``accepted_message`` row, or None."""
-    return connection.execute(select(_A).where(_A.c.message_id == message_id)).first()
+    """Return the ``accepted_message`` row's id, sender, receipt time, signed message and response, or None."""
+    return connection.execute(select(*_SHOWN).where(_A.c.message_id == message_id)).first()
 
 
 def _ext(resource: dict, url: str):
