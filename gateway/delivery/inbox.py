@@ -38,7 +38,7 @@ from gateway.delivery.models import (
 from gateway.linkage import deadlines as D
 from gateway.linkage.models import DeadlineRow, MessageEventRow
 from gateway.model import systems as S
-from gateway.routing.codes import RULE_ENCOMPASS_LA, RULE_ENCOMPASS_SCHOOL
+from gateway.routing.codes import ENCOMPASS_RULES
 from gateway.store.models import AcceptedMessageRow
 
 _D = DeliveryRow.__table__
@@ -56,7 +56,6 @@ RISK_ORDER = {"high": 0, "medium": 1, "standard": 2, "low": 3}
 NO_RISK_RANK = len(RISK_ORDER)
 #: What a delivery of the gateway's own is, by its routing rule: (prefix, event), first match wins.
 RULE_KINDS = (("escalation:", S.EVENT_ALERT), ("deadline-", S.EVENT_OVERDUE))
-ENCOMPASS_RULES = (RULE_ENCOMPASS_SCHOOL, RULE_ENCOMPASS_LA)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _BATCH = 500
 

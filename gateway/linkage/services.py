@@ -54,7 +54,7 @@ from gateway.linkage.records import RECORD_FIELDS, kind_of, people_of
 from gateway.model import systems as S
 from gateway.routing import bundles as B
 from gateway.routing.codes import (
-    RULE_ENCOMPASS_LA,
+    ENCOMPASS_RULES,
     RULE_ENCOMPASS_SCHOOL,
     RULE_POLICE_NOTICE,
     RULE_REFERRAL,
@@ -78,7 +78,6 @@ _ACCEPTED = AcceptedMessageRow.__table__
 _MATCH = PossibleMatchRow.__table__
 
 HOME_LA_RULES = (RULE_SCHOOL_REFERRAL, RULE_POLICE_NOTICE, RULE_REFERRAL)
-ENCOMPASS_RULES = (RULE_ENCOMPASS_SCHOOL, RULE_ENCOMPASS_LA)
 ACCEPTED_FOR_ASSESSMENT = "accepted-for-assessment"
 _ROUTED = select(_DELIVERY.c.destination, _DELIVERY.c.rule, _DELIVERY.c.due_at).where(
     _DELIVERY.c.message_id == bindparam("message_id"))

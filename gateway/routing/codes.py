@@ -45,3 +45,5 @@ RULE_ENCOMPASS_SCHOOL = "operation-encompass-to-school"
 RULE_ENCOMPASS_LA = "operation-encompass-to-la"
 RULE_ADDRESSED = "addressed-message"
 RULE_NO_RULE = "no-routing-rule"
+#: The rules that deliver an Operation Encompass notification (to a school, or to an LA for a child without one).
+ENCOMPASS_RULES = (RULE_ENCOMPASS_SCHOOL, RULE_ENCOMPASS_LA)

@@ -42,7 +42,7 @@ from gateway.linkage.models import (
 from gateway.model import systems as S
 from gateway.model.terminology import MESSAGE_EVENTS
 from gateway.routing import bundles as B
-from gateway.routing.codes import REFERRAL_DECISIONS, RULE_ENCOMPASS_LA, RULE_ENCOMPASS_SCHOOL
+from gateway.routing.codes import ENCOMPASS_RULES, REFERRAL_DECISIONS
 from gateway.signing.messages import message_header
 from gateway.store.models import AcceptedMessageRow, MessagePersonRow
 from gateway.validation import completeness
@@ -509,7 +509,7 @@ def notifications(connection: Connection, agency: str, *, limit: int = 200) -> l
     delivery id, state, received, due, acknowledged, the notification's text and child."""
     rows = connection.execute(
         select(_D).where(_D.c.destination == agency, _D.c.kind == KIND_MESSAGE,
-                         _D.c.rule.in_((RULE_ENCOMPASS_SCHOOL, RULE_ENCOMPASS_LA)))
+                         _D.c.rule.in_(ENCOMPASS_RULES))
         .order_by(case((_D.c.state.in_(OPEN_STATES), 0), else_=1), _D.c.due_at, _D.c.created_at.desc())
         .limit(limit)).all()
     out = []
