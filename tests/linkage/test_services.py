@@ -158,6 +158,38 @@ def test_the_chronology_with_datetimes_is_the_chronology_with_iso_text(family):
     assert as_text(times) == text
 
 
+def test_a_brief_chronology_is_the_chronology_with_fewer_fields(family):
+    """The console's chronology (``brief``, without identifiers) has the same events in the same order, each
+    with the fields it shows as the whole chronology has them, and the same names and birth dates."""
+    from gateway.linkage.chronology import chronology
+    from gateway.linkage.index import household
+    from gateway.linkage.models import PersonRow
+
+    family.police()
+    family.ingest(SCHOOL, "schoolsafe-csv", family.school_rows("4101", "4187"), DISCLOSURE_DAY, concerns=True)
+    family.ingest(SCHOOL, "schoolsafe-csv", family.school_rows("4263"),
+                  dt.datetime.fromisoformat("2019-06-07T10:35:00+01:00"))
+    leo = _children(family)[("leo", SCHOOL)]
+    (subject,) = family.rows(PersonRow.__table__, PersonRow.__table__.c.id == leo)
+    with family.store.engine.connect() as connection:
+        assert len(household(connection, leo)) > 1  # household members' events are in both
+        whole = chronology(connection, leo, iso_times=False)
+        brief = chronology(connection, leo, iso_times=False, brief=True, identifiers=False, subject=subject)
+    brief_fields = {"message_id", "person_id", "about", "agency", "agency_kind", "kind", "kind_display",
+                    "occurred_at", "recorded_at", "received_at", "risk", "late_days", "summary", "version",
+                    "possible_duplicates", "deadlines"}
+    assert len(brief["events"]) == len(whole["events"]) >= 5
+    assert [set(e) for e in brief["events"]] == [brief_fields] * len(whole["events"])
+    assert brief["events"] == [{k: e[k] for k in brief_fields} for e in whole["events"]]
+    assert any(e["about"] == "household" for e in brief["events"])
+    assert {k: v for k, v in brief.items() if k not in ("person", "events")} == \
+        {k: v for k, v in whole.items() if k not in ("person", "events")}
+    assert whole["person"]["nhs_numbers"] + whole["person"]["upns"]  # identifiers the brief one leaves out
+    assert brief["person"]["nhs_numbers"] == brief["person"]["upns"] == []
+    assert {k: v for k, v in brief["person"].items() if k not in ("nhs_numbers", "upns")} == \
+        {k: v for k, v in whole["person"].items() if k not in ("nhs_numbers", "upns")}
+
+
 def test_a_new_version_of_a_record_is_kept_with_its_change_and_is_no_duplicate(family):
     family.ingest(SCHOOL, "schoolsafe-csv", family.school_rows("4263"),
                   dt.datetime.fromisoformat("2019-06-07T10:35:00+01:00"))

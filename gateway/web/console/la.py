@@ -227,9 +227,11 @@ def chronology_page(agency: str, person_id: str):
     """The child's and household's events from every agency: a timeline picture and a table."""
     at = now()
     with reading() as connection:
-        _own_child(connection, agency, person_id)
+        subject = _own_child(connection, agency, person_id)
         record(agency, "chronology", person_id, at)
-        view = chronology(connection, person_id, iso_times=False)
+        # The page shows the child's names and birth dates, not their identifiers, and of each event what the
+        # timeline and the table show.
+        view = chronology(connection, person_id, iso_times=False, identifiers=False, brief=True, subject=subject)
         name = agency_names(connection)
         for event in view["events"]:
             event["agency_name"] = name(event["agency"])
