@@ -104,6 +104,9 @@ class AgencyDirectory(Protocol):
     def agency(self, uri: str) -> Agency | None:
         """Return the agency with this URI (certificate identity), or ``None``."""
 
+    def agencies_by_uri(self, uris) -> dict[str, Agency]:
+        """Return the agencies of these URIs that the directory holds, by URI (one look-up for many)."""
+
     def agency_by_code(self, kind: str, code: str) -> Agency | None:
         """Return the agency of ``kind`` (school, police, la, gateway) with ``code``, or ``None``."""
 

@@ -97,6 +97,14 @@ class Directory:
             row = connection.execute(_AGENCY_BY_URI, {"uri": uri}).first()
             return _agency(row) if row is not None else None
 
+    def agencies_by_uri(self, uris) -> dict[str, Agency]:
+        wanted = sorted(set(uris))
+        if not wanted:
+            return {}
+        with self._read() as connection:
+            return {row.uri: _agency(row) for row in connection.execute(
+                _AGENCY_SELECT.add_columns(_AGENCY.c.uri).where(_AGENCY.c.uri.in_(wanted)))}
+
     def agency_by_code(self, kind: str, code: str) -> Agency | None:
         with self._read() as connection:
             row = connection.execute(_AGENCY_BY_CODE, {"kind": kind, "code": code}).first()

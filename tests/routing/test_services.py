@@ -60,6 +60,15 @@ def test_normalise_district(text, district):
     assert normalise_district(text) == district
 
 
+def test_agencies_by_uri_are_the_agencies_looked_up_one_by_one(directory):
+    unknown = "urn:x-safeguarding:agency:la:999"
+    uris = [HAMPSHIRE, BCP, DORSET_POLICE, RIVERSIDE, unknown, HAMPSHIRE]
+    found = directory.agencies_by_uri(uris)
+    assert found == {uri: directory.agency(uri) for uri in uris if uri != unknown}
+    assert found[BCP].name == directory.agency(BCP).name and unknown not in found
+    assert directory.agencies_by_uri([]) == {} and directory.agencies_by_uri(iter([unknown])) == {}
+
+
 def test_agencies_are_listed_by_kind_then_code(directory):
     agencies = directory.agencies()
     assert [(a.kind, a.code) for a in agencies] == sorted((a.kind, a.code) for a in agencies)

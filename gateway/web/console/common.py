@@ -90,13 +90,16 @@ def record(agency: str, what: str, subject: str | None, at: dt.datetime, *, also
     g.setdefault(_PENDING_READS, []).append(pending)
 
 
-def agency_names(bind) -> Callable[[str | None], str]:
+def agency_names(bind, uris=()) -> Callable[[str | None], str]:
     """Return ``name(uri)``: an agency's name from the directory (its URI when unknown), looked up in the
     transaction of ``bind`` (a connection, or a unit of work). Call it before the transaction ends; templates
-    get names, never the lookup."""
+    get names, never the lookup. The names of ``uris`` (those a page knows it shows) are read at once, in one
+    look-up; others one by one when asked for."""
     session = getattr(bind, "session", None)
     directory = Directory(session if session is not None else Session(bind=bind))
-    cache: dict[str, str] = {}
+    wanted = {uri for uri in uris if uri}
+    found = directory.agencies_by_uri(wanted)
+    cache: dict[str, str] = {uri: found[uri].name if uri in found else uri for uri in wanted}
 
     def name(uri: str | None) -> str:
         if not uri:

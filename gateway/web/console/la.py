@@ -58,7 +58,7 @@ def inbox(agency: str):
     with reading() as connection:
         page = queries.inbox(connection, agency, query, now=at)
         choices = queries.inbox_filters()
-        name = agency_names(connection)
+        name = agency_names(connection, (row["sender"] for row in page["rows"]))
         link = links("console.referral", "message_id")
         rows = [_inbox_row(row, name(row["sender"]), link(row["message_id"])) for row in page["rows"]]
     return render("console/inbox.html", agency, "Inbox", page=page, rows=rows, query=query, choices=choices,
@@ -139,9 +139,9 @@ def referral(agency: str, message_id: str):
         signature = _signature(bundle, at)
         outcomes = queries.outcomes_of(connection, message_id)
         # Names are looked up here, in the transaction: the template gets data, never the database.
-        name = agency_names(connection)
-        names = {uri: name(uri) for uri in {row.sender_agency, signature.get("sender"), signature.get("gateway"),
-                                            *(o["agency"] for o in outcomes)} if uri}
+        shown = {row.sender_agency, signature.get("sender"), signature.get("gateway"), *(o["agency"] for o in outcomes)}
+        name = agency_names(connection, shown)
+        names = {uri: name(uri) for uri in shown if uri}
         context = dict(
             message=view, message_id=message_id, received_at=row.received_at, sender=row.sender_agency,
             sender_name=names[row.sender_agency], feedback=queries.feedback(row.response_body),
@@ -232,7 +232,7 @@ def chronology_page(agency: str, person_id: str):
         # The page shows the child's names and birth dates, not their identifiers, and of each event what the
         # timeline and the table show.
         view = chronology(connection, person_id, iso_times=False, identifiers=False, brief=True, subject=subject)
-        name = agency_names(connection)
+        name = agency_names(connection, (event["agency"] for event in view["events"]))
         for event in view["events"]:
             event["agency_name"] = name(event["agency"])
     layout = pictures.timeline(view["events"], view["escalations"], {e["agency"]: e["agency_name"]

@@ -32,7 +32,8 @@ def school_home(agency: str):
     with reading() as connection:
         notices = queries.notifications(connection, agency)
         sent = queries.sent_messages(connection, agency, kinds=(S.EVENT_REFERRAL, S.EVENT_CONCERN))
-        name = agency_names(connection)
+        name = agency_names(connection, [d["destination"] for m in sent for d in m["deliveries"]]
+                            + [o["agency"] for m in sent for o in m["outcomes"]])
         for message in sent:
             for delivery in message["deliveries"]:
                 delivery["name"] = name(delivery["destination"])
@@ -68,7 +69,7 @@ def police_home(agency: str):
     record(agency, "console-police", None, at)
     with reading() as connection:
         sent = queries.sent_messages(connection, agency)
-        name = agency_names(connection)
+        name = agency_names(connection, (d["destination"] for m in sent for d in m["deliveries"]))
         for message in sent:
             for delivery in message["deliveries"]:
                 delivery["name"] = name(delivery["destination"])
