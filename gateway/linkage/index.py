@@ -28,7 +28,7 @@ import json
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, union_all, update
 
 from gateway.audit import record_audit
 from gateway.delivery import inbox
@@ -452,10 +452,9 @@ def _insert_ignoring(connection: Connection, table):
 def household(connection: Connection, person_id: str, *, limit: int = 50) -> list[str]:
     """Return ``person_id`` and the people of its household: those named with it, and the children named
     with those (siblings through a shared parent or adult). At most ``limit`` people, the person first."""
-    related = set(connection.execute(select(_RELATION.c.related_person_id).where(
-        _RELATION.c.person_id == person_id)).scalars())
-    related |= set(connection.execute(select(_RELATION.c.person_id).where(
-        _RELATION.c.related_person_id == person_id)).scalars())
+    related = set(connection.execute(union_all(
+        select(_RELATION.c.related_person_id).where(_RELATION.c.person_id == person_id),
+        select(_RELATION.c.person_id).where(_RELATION.c.related_person_id == person_id))).scalars())
     if related:
         related |= set(connection.execute(select(_RELATION.c.person_id).where(
             _RELATION.c.related_person_id.in_(list(related)))).scalars())
