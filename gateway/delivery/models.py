@@ -171,3 +171,38 @@ class InboxEntryRow(Base):
         Index("ix_inbox_entry_sender_desc", "agency", "sender", "received_at", "delivery_id", "status", "due_at",
               "kind", "risk"),
     )
+
+
+#: ``inbox_count``'s value for a status, kind or risk that is NULL in ``inbox_entry`` (a key column cannot be NULL).
+INBOX_COUNT_NONE = ""
+#: ``inbox_count``'s slots per group on PostgreSQL (revision 0009); SQLite, one writer at a time, uses slot 0 only.
+#: (The revision's triggers hold their own copy: it must not import the models.)
+INBOX_COUNT_SLOTS = 8
+
+
+class InboxCountRow(Base):
+    """How many inbox entries each agency has of each status, kind and risk (the inbox's count, ``/la/inbox``).
+
+    Kept by triggers on ``inbox_entry`` (revision 0009), in the transaction of every write to an entry, whatever
+    makes it (:func:`gateway.delivery.inbox.refresh`, a state update, the delete cascaded from a delivery): an
+    insert adds 1 to its group, a delete takes 1 away, an update of the agency, status, kind or risk moves 1 from
+    the old group to the new. So the sum of ``n`` over a group's rows always equals ``count(*)`` of its entries;
+    nothing in Python writes this table.
+
+    Status, kind and risk are :data:`INBOX_COUNT_NONE` (``''``) where the entry's are NULL: the key's columns
+    cannot be NULL, and the inbox filters by values, never by ''. ``slot`` spreads one group over up to
+    :data:`INBOX_COUNT_SLOTS` rows on PostgreSQL: each writing transaction counts in a slot it holds alone (an
+    advisory lock) until it ends, so concurrent writers neither wait for nor deadlock on one another's rows.
+    One slot's ``n`` may go below 0 (an entry counted in one slot and deleted in another): only the sum counts.
+    Rows whose ``n`` is 0 stay.
+    """
+
+    __tablename__ = "inbox_count"
+
+    agency: Mapped[str] = mapped_column(String(255), primary_key=True)
+    status: Mapped[str] = mapped_column(String(8), primary_key=True)        # open / decided / '' (no deadline)
+    kind: Mapped[str] = mapped_column(String(64), primary_key=True)
+    risk_rank: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    risk: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(Integer, nullable=False)

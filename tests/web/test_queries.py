@@ -75,8 +75,8 @@ def test_every_inbox_page_and_count_walks_one_range_of_one_inbox_entry_index_and
         "delivery", "deadline", "message_event"))], "the inbox reads its entries, not the tables they copy"
     with console.store.engine.connect() as connection:
         for statement, parameters in statements:
-            if "inbox_entry" not in statement:
-                continue
+            if "inbox_entry" not in statement or "inbox_count" in statement:
+                continue  # the count's statement: its ranges are held in test_inbox_count.py
             plan = [row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
             assert len([line for line in plan if line.startswith("SEARCH")]) == 1, (statement, plan)
             assert re.match(r"SEARCH \w+ USING (COVERING )?INDEX ix_inbox_entry_\w+ \(agency=\?", plan[0]), plan
