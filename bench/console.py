@@ -11,6 +11,10 @@ inserted straight into the tables with fresh ids and times a minute apart, and t
 inbox read model's refresh (gateway.delivery.inbox). PostgreSQL is then analysed
 (``VACUUM ANALYZE``, what autovacuum does after a bulk load); SQLite is left as the gateway leaves it.
 
+On PostgreSQL the gateway's connections are given ``random_page_cost`` 1.1 (``--pg-random-page-cost``), the
+setting docs/console.md recommends for a database on SSD or in memory: with PostgreSQL's default of 4, made for
+spinning disks, the planner reads a child's 200 events by scanning all 10,000 rather than by their index.
+
 Then ``gateway serve`` (gunicorn gthread, mutual TLS) runs on that database with its clock a month on (every
 copy is overdue), and a client presenting Hampshire's certificate requests each page over one kept-alive
 mTLS connection, as a browser does, round-robin (so a busy moment of the shared machine falls on every page
@@ -246,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inbox", type=int, default=10_000, help="messages in Hampshire's inbox")
     parser.add_argument("--events", type=int, default=200, help="events in one child's chronology")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per page")
+    parser.add_argument("--pg-random-page-cost", default="1.1",
+                        help="PostgreSQL's random_page_cost for the gateway's connections (docs/console.md, "
+                             "'PostgreSQL settings': 1.1 for data on SSD or in memory; 4, PostgreSQL's default, "
+                             "models spinning disks)")
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)  # the escalation and SQLite warnings of the set-up
     from gateway.web import assets
@@ -258,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix="bench-console-db-") as tmp:
                 missed += bench_backend(backend, f"sqlite:///{Path(tmp) / 'gateway.sqlite3'}", args)
         else:
-            url, schema = postgres_url()
+            url, schema = postgres_url(random_page_cost=args.pg_random_page_cost)
             url += f"&application_name={APPLICATION}"  # whose server processes' CPU is the gateway's
+            print(f"\npostgres: the gateway's connections have random_page_cost = {args.pg_random_page_cost}")
             try:
                 missed += bench_backend(backend, url, args)
             finally:

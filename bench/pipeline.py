@@ -453,8 +453,9 @@ def bench_backend(name: str, database_url: str, args) -> dict:
         stack.stop()
 
 
-def postgres_url() -> tuple[str, str]:
-    """A fresh schema on the real PostgreSQL server, as a URL the gateway's processes can use."""
+def postgres_url(**server_settings: str) -> tuple[str, str]:
+    """A fresh schema on the real PostgreSQL server, as a URL the gateway's processes can use; each of
+    ``server_settings`` is set for every connection of that URL (``-c name=value``)."""
     from sqlalchemy import create_engine, text
 
     schema = f"bench_{uuid.uuid4().hex[:12]}"
@@ -462,7 +463,8 @@ def postgres_url() -> tuple[str, str]:
     with engine.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine.dispose()
-    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", schema
+    options = "%20".join(f"-c{name}%3D{value}" for name, value in {"search_path": schema, **server_settings}.items())
+    return f"{POSTGRES_URL}?options={options}", schema
 
 
 def drop_schema(schema: str) -> None:
