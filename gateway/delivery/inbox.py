@@ -38,7 +38,7 @@ from gateway.delivery.models import (
 from gateway.linkage import deadlines as D
 from gateway.linkage.models import DeadlineRow, MessageEventRow
 from gateway.model import systems as S
-from gateway.routing.codes import ENCOMPASS_RULES
+from gateway.routing.codes import DEADLINE_RULE_PREFIX, ENCOMPASS_RULES, ESCALATION_RULE_PREFIX
 from gateway.store.models import AcceptedMessageRow
 
 _D = DeliveryRow.__table__
@@ -55,7 +55,7 @@ INBOX_DEADLINES = (D.DEADLINE_DECISION, D.DEADLINE_ENCOMPASS)
 RISK_ORDER = {"high": 0, "medium": 1, "standard": 2, "low": 3}
 NO_RISK_RANK = len(RISK_ORDER)
 #: What a delivery of the gateway's own is, by its routing rule: (prefix, event), first match wins.
-RULE_KINDS = (("escalation:", S.EVENT_ALERT), ("deadline-", S.EVENT_OVERDUE))
+RULE_KINDS = ((ESCALATION_RULE_PREFIX, S.EVENT_ALERT), (DEADLINE_RULE_PREFIX, S.EVENT_OVERDUE))
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _BATCH = 500
 

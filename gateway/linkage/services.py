@@ -59,6 +59,8 @@ from gateway.routing.codes import (
     RULE_POLICE_NOTICE,
     RULE_REFERRAL,
     RULE_SCHOOL_REFERRAL,
+    deadline_rule,
+    escalation_rule,
 )
 from gateway.routing.messages import build_alert_message, build_overdue_message
 from gateway.signing.signatures import Signer
@@ -294,7 +296,7 @@ class Linkage:
             message = build_overdue_message(target, deadline_id=action.deadline_id,
                                             about_message_id=action.message_id, text=text, escalation=escalating,
                                             now=now, gateway_agency=gateway_agency)
-            enqueue_built(unit, _Plan(target.uri, message, f"deadline-{action.action}", text), about=action.message_id,
+            enqueue_built(unit, _Plan(target.uri, message, deadline_rule(action.action), text), about=action.message_id,
                           sender=gateway_agency, now=now, signer=self.signer, max_age=self.max_age)
             stamp = {"escalated_at": now} if escalating else {"alerted_at": now}
             connection.execute(update(_DEADLINE).where(_DEADLINE.c.id == int(action.deadline_id)).values(stamp))
@@ -335,7 +337,7 @@ class Linkage:
                 alert = build_alert_message(patient, la, rule_id=firing.rule_id, title=firing.title,
                                             reason=firing.reason, triggers=pairs, now=now,
                                             gateway_agency=gateway_agency)
-                enqueue_built(unit, _Plan(la.uri, alert, f"escalation:{firing.rule_id}", firing.reason), about=mid,
+                enqueue_built(unit, _Plan(la.uri, alert, escalation_rule(firing.rule_id), firing.reason), about=mid,
                               sender=gateway_agency, now=now, signer=self.signer, max_age=self.max_age)
             else:
                 log.error("escalation %s about person %s: no home LA is known to alert", firing.rule_id, child)
@@ -345,7 +347,7 @@ class Linkage:
                                               "alerted; please make sure your designated safeguarding lead knows.",
                                               triggers=pairs, now=now, gateway_agency=gateway_agency,
                                               share_triggers=False)
-                enqueue_built(unit, _Plan(school.uri, message, f"escalation:{firing.rule_id}", firing.reason),
+                enqueue_built(unit, _Plan(school.uri, message, escalation_rule(firing.rule_id), firing.reason),
                               about=mid, sender=gateway_agency, now=now, signer=self.signer, max_age=self.max_age)
             flag = next((e["resource"] for e in (alert or {}).get("entry", ())
                          if e["resource"]["resourceType"] == "Flag"), None) or {

@@ -47,3 +47,18 @@ RULE_ADDRESSED = "addressed-message"
 RULE_NO_RULE = "no-routing-rule"
 #: The rules that deliver an Operation Encompass notification (to a school, or to an LA for a child without one).
 ENCOMPASS_RULES = (RULE_ENCOMPASS_SCHOOL, RULE_ENCOMPASS_LA)
+#: The rule names of the gateway's own deliveries start with these: an escalation alert's is
+#: ``escalation:<rule id>`` (:func:`escalation_rule`), a deadline reminder's ``deadline-<action>``
+#: (:func:`deadline_rule`). The inbox tells them apart by them (gateway.delivery.inbox.RULE_KINDS).
+ESCALATION_RULE_PREFIX = "escalation:"
+DEADLINE_RULE_PREFIX = "deadline-"
+
+
+def escalation_rule(rule_id: str) -> str:
+    """The routing rule of an escalation alert raised by the escalation rule ``rule_id``."""
+    return f"{ESCALATION_RULE_PREFIX}{rule_id}"
+
+
+def deadline_rule(action: str) -> str:
+    """The routing rule of a deadline's reminder or escalation ``action``."""
+    return f"{DEADLINE_RULE_PREFIX}{action}"

@@ -43,7 +43,7 @@ from gateway.linkage.models import (
 from gateway.model import systems as S
 from gateway.model.terminology import MESSAGE_EVENTS
 from gateway.routing import bundles as B
-from gateway.routing.codes import ENCOMPASS_RULES, REFERRAL_DECISIONS
+from gateway.routing.codes import ENCOMPASS_RULES, ESCALATION_RULE_PREFIX, REFERRAL_DECISIONS
 from gateway.signing.messages import message_header
 from gateway.store.models import AcceptedMessageRow, MessagePersonRow
 from gateway.validation import completeness
@@ -568,7 +568,7 @@ def sent_messages(connection: Connection, agency: str, *, kinds: tuple[str, ...]
         for d in connection.execute(select(_D.c.message_id, _D.c.destination, _D.c.state, _D.c.updated_at,
                                            _D.c.acknowledged_at, _D.c.kind)
                                     .where(among(connection, _D.c.message_id, ids), _D.c.kind == KIND_MESSAGE,
-                                           or_(_D.c.rule.is_(None), ~_D.c.rule.like("escalation:%")))
+                                           or_(_D.c.rule.is_(None), ~_D.c.rule.startswith(ESCALATION_RULE_PREFIX, autoescape=True)))
                                     .order_by(_D.c.created_at)):
             deliveries.setdefault(d.message_id, []).append(
                 {"destination": d.destination, "state": d.state, "updated_at": d.updated_at,
