@@ -176,8 +176,9 @@ class InboxEntryRow(Base):
 #: ``inbox_count``'s value for a status, kind or risk that is NULL in ``inbox_entry`` (a key column cannot be NULL).
 INBOX_COUNT_NONE = ""
 #: ``inbox_count``'s slots per group on PostgreSQL (revision 0009); SQLite, one writer at a time, uses slot 0 only.
-#: (The revision's triggers hold their own copy: it must not import the models.)
-INBOX_COUNT_SLOTS = 8
+#: More than a gateway process has database connections (gateway.store.engine: 20 and 10 more), so its writers
+#: never wait for a slot. (The revision's triggers hold their own copy: it must not import the models.)
+INBOX_COUNT_SLOTS = 32
 
 
 class InboxCountRow(Base):

@@ -251,6 +251,13 @@ def _original(console) -> dict:
         return dict(connection.execute(select(_D).where(_D.c.rule == "school-referral-to-home-la")).mappings().one())
 
 
+def _wide_engine(console):
+    """An engine on the console's database with a connection for every slot and one more (the store's has 30)."""
+    from sqlalchemy import create_engine
+
+    return create_engine(console.store.engine.url, pool_size=INBOX_COUNT_SLOTS + 2, max_overflow=0)
+
+
 def _slots(console) -> set[int]:
     with console.store.engine.connect() as connection:
         return set(connection.execute(select(_COUNT.c.slot).where(_COUNT.c.n != 0)).scalars())
@@ -291,13 +298,14 @@ def test_two_writers_of_one_agency_count_in_slots_of_their_own_and_neither_waits
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("console", ["postgres"], indirect=True)
-def test_eight_writers_taking_groups_in_opposite_orders_all_commit_with_the_right_counts(console):
-    """Eight transactions at once, each adding to two groups of one agency in its own order, all past the first
-    before any goes on to the second (a barrier): with count rows shared between writers, two taking the
-    rows in opposite orders would deadlock. Then deletes, by the delivery's cascade, the same way. All commit,
+def test_a_writer_per_slot_taking_groups_in_opposite_orders_all_commit_with_the_right_counts(console):
+    """A transaction per slot at once (32), each adding to two groups of one agency in its own order, all past
+    the first before any goes on to the second (a barrier): with count rows shared between writers, two taking
+    the rows in opposite orders would deadlock. Then deletes, by the delivery's cascade, the same way. All commit,
     and the counts are the entries'."""
     original = _original(console)
     before = sum(_in_step(console).values())
+    engine = _wide_engine(console)
     barrier = threading.Barrier(INBOX_COUNT_SLOTS, timeout=30)
     errors: list[BaseException] = []
     made: list[str] = []
@@ -305,7 +313,7 @@ def test_eight_writers_taking_groups_in_opposite_orders_all_commit_with_the_righ
     def writer(n: int) -> None:
         try:
             order = (False, True) if n % 2 else (True, False)
-            with console.store.engine.begin() as connection:
+            with engine.begin() as connection:
                 ids = [_add(connection, original, alert=order[0])]
                 barrier.wait()
                 ids.append(_add(connection, original, alert=order[1]))
@@ -327,7 +335,7 @@ def test_eight_writers_taking_groups_in_opposite_orders_all_commit_with_the_righ
     def deleter(n: int) -> None:
         try:
             mine = made[n::INBOX_COUNT_SLOTS]
-            with console.store.engine.begin() as connection:
+            with engine.begin() as connection:
                 for delivery_id in (mine if n % 2 else mine[::-1]):
                     connection.execute(delete(_D).where(_D.c.id == delivery_id))
                     barrier.wait()
@@ -344,30 +352,32 @@ def test_eight_writers_taking_groups_in_opposite_orders_all_commit_with_the_righ
     assert not errors, errors
     assert sum(_in_step(console).values()) == before
     assert_in_step(console.store)
+    engine.dispose()
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("console", ["postgres"], indirect=True)
-def test_a_ninth_writer_waits_for_a_slot_and_then_counts_right(console):
-    """Eight open transactions hold the eight slots; a ninth writer waits (for the slot its transaction id
+def test_a_writer_past_the_slots_waits_for_one_and_then_counts_right(console):
+    """Open transactions hold every slot (32); one more writer waits (for the slot its transaction id
     names) until they commit, then counts."""
     original = _original(console)
     before = sum(_in_step(console).values())
-    holders = [console.store.engine.connect() for _ in range(INBOX_COUNT_SLOTS)]
+    engine = _wide_engine(console)
+    holders = [engine.connect() for _ in range(INBOX_COUNT_SLOTS)]
     try:
         for connection in holders:
             connection.begin()
             _add(connection, original)
         done = threading.Event()
 
-        def ninth():
-            with console.store.engine.begin() as connection:
+        def one_more():
+            with engine.begin() as connection:
                 _add(connection, original, alert=True)
             done.set()
 
-        thread = threading.Thread(target=ninth)
+        thread = threading.Thread(target=one_more)
         thread.start()
-        assert not done.wait(1), "every slot is held: the ninth writer waits"
+        assert not done.wait(1), "every slot is held: the writer waits"
         for connection in holders:
             connection.commit()
         assert done.wait(10)
@@ -375,5 +385,6 @@ def test_a_ninth_writer_waits_for_a_slot_and_then_counts_right(console):
     finally:
         for connection in holders:
             connection.close()
+        engine.dispose()
     assert sum(_in_step(console).values()) == before + INBOX_COUNT_SLOTS + 1
     assert _slots(console) == set(range(INBOX_COUNT_SLOTS))

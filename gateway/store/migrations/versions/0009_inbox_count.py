@@ -16,12 +16,13 @@ PostgreSQL: one plpgsql function (a TRUNCATE of ``inbox_entry`` empties the coun
 ``INSERT ... ON CONFLICT DO UPDATE``. Concurrent writers must neither wait for one another's count rows until
 they commit (an accepting transaction writes its entries early) nor deadlock on them (one transaction writes
 several groups, in no fixed order: a message to two agencies, an entry deleted and made again). So each
-transaction writes in a slot (0-7) that it holds alone until it ends: the first whose advisory lock (``_LOCK``,
+transaction writes in a slot (0-31) that it holds alone until it ends: the first whose advisory lock (``_LOCK``,
 slot) it holds already or can take at once. A slot chosen from the entry's delivery, or the transaction's id,
 would be shared by concurrent writers now and then, and two of them taking two rows in opposite orders would
 deadlock. A slot's ``n`` may go below 0 (an entry counted in one slot and deleted in another); rows left at 0
-stay. Only while 8 transactions hold every slot does another wait (for the lock of the slot its transaction id
-names). Slots fill from 0, so a group has as many rows as the most writers there were at once.
+stay. Only while 32 transactions hold every slot does another wait (for the lock of the slot its transaction id
+names): more than one gateway process has connections (30), so only several processes writing at once can
+make one wait. Slots fill from 0, so a group has as many rows as the most writers there were at once.
 
 SQLite (one writer at a time): slot 0, an upsert in each of three triggers; its foreign keys' ``ON DELETE
 CASCADE`` fires the triggers of the rows it deletes.
@@ -46,7 +47,7 @@ down_revision: str | None = '0008_inbox_entry'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_SLOTS = 8
+_SLOTS = 32
 #: The first key of the slots' advisory locks (the second is the slot): 'inbx'.
 _LOCK = 0x696E6278
 _KEY = 'agency, status, kind, risk_rank, risk, slot'
@@ -56,7 +57,7 @@ _ADD = ("INSERT INTO inbox_count (" + _KEY + ", n) VALUES ({row}.agency, coalesc
         "coalesce({row}.kind, ''), {row}.risk_rank, coalesce({row}.risk, ''), {slot}, {n}) "
         "ON CONFLICT (" + _KEY + ") DO UPDATE SET n = inbox_count.n + excluded.n;")
 
-# A transaction writes its counts in a slot it holds alone until it ends: the first of the 8 whose advisory lock
+# A transaction writes its counts in a slot it holds alone until it ends: the first of the 32 whose advisory lock
 # (``_LOCK``, slot) it holds or can take at once; with every slot held by others, it waits for one.
 _PG_FUNCTION = f"""
 CREATE FUNCTION inbox_count_keep() RETURNS trigger LANGUAGE plpgsql AS $$
