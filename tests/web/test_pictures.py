@@ -46,3 +46,18 @@ def test_bar_chart_scales_to_the_largest_month():
     assert first["sent_width"] == 2 * second["sent_width"] == 4 * first["late_width"]
     assert second["late_width"] == second["sent_width"] and second["value"] == "2 late of 2"
     assert pictures.bar_chart([])["bars"] == []
+
+
+def test_dates_in_the_timeline_read_as_strftime_writes_them_in_english():
+    import datetime as dt
+
+    for month in range(1, 13):
+        when = dt.datetime(2019, month, 7, 9, 30, tzinfo=dt.timezone.utc)
+        layout = pictures.timeline([_event(SCHOOL, when.isoformat())],
+                                   [{"raised_at": when.isoformat(), "rule_id": "r"}], {})
+        assert layout["marks"][0]["title"] == f"{when:%d %b %Y}: Safeguarding referral"  # the C locale's names
+        assert layout["escalations"][0]["title"] == f"{when:%d %b %Y}: escalation r"
+        english = {f"{dt.datetime(2019, m, 1):%b}" for m in range(1, 13)}
+        assert len(layout["ticks"]) == 6
+        assert all(tick["label"].split(" ")[0] in english and tick["label"].split(" ")[1].isdigit()
+                   for tick in layout["ticks"]), layout["ticks"]

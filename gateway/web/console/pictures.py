@@ -11,6 +11,14 @@ LABEL_WIDTH = 200
 TOP, BOTTOM, RIGHT = 24, 40, 24
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _day(when: dt.datetime) -> str:
+    """'07 Jun 2019': English whatever the host's locale (strftime's %b is the locale's), at a quarter of its cost."""
+    return f"{when.day:02d} {_MONTHS[when.month - 1]} {when.year}"
+
+
 def _instant(value) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
@@ -64,15 +72,15 @@ def timeline(events: list[dict], escalations: list[dict], lane_names: dict[str, 
         late = bool(event.get("late_days")) or any(d.get("late") for d in event.get("deadlines") or ())
         layout["marks"].append({"x": x(when), "y": TOP + lanes[event["agency"]] * LANE_HEIGHT + LANE_HEIGHT // 2,
                                 "late": late,
-                                "title": f"{when:%d %b %Y}: {event.get('kind_display')}"
+                                "title": f"{_day(when)}: {event.get('kind_display')}"
                                          + (f" (sent {event['late_days']} days late)" if event.get("late_days")
                                             else "")})
     for when, escalation in raised:
         layout["escalations"].append({"x": x(when), "y": TOP + 6,
-                                      "title": f"{when:%d %b %Y}: escalation {escalation.get('rule_id')}"})
+                                      "title": f"{_day(when)}: escalation {escalation.get('rule_id')}"})
     for n in range(6):
         when = start + dt.timedelta(seconds=span * (n + 0.5) / 6)
-        layout["ticks"].append({"x": x(when), "label": f"{when:%b %Y}"})
+        layout["ticks"].append({"x": x(when), "label": f"{_MONTHS[when.month - 1]} {when.year}"})
     return layout
 
 
