@@ -40,6 +40,7 @@ from gateway.linkage.models import DeadlineRow, MessageEventRow
 from gateway.model import systems as S
 from gateway.routing.codes import DEADLINE_RULE_PREFIX, ENCOMPASS_RULES, ESCALATION_RULE_PREFIX
 from gateway.store.models import AcceptedMessageRow
+from gateway.store.services import at_commit
 
 _D = DeliveryRow.__table__
 _E = MessageEventRow.__table__
@@ -154,6 +155,33 @@ def refresh(connection: Connection, delivery_ids: Iterable[str] = (), *, message
                 connection.execute(_INSERT, rows)
             written += len(rows)
     return written
+
+
+#: ``session.info`` key of the entries a store transaction builds at its end (:func:`refresh_at_commit`): the
+#: deliveries (id: message id) and the messages.
+_PENDING = "gateway_inbox_pending"
+
+
+def refresh_at_commit(session, delivery_ids: dict[str, str] | None = None, *, message_ids: Iterable[str] = ()) -> None:
+    """:func:`refresh` the entries of ``delivery_ids`` (id: its message's id) and of every delivery of
+    ``message_ids``, once, at the end of ``session``'s store transaction (gateway.store.services.at_commit),
+    however many writes of it ask: the accept path adds a message's deliveries, then its event and deadlines,
+    and each entry is built once, from the final rows. In a session that is no store transaction's, at once."""
+    pending = session.info.get(_PENDING)
+    if pending is None:
+        if not at_commit(session, _PENDING, _refresh_pending):
+            refresh(session.connection(), list(delivery_ids or ()), message_ids=message_ids)
+            return
+        pending = session.info[_PENDING] = ({}, {})
+    pending[0].update(delivery_ids or {})
+    pending[1].update(dict.fromkeys(message_ids))
+
+
+def _refresh_pending(session) -> None:
+    deliveries, messages = session.info.pop(_PENDING, ({}, {}))
+    # A delivery of a message refreshed whole is built with it, not twice.
+    refresh(session.connection(), [d for d, message in deliveries.items() if message not in messages],
+            message_ids=list(messages))
 
 
 def refresh_all(connection: Connection) -> int:

@@ -182,8 +182,8 @@ class SqlOutbox:
         connection = self.session.connection()
         if connection.execute(_ADD[connection.dialect.name], values).rowcount != 1:
             return None
-        if kind in INBOX_KINDS:
-            inbox.refresh(connection, [delivery_id])
+        if kind in INBOX_KINDS:  # built when the transaction ends, from its final rows (its event, its deadlines)
+            inbox.refresh_at_commit(self.session, {delivery_id: message_id})
         return delivery_id
 
     def has_delivery(self, destination: str, payload_message_id: str) -> bool:

@@ -159,8 +159,8 @@ class Linkage:
         if child_person is not None and event.is_concern and known:
             self._escalate(unit, connection, mid, child_person, event, bundle, now, home_la)
         # The inbox entries of its deliveries (made by routing before its event and deadlines were), and of the
-        # referral's whose decision deadline it met.
-        inbox.refresh(connection, message_ids=[mid, answers] if answers else [mid])
+        # referral's whose decision deadline it met: built once, as the transaction ends.
+        inbox.refresh_at_commit(unit.session, message_ids=[mid, answers] if answers else [mid])
 
     # -- home LA, versions, duplicates ------------------------------------------------------------------------
 

@@ -83,6 +83,23 @@ class SqlUnitOfWork:
     messages: SqlAcceptedMessages
 
 
+#: ``session.info`` key of a store transaction's hooks, run in order once its work is done, before its audit
+#: records and its commit (see :func:`at_commit`).
+BEFORE_COMMIT = "gateway_before_commit"
+
+
+def at_commit(session: Session, key: str, hook: Callable[[Session], None]) -> bool:
+    """Run ``hook(session)`` once at the end of ``session``'s store transaction (:meth:`SqlMessageStore.transaction`,
+    and the accept path's group commit), after all its work and before it commits, however many times it is
+    registered under ``key``. Return False, registering nothing, when ``session`` is no store transaction's: the
+    caller does its work at once then."""
+    hooks = session.info.get(BEFORE_COMMIT)
+    if hooks is None:
+        return False
+    hooks.setdefault(key, hook)
+    return True
+
+
 class SqlMessageStore:
     """:class:`~gateway.store.interfaces.MessageStore` on an SQLAlchemy engine."""
 
@@ -140,7 +157,10 @@ class SqlMessageStore:
         with self._write_lock(), self._sessions() as session, session.begin():
             # Audit records wait for the end of the transaction: the chain's head is locked only for the commit.
             audit_chain.defer_audit(session)
+            session.info[BEFORE_COMMIT] = {}
             yield SqlUnitOfWork(session=session, messages=SqlAcceptedMessages(session))
+            for hook in session.info.pop(BEFORE_COMMIT).values():
+                hook(session)
             audit_chain.write_deferred(session)
 
     def _already_accepted(self, duplicate: "_DuplicateMessageId") -> Exception:
