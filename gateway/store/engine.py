@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import ARRAY, Connection, Engine, Select, any_, bindparam, cast, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -32,6 +32,28 @@ def read_only(engine: Engine) -> Iterator[Connection]:
     """A short transaction that only reads (on SQLite: no write lock, see :data:`READ_ONLY`)."""
     with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
         yield connection
+
+
+def among(connection: Connection, column, values):
+    """``column IN values`` (a list, or a select of one column), as the engine of ``connection`` reads it best.
+
+    On PostgreSQL the values go as one array, ``column = ANY(...)``:
+
+    * a list as one parameter, whatever its length: the statement is the same text every time, so the driver
+      prepares it once, and no parameter per value is rendered;
+    * a select run first, its values gathered into an array (``array_agg``), which the planner looks up by the
+      index whatever the table's size or the cost settings. As an ``IN`` subquery it is planned as a join, and
+      on a table of a few thousand rows PostgreSQL chose to scan it all and hash the subquery's values: 4 ms
+      for a child's 200 events among 10,000, against 0.5 ms looked up.
+
+    SQLite reads ``IN`` (a list, or a subquery looked up by the index) well as it is."""
+    if connection.dialect.name != "postgresql":
+        return column.in_(values)
+    if isinstance(values, Select):
+        array = cast(select(func.array_agg(values.subquery().c[0])).scalar_subquery(), ARRAY(column.type))
+    else:
+        array = bindparam(None, list(values), type_=ARRAY(column.type))
+    return column == any_(array)
 
 
 class StoreConfigError(ValueError):

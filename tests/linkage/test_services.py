@@ -397,19 +397,20 @@ def test_long_hostile_narratives_are_compared_in_bounded_time_and_near_copies_st
 
 
 def test_the_chronology_selects_a_households_messages_as_an_in_subquery_does(family):
-    """The chronology's ``_among_selected`` (on PostgreSQL ``= ANY`` of the subquery's values as one array) picks
-    the rows ``IN`` the subquery picks: for each person, for a household, and for people with no message."""
+    """``among`` of a select, as the chronology reads a household's messages (on PostgreSQL ``= ANY`` of the
+    subquery's values as one array), picks the rows ``IN`` the subquery picks: for each person, for a household,
+    and for people with no message."""
     from sqlalchemy import select
 
-    from gateway.linkage.chronology import _DEADLINE, _EVENT, _MP, _among_selected
+    from gateway.linkage.chronology import _DEADLINE, _EVENT, _MP
     from gateway.linkage.models import PersonRow
+    from gateway.store.engine import among
 
     family.police()
     family.ingest(SCHOOL, "schoolsafe-csv", family.school_rows("4101", "4187"), DISCLOSURE_DAY, concerns=True)
     people = [p.id for p in family.rows(PersonRow.__table__)]
     assert len(people) >= 3
     with family.store.engine.connect() as connection:
-        dialect = connection.dialect.name
         checked = 0
         for chosen in [[p] for p in people] + [people, people[:2], ["no-such-person"]]:
             messages = select(_MP.c.message_id).where(_MP.c.person_id.in_(chosen), _MP.c.message_id.is_not(None))
@@ -417,6 +418,6 @@ def test_the_chronology_selects_a_households_messages_as_an_in_subquery_does(fam
                 def ids(condition):
                     return sorted(connection.execute(select(table.c.message_id).where(condition)).scalars())
                 expected = ids(table.c.message_id.in_(messages))
-                assert ids(_among_selected(dialect, messages, table.c.message_id)) == expected
+                assert ids(among(connection, table.c.message_id, messages)) == expected
                 checked += bool(expected)
         assert checked >= 3  # some choices select rows, not only none

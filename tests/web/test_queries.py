@@ -137,10 +137,11 @@ def test_the_risk_order_walks_level_by_level_to_the_order_one_sort_would_give(co
 
 @pytest.mark.parametrize("size", [0, 1, 2, 50, 1000])
 def test_among_selects_what_in_a_list_selects_on_each_engine(console, size):
-    """``queries.among`` (PostgreSQL: ``= ANY`` of one array parameter) selects the rows ``IN`` a list selects,
+    """``among`` (PostgreSQL: ``= ANY`` of one array parameter) selects the rows ``IN`` a list selects,
     for no value, one, a few and a thousand, with values quoted in SQL, unknown ones and repeats."""
     from sqlalchemy import select
 
+    from gateway.store.engine import among
     from gateway.store.models import AcceptedMessageRow
 
     console.family_a()
@@ -151,7 +152,7 @@ def test_among_selects_what_in_a_list_selects_on_each_engine(console, size):
     with console.store.engine.connect() as connection:
         def ids(condition):
             return sorted(connection.execute(select(table.c.message_id).where(condition)).scalars())
-        assert ids(queries.among(connection, table.c.message_id, values)) == ids(table.c.message_id.in_(values))
-        assert ids(queries.among(connection, table.c.message_id, values)) == sorted(set(known) & set(values))
+        assert ids(among(connection, table.c.message_id, values)) == ids(table.c.message_id.in_(values))
+        assert ids(among(connection, table.c.message_id, values)) == sorted(set(known) & set(values))
     if size >= 2:
         assert set(known) & set(values)  # the values select some rows, not none

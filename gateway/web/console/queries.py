@@ -15,7 +15,7 @@ import functools
 import json
 
 import orjson
-from sqlalchemy import ARRAY, Connection, any_, bindparam, case, func, or_, select
+from sqlalchemy import Connection, case, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.selectable import Alias
 
@@ -45,6 +45,7 @@ from gateway.model.terminology import MESSAGE_EVENTS
 from gateway.routing import bundles as B
 from gateway.routing.codes import ENCOMPASS_RULES, ESCALATION_RULE_PREFIX, REFERRAL_DECISIONS
 from gateway.signing.messages import message_header
+from gateway.store.engine import among
 from gateway.store.models import AcceptedMessageRow, MessagePersonRow
 from gateway.validation import completeness
 
@@ -179,15 +180,6 @@ def inbox(connection: Connection, agency: str, query: InboxQuery, *, now: dt.dat
             "flags": flags,
         })
     return {"total": total, "rows": out, "pages": pages}
-
-
-def among(connection: Connection, column, values: list):
-    """``column IN values`` as the engine of ``connection`` reads a list best: on PostgreSQL one array parameter
-    (``column = ANY(...)``) whatever the number of values, so a page's statement is the same text every time
-    (the driver prepares it once; no parameter per value is rendered); elsewhere ``IN`` a list."""
-    if connection.dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)
 
 
 _IE = InboxEntryRow.__table__
