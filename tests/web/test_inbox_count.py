@@ -251,6 +251,27 @@ def _original(console) -> dict:
         return dict(connection.execute(select(_D).where(_D.c.rule == "school-referral-to-home-la")).mappings().one())
 
 
+def _all_at_once(work, barrier: threading.Barrier) -> None:
+    """Run ``work(n)`` for each party of ``barrier``, each in a thread of its own, and wait for them; a failure
+    breaks the barrier for the others and is raised here."""
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            work(n)
+        except BaseException as error:  # noqa: BLE001 (reported below)
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(barrier.parties)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert not any(thread.is_alive() for thread in threads), "a writer did not finish"
+
+
 def _wide_engine(console):
     """An engine on the console's database with a connection for every slot and one more (the store's has 30)."""
     from sqlalchemy import create_engine
@@ -307,49 +328,30 @@ def test_a_writer_per_slot_taking_groups_in_opposite_orders_all_commit_with_the_
     before = sum(_in_step(console).values())
     engine = _wide_engine(console)
     barrier = threading.Barrier(INBOX_COUNT_SLOTS, timeout=30)
-    errors: list[BaseException] = []
     made: list[str] = []
 
     def writer(n: int) -> None:
-        try:
-            order = (False, True) if n % 2 else (True, False)
-            with engine.begin() as connection:
-                ids = [_add(connection, original, alert=order[0])]
-                barrier.wait()
-                ids.append(_add(connection, original, alert=order[1]))
-                barrier.wait()
-            made.extend(ids)
-        except BaseException as error:  # noqa: BLE001 (reported below)
-            errors.append(error)
-            barrier.abort()
+        order = (False, True) if n % 2 else (True, False)
+        with engine.begin() as connection:
+            ids = [_add(connection, original, alert=order[0])]
+            barrier.wait()
+            ids.append(_add(connection, original, alert=order[1]))
+            barrier.wait()
+        made.extend(ids)
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(INBOX_COUNT_SLOTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
+    _all_at_once(writer, barrier)
     assert sum(_in_step(console).values()) == before + 2 * INBOX_COUNT_SLOTS
     random.Random(7).shuffle(made)
 
     def deleter(n: int) -> None:
-        try:
-            mine = made[n::INBOX_COUNT_SLOTS]
-            with engine.begin() as connection:
-                for delivery_id in (mine if n % 2 else mine[::-1]):
-                    connection.execute(delete(_D).where(_D.c.id == delivery_id))
-                    barrier.wait()
-        except BaseException as error:  # noqa: BLE001
-            errors.append(error)
-            barrier.abort()
+        mine = made[n::INBOX_COUNT_SLOTS]
+        with engine.begin() as connection:
+            for delivery_id in (mine if n % 2 else mine[::-1]):
+                connection.execute(delete(_D).where(_D.c.id == delivery_id))
+                barrier.wait()
 
     barrier.reset()
-    threads = [threading.Thread(target=deleter, args=(n,)) for n in range(INBOX_COUNT_SLOTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
+    _all_at_once(deleter, barrier)
     assert sum(_in_step(console).values()) == before
     assert_in_step(console.store)
     engine.dispose()
