@@ -202,6 +202,24 @@ def test_chronology_page_draws_the_timeline_and_lists_the_events(console):
     assert console.get("/la/people/no-such-person/chronology", HAMPSHIRE).status_code == 404
 
 
+def test_the_timeline_and_the_table_give_an_event_the_same_day(console):
+    """An event at 00:30 on 7 June in London (23:30 UTC on 6 June): the timeline's mark and the table both say 7
+    June, in the gateway's timezone."""
+    from sqlalchemy import update
+
+    console.family_a()
+    message_id = _school_referral(console)
+    (event,) = console.rows(MessageEventRow.__table__, MessageEventRow.__table__.c.message_id == message_id)
+    with console.store.engine.begin() as connection:
+        connection.execute(update(MessageEventRow.__table__).where(
+            MessageEventRow.__table__.c.message_id == message_id).values(
+            occurred_at=dt.datetime(2019, 6, 6, 23, 30, tzinfo=dt.timezone.utc)))
+    html = console.get(f"/la/people/{event.child_person_id}/chronology", HAMPSHIRE).get_data(as_text=True)
+    svg = html[html.index("<svg class=\"app-timeline\""):html.index("</svg>")]
+    assert "<title>07 Jun 2019: Safeguarding referral</title>" in svg and "06 Jun 2019" not in svg
+    assert "Fri 7 Jun 2019, 00:30" in html.split("Events", 1)[1]
+
+
 def _possible_match(console) -> int:
     console.ingest(DORSET, "ppn-xml", (__import__("tests.shared_console", fromlist=["DATA"]).DATA
                                        / "dorset-police-ppn.xml").read_bytes(), console.clock["now"])

@@ -70,3 +70,22 @@ def test_every_agency_lands_on_its_own_first_page(console):
         answer = console.get("/", agency)
         assert answer.status_code == 303 and answer.headers["Location"].endswith(first)
     assert console.get("/", None).status_code == 401
+
+
+def test_late_submissions_are_counted_in_the_month_of_the_gateways_timezone(console):
+    """A notice received at 00:30 on 1 October in London (23:30 UTC on 30 September) is October's, as the
+    page writes its time; the other stays in September."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from gateway.linkage.models import MessageEventRow
+
+    console.family_a()
+    event = MessageEventRow.__table__
+    first, _ = console.rows(event, event.c.sender_agency == DORSET)
+    with console.store.engine.begin() as connection:
+        connection.execute(update(event).where(event.c.message_id == first.message_id).values(
+            received_at=dt.datetime(2018, 9, 30, 23, 30, tzinfo=dt.timezone.utc)))
+    text = text_of(console.get("/police", DORSET))
+    assert "2018-09 1 1" in text and "2018-10 1 1" in text, text

@@ -61,3 +61,34 @@ def test_dates_in_the_timeline_read_as_strftime_writes_them_in_english():
         assert len(layout["ticks"]) == 6
         assert all(tick["label"].split(" ")[0] in english and tick["label"].split(" ")[1].isdigit()
                    for tick in layout["ticks"]), layout["ticks"]
+
+
+def test_the_timeline_writes_its_dates_in_the_zone_it_is_given():
+    """Half past midnight in London on 7 June is 6 June in UTC: the marks say the day the page's table says,
+    and the zone moves no mark."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    events = [_event(SCHOOL, "2019-06-06T23:30:00+00:00"), _event(SCHOOL, "2019-01-31T23:30:00+00:00")]
+    escalations = [{"raised_at": "2019-06-06T23:45:00+00:00", "rule_id": "r"}]
+    london = pictures.timeline(events, escalations, {}, zone=ZoneInfo("Europe/London"))
+    utc = pictures.timeline(events, escalations, {})
+    assert [m["title"] for m in london["marks"]] == ["07 Jun 2019: Safeguarding referral",
+                                                     "31 Jan 2019: Safeguarding referral"]  # GMT in winter
+    assert [m["title"] for m in utc["marks"]] == ["06 Jun 2019: Safeguarding referral",
+                                                  "31 Jan 2019: Safeguarding referral"]
+    assert london["escalations"][0]["title"] == "07 Jun 2019: escalation r"
+    assert [m["x"] for m in london["marks"]] == [m["x"] for m in utc["marks"]]
+    assert [t["x"] for t in london["ticks"]] == [t["x"] for t in utc["ticks"]]
+
+
+def test_the_timelines_months_are_those_of_its_zone():
+    """Two events 120 days apart put the first tick 7 days after the first (the plot's 3% margins): here at
+    20:00 UTC on 31 January, already 1 February at UTC+14."""
+    from zoneinfo import ZoneInfo
+
+    events = [_event(SCHOOL, "2019-01-24T20:00:00+00:00"), _event(SCHOOL, "2019-05-24T20:00:00+00:00")]
+    utc = pictures.timeline(events, [], {})
+    east = pictures.timeline(events, [], {}, zone=ZoneInfo("Pacific/Kiritimati"))
+    assert utc["ticks"][0]["label"] == "Jan 2019" and east["ticks"][0]["label"] == "Feb 2019"
+    assert [t["x"] for t in east["ticks"]] == [t["x"] for t in utc["ticks"]]

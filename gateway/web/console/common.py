@@ -24,6 +24,7 @@ from gateway.transport.middleware import AGENCY_KEY
 from gateway.transport.views import CLOCK_KEY
 from gateway.web.assets import STATIC_DIR, WEB_DIR
 from gateway.web.console import csrf
+from gateway.web.console.pictures import MONTHS
 
 blueprint = Blueprint("console", __name__, template_folder=str(WEB_DIR / "templates"),
                       static_folder=str(STATIC_DIR), static_url_path="/assets")
@@ -168,6 +169,11 @@ def render(template: str, agency: str, title: str, status: int = 200, **context)
 _zone = functools.lru_cache(maxsize=8)(ZoneInfo)
 
 
+def local_zone() -> dt.tzinfo:
+    """The gateway's timezone (``GATEWAY_TIMEZONE``), in which the console writes times, days and months."""
+    return _zone(settings().timezone)
+
+
 @blueprint.app_template_filter("when")
 def format_when(value, with_time: bool = True) -> str:
     """A time as people read it in the gateway's timezone: 'Fri 7 Jun 2019, 10:35'."""
@@ -181,18 +187,16 @@ def format_when(value, with_time: bool = True) -> str:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.timezone.utc)
-        value = value.astimezone(_zone(settings().timezone))
+        value = value.astimezone(local_zone())
         # Names from tables, not strftime: English whatever the host's locale, and one format instead of three.
-        text = f"{_DAYS[value.weekday()]} {value.day} {_MONTHS[value.month - 1][:3]} {value.year}"
+        text = f"{_DAYS[value.weekday()]} {value.day} {MONTHS[value.month - 1][:3]} {value.year}"
         return f"{text}, {value.hour:02d}:{value.minute:02d}" if with_time else text
     if isinstance(value, dt.date):
-        return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
+        return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
     return str(value)
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December")
 #: What a URL path segment keeps unquoted (the WHATWG path-segment set, as werkzeug's converters quote).
 _SEGMENT_SAFE = "!$&'()*+,/:;=@"
 

@@ -32,6 +32,7 @@ from gateway.web.console.common import (
     for_kind,
     format_when,
     links,
+    local_zone,
     now,
     reading,
     record,
@@ -235,8 +236,8 @@ def chronology_page(agency: str, person_id: str):
         name = agency_names(connection, (event["agency"] for event in view["events"]))
         for event in view["events"]:
             event["agency_name"] = name(event["agency"])
-    layout = pictures.timeline(view["events"], view["escalations"], {e["agency"]: e["agency_name"]
-                                                                      for e in view["events"]})
+    layout = pictures.timeline(view["events"], view["escalations"],
+                               {e["agency"]: e["agency_name"] for e in view["events"]}, zone=local_zone())
     link = links("console.referral", "message_id")
     return render("console/chronology.html", agency, "Chronology", view=view, layout=layout, person_id=person_id,
                   rows=[_chronology_row(event, link) for event in view["events"]])

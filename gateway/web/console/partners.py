@@ -14,6 +14,7 @@ from gateway.web.console.common import (
     blueprint,
     check_csrf,
     for_kind,
+    local_zone,
     now,
     reading,
     record,
@@ -73,7 +74,7 @@ def police_home(agency: str):
         for message in sent:
             for delivery in message["deliveries"]:
                 delivery["name"] = name(delivery["destination"])
-        months = queries.late_by_month(connection, agency)
+        months = queries.late_by_month(connection, agency, zone=local_zone())
         own = figures(connection, now=at, agency=agency)[0]
     return render("console/police.html", agency, "Notices and figures", sent=sent, months=months,
                   chart=pictures.bar_chart(months), figures=own)

@@ -11,12 +11,15 @@ LABEL_WIDTH = 200
 TOP, BOTTOM, RIGHT = 24, 40, 24
 
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+#: The months' names in English, for every date the console writes: from a table, not strftime (whose %b and
+#: %B are the host locale's), whatever the host.
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
 
 
 def _day(when: dt.datetime) -> str:
     """'07 Jun 2019': English whatever the host's locale (strftime's %b is the locale's), at a quarter of its cost."""
-    return f"{when.day:02d} {_MONTHS[when.month - 1]} {when.year}"
+    return f"{when.day:02d} {MONTHS[when.month - 1][:3]} {when.year}"
 
 
 def _instant(value) -> dt.datetime | None:
@@ -34,11 +37,13 @@ def event_time(event: dict) -> dt.datetime | None:
         _instant(event.get("received_at"))
 
 
-def timeline(events: list[dict], escalations: list[dict], lane_names: dict[str, str]) -> dict:
+def timeline(events: list[dict], escalations: list[dict], lane_names: dict[str, str],
+             zone: dt.tzinfo = dt.timezone.utc) -> dict:
     """Return the timeline's layout: one lane per agency (in order of first event), one mark per event at
     when it happened (late ones marked), a mark per escalation at when it was raised, and about six ticks.
 
-    ``lane_names`` maps agency URIs to the names shown. Returns ``width``, ``height``, ``lanes``
+    ``lane_names`` maps agency URIs to the names shown. The marks' dates and the ticks' months are those of
+    ``zone`` (the gateway's timezone, as the page's table writes its times). Returns ``width``, ``height``, ``lanes``
     (label, y), ``marks`` (x, y, late, title), ``escalations`` (x, y, title), ``ticks`` (x, label) and
     ``plot`` (left, right, bottom); no marks when there are no dated events.
     """
@@ -72,15 +77,17 @@ def timeline(events: list[dict], escalations: list[dict], lane_names: dict[str, 
         late = bool(event.get("late_days")) or any(d.get("late") for d in event.get("deadlines") or ())
         layout["marks"].append({"x": x(when), "y": TOP + lanes[event["agency"]] * LANE_HEIGHT + LANE_HEIGHT // 2,
                                 "late": late,
-                                "title": f"{_day(when)}: {event.get('kind_display')}"
+                                "title": f"{_day(when.astimezone(zone))}: {event.get('kind_display')}"
                                          + (f" (sent {event['late_days']} days late)" if event.get("late_days")
                                             else "")})
     for when, escalation in raised:
         layout["escalations"].append({"x": x(when), "y": TOP + 6,
-                                      "title": f"{_day(when)}: escalation {escalation.get('rule_id')}"})
+                                      "title": f"{_day(when.astimezone(zone))}: escalation "
+                                               f"{escalation.get('rule_id')}"})
     for n in range(6):
         when = start + dt.timedelta(seconds=span * (n + 0.5) / 6)
-        layout["ticks"].append({"x": x(when), "label": f"{_MONTHS[when.month - 1]} {when.year}"})
+        local = when.astimezone(zone)
+        layout["ticks"].append({"x": x(when), "label": f"{MONTHS[local.month - 1][:3]} {local.year}"})
     return layout
 
 

@@ -580,12 +580,14 @@ def sent_messages(connection: Connection, agency: str, *, kinds: tuple[str, ...]
     return out
 
 
-def late_by_month(connection: Connection, agency: str) -> list[dict]:
-    """Return ``agency``'s messages per month received: ``month`` (YYYY-MM), ``sent``, ``late``."""
+def late_by_month(connection: Connection, agency: str, zone: dt.tzinfo = dt.timezone.utc) -> list[dict]:
+    """Return ``agency``'s messages per month received in ``zone`` (the gateway's timezone, as the console writes
+    times): ``month`` (YYYY-MM), ``sent``, ``late``."""
     rows = connection.execute(select(_E.c.received_at, _E.c.late_days).where(_E.c.sender_agency == agency)).all()
     months: dict[str, dict] = {}
     for received_at, late_days in rows:
-        month = months.setdefault(f"{received_at:%Y-%m}", {"month": f"{received_at:%Y-%m}", "sent": 0, "late": 0})
+        key = f"{received_at.astimezone(zone):%Y-%m}"
+        month = months.setdefault(key, {"month": key, "sent": 0, "late": 0})
         month["sent"] += 1
         month["late"] += 1 if late_days is not None else 0
     return [months[m] for m in sorted(months)]
