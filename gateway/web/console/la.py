@@ -161,7 +161,9 @@ def _decision_form(agency: str, message_id: str, errors: dict, values: dict, sta
         record(agency, "console-decision", message_id, at)
         view = queries.read_message(orjson.loads(row.signed_message))
     return render("console/decision.html", agency, "Record the decision", status=status, message=view,
-                  message_id=message_id, decisions=REFERRAL_DECISIONS, errors=errors, values=values)
+                  message_id=message_id,
+                  decisions=[(code, label) for code, (label, _) in REFERRAL_DECISIONS.items()], errors=errors,
+                  values=values)
 
 
 @blueprint.get("/la/messages/<message_id>/decision")
