@@ -90,6 +90,7 @@ from gateway.linkage.matching import (  # noqa: E402
     fold_name,
     known_given_names,
     nickname_groups,
+    nicknames_by_formal_name,
     normalise,
 )
 from gateway.linkage.models import (  # noqa: E402
@@ -210,12 +211,7 @@ class Children:
         self.middle = {sex: [fold_name(n) for n in names] for sex, names in synth.MIDDLE_NAMES.items()}
         self.schools = [f"999{n:03d}" for n in range(1000)]
         self.las = sorted(f"{n:03d}" for n in known_la_numbers())
-        self.nicknames: dict[str, list[str]] = {}
-        for name, formal in nickname_groups().items():
-            for f in formal:
-                if name != f:
-                    self.nicknames.setdefault(f, []).append(name)
-        self.nicknames = {k: sorted(v) for k, v in self.nicknames.items()}
+        self.nicknames = nicknames_by_formal_name()
 
     def surname(self) -> str:
         r = self.rng

@@ -222,6 +222,18 @@ def nickname_groups() -> dict[str, frozenset[str]]:
 
 
 @functools.cache
+def nicknames_by_formal_name() -> dict[str, tuple[str, ...]]:
+    """Return, for each formal name of :func:`nickname_groups`, the other names that stand for it, sorted
+    (``alexander``: ``al``, ``alex``, ...): what the synthetic data generators call a person instead."""
+    nicknames: dict[str, list[str]] = {}
+    for name, formal in nickname_groups().items():
+        for f in formal:
+            if name != f:
+                nicknames.setdefault(f, []).append(name)
+    return {formal: tuple(sorted(names)) for formal, names in nicknames.items()}
+
+
+@functools.cache
 def known_given_names() -> frozenset[str]:
     """Return the given names of ``data/given-names.txt`` and of the nickname table (folded).
 

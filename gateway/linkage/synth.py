@@ -44,7 +44,7 @@ import random
 from collections.abc import Iterator
 
 from gateway.adapters.synth import fictional
-from gateway.linkage.matching import PersonRecord, nickname_groups, normalise
+from gateway.linkage.matching import PersonRecord, nickname_groups, nicknames_by_formal_name, normalise
 
 BOY_NAMES = (
     "oliver", "george", "noah", "arthur", "harry", "leo", "muhammad", "jack", "charlie", "oscar",
@@ -158,12 +158,7 @@ class _Generator:
         self.boy_weights = _zipf_weights(len(BOY_NAMES), 0.7)
         self.girl_weights = _zipf_weights(len(GIRL_NAMES), 0.7)
         self.schools = [f"999{n:03d}" for n in self.rng.sample(range(1000), 40)]
-        self.nicknames: dict[str, list[str]] = {}
-        for name, formal in nickname_groups().items():
-            for f in formal:
-                if name != f:
-                    self.nicknames.setdefault(f, []).append(name)
-        self.nicknames = {k: sorted(v) for k, v in self.nicknames.items()}
+        self.nicknames = nicknames_by_formal_name()
 
     # -- people ---------------------------------------------------------
 
