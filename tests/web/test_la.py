@@ -202,6 +202,49 @@ def test_chronology_page_draws_the_timeline_and_lists_the_events(console):
     assert console.get("/la/people/no-such-person/chronology", HAMPSHIRE).status_code == 404
 
 
+def test_the_chronology_filters_its_events_by_agency_and_whom_they_are_about(console):
+    console.family_a()
+    (event,) = console.rows(MessageEventRow.__table__,
+                            MessageEventRow.__table__.c.message_id == _school_referral(console))
+    path = f"/la/people/{event.child_person_id}/chronology"
+
+    def shown(**query) -> tuple[str, str, str]:
+        page = console.get(path, HAMPSHIRE, query_string=query)
+        assert page.status_code == 200, page.get_data(as_text=True)
+        html = page.get_data(as_text=True)
+        svg = html[html.index("<svg class=\"app-timeline\""):html.index("</svg>")]
+        text = text_of(page)
+        return svg, text.split("Events", 1)[1] if "Events" in text else "", text
+
+    svg, table, text = shown()
+    assert "Dorset Police" in table and "Riverside Infant School" in table and "Showing" not in text
+    assert "Clear filter" not in text and svg.count("<circle") >= 3
+    every = table.count("Safeguarding")
+    # Dorset's events only: the table, the timeline's lanes and marks, and the page says how many of them.
+    svg, table, text = shown(agency=DORSET)
+    assert "Dorset Police" in table and "Riverside Infant School" not in table and "Riverside" not in svg
+    assert svg.count("<circle") == table.count("Dorset Police") == 2
+    assert "Showing 2 of them, from Dorset Police." in text and "Clear filter" in text
+    assert 'option value="urn:x-safeguarding:agency:police:DOR" selected' in console.get(
+        path, HAMPSHIRE, query_string={"agency": DORSET}).get_data(as_text=True)
+    # About the child only; and both filters together.
+    svg, table, text = shown(about="child")
+    assert "Household" not in table and "The child" in table and table.count("Safeguarding") < every
+    svg, table, text = shown(agency=DORSET, about="household")
+    assert table.count("Household") == 1 and "The child" not in table and svg.count("<circle") == 1
+    # An agency with nothing in this chronology: no events, said so; the escalations stay.
+    svg, table, text = shown(agency=BCP)
+    assert "No events match the filter." in text and "<circle" not in svg and "Escalations" in text
+    # A value the filter never offers is refused, naming the parameter; nothing is read or recorded.
+    reads = len(console.reads(HAMPSHIRE))
+    for query, parameter in (({"about": "<script>"}, "about"), ({"agency": "Dorset"}, "agency"),
+                             ({"agency": "urn:x-safeguarding:agency:" + "x" * 300}, "agency")):
+        refused = console.get(path, HAMPSHIRE, query_string=query)
+        assert refused.status_code == 400 and parameter in text_of(refused)
+        assert "<script>" not in refused.get_data(as_text=True)
+    assert len(console.reads(HAMPSHIRE)) == reads
+
+
 def test_the_timeline_and_the_table_give_an_event_the_same_day(console):
     """An event at 00:30 on 7 June in London (23:30 UTC on 6 June): the timeline's mark and the table both say 7
     June, in the gateway's timezone."""

@@ -227,7 +227,12 @@ def _own_child(connection, agency: str, person_id: str):
 @blueprint.get("/la/people/<person_id>/chronology")
 @for_kind("la", LA)
 def chronology_page(agency: str, person_id: str):
-    """The child's and household's events from every agency: a timeline picture and a table."""
+    """The child's and household's events from every agency: a timeline picture and a table, of every event or
+    of those the filter keeps (one agency's, about the child or the household)."""
+    try:
+        shown = queries.ChronologyFilter.parse(request.args)
+    except queries.BadQuery as exc:
+        abort(400, exc.text)
     at = now()
     with reading() as connection:
         subject = _own_child(connection, agency, person_id)
@@ -238,11 +243,14 @@ def chronology_page(agency: str, person_id: str):
         name = agency_names(connection, (event["agency"] for event in view["events"]))
         for event in view["events"]:
             event["agency_name"] = name(event["agency"])
-    layout = pictures.timeline(view["events"], view["escalations"],
-                               {e["agency"]: e["agency_name"] for e in view["events"]}, zone=local_zone())
+    # The filter offers every agency of the chronology, by name; the timeline and the table show what it keeps.
+    agencies = dict(sorted({e["agency"]: e["agency_name"] for e in view["events"]}.items(), key=lambda a: a[1]))
+    events = [event for event in view["events"] if shown.keeps(event)] if shown.active else view["events"]
+    layout = pictures.timeline(events, view["escalations"], agencies, zone=local_zone())
     link = links("console.referral", "message_id")
     return render("console/chronology.html", agency, "Chronology", view=view, layout=layout, person_id=person_id,
-                  rows=[_chronology_row(event, link) for event in view["events"]])
+                  shown=shown, agencies=agencies, about=queries.CHRONOLOGY_ABOUT,
+                  rows=[_chronology_row(event, link) for event in events])
 
 
 class ChronologyRow(NamedTuple):

@@ -336,6 +336,42 @@ def inbox_filters() -> dict:
     return {"kinds": {code: display for code, (display, _) in MESSAGE_EVENTS.items()}, "risks": list(RISK_ORDER)}
 
 
+# A child's chronology -----------------------------------------------------------------------------------
+
+#: Whom an event of a chronology is about (:func:`gateway.linkage.chronology.chronology`'s ``about``), as the
+#: chronology's filter offers it.
+CHRONOLOGY_ABOUT = {"": "Everyone", "child": "The child", "household": "The household"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ChronologyFilter:
+    """Which of a chronology's events its page shows: those of one agency, about the child or the household
+    (``?agency=<agency URI>&about=child``); none given, all of them."""
+
+    agency: str = ""
+    about: str = ""
+
+    @classmethod
+    def parse(cls, args) -> "ChronologyFilter":
+        """Return the filter of ``args`` (a mapping of query parameters). Raises :class:`BadQuery`."""
+        agency = args.get("agency", "")
+        if agency and (len(agency) > 255 or S.parse_agency_uri(agency) is None):
+            raise BadQuery("agency", "agency: give an agency's URI (urn:x-safeguarding:agency:<kind>:<code>), one "
+                                     "of those the filter lists")
+        about = args.get("about", "")
+        if about not in CHRONOLOGY_ABOUT:
+            raise BadQuery("about", f"about={about[:40]!r}: give child or household")
+        return cls(agency, about)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.agency or self.about)
+
+    def keeps(self, event: dict) -> bool:
+        """Whether the page shows ``event`` (one of the chronology's)."""
+        return (not self.agency or event["agency"] == self.agency) and (not self.about or event["about"] == self.about)
+
+
 # One message, as a person reads it ------------------------------------------------------------------------
 
 def _delivered_kinds(connection: Connection, agency: str, message_id: str) -> set[str]:
