@@ -63,23 +63,9 @@ class Upload(io.RawIOBase):
 
 
 def make_app(root: Path):
-    from gateway.app import create_app
-    from gateway.config import Settings
-    from gateway.routing import Directory
-    from gateway.signing import pki
-    from gateway.store import open_store, schema
-    from gateway.transport.views import CLOCK_KEY
+    from gateway.demo.standalone import standalone_app
 
-    pki.create_deployment(root / "certs", now=NOW)
-    url = f"sqlite:///{root / 'gateway.sqlite3'}"
-    schema.upgrade(url)
-    store = open_store(url)
-    Directory(store.engine).load_seed()
-    store.close()
-    app = create_app(Settings(database_url=url, certs_dir=root / "certs", replay_window_seconds=600,
-                              max_request_bytes=60 * 2**20))
-    app.config.update(TESTING=True, **{CLOCK_KEY: lambda: NOW})
-    return app
+    return standalone_app(root, NOW, replay_window_seconds=600, max_request_bytes=60 * 2**20)
 
 
 def post(app, path: str, body: bytes | None = None, stream=None):

@@ -52,23 +52,9 @@ def translate_target(format_id: str, data: bytes) -> None:
 @functools.lru_cache(maxsize=1)
 def _intake_client():
     """A gateway app on a fresh SQLite database and development PKI (made once per process)."""
-    from gateway.app import create_app
-    from gateway.config import Settings
-    from gateway.routing import Directory
-    from gateway.signing import pki
-    from gateway.store import open_store, schema
-    from gateway.transport.views import CLOCK_KEY
+    from gateway.demo.standalone import standalone_app
 
-    root = Path(tempfile.mkdtemp(prefix="gateway-fuzz-"))
-    pki.create_deployment(root / "certs", now=NOW)
-    url = f"sqlite:///{root / 'gateway.sqlite3'}"
-    schema.upgrade(url)
-    store = open_store(url)
-    Directory(store.engine).load_seed()
-    store.close()
-    app = create_app(Settings(database_url=url, certs_dir=root / "certs"))
-    app.config.update(TESTING=True, **{CLOCK_KEY: lambda: NOW})
-    return app.test_client()
+    return standalone_app(Path(tempfile.mkdtemp(prefix="gateway-fuzz-")), NOW).test_client()
 
 
 def intake_target(data: bytes) -> None:
