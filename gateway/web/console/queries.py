@@ -333,7 +333,8 @@ def _response_outcome(response_body: str | None) -> dict | None:
 def inbox_filters() -> dict:
     """Return the choices of the inbox's filter: every message event and every risk level (a fixed list:
     reading which ones are present would cost a pass over the whole inbox on every page)."""
-    return {"kinds": {code: display for code, (display, _) in MESSAGE_EVENTS.items()}, "risks": list(RISK_ORDER)}
+    return {"kinds": {code: display for code, (display, _) in MESSAGE_EVENTS.items()},
+            "risks": {risk: risk.capitalize() for risk in RISK_ORDER}}
 
 
 # A child's chronology -----------------------------------------------------------------------------------
