@@ -8,8 +8,9 @@ import re
 from urllib.parse import unquote
 
 from gateway.delivery.models import DeliveryRow
-from gateway.linkage.models import DeadlineRow, MessageEventRow, PossibleMatchRow
+from gateway.linkage.models import DeadlineRow, EscalationRow, MessageEventRow, PossibleMatchRow
 from gateway.model import systems as S
+from gateway.store.models import MessagePersonRow
 from gateway.web.console import csrf
 from tests.shared_console import BCP, DORSET, HAMPSHIRE, REFERRAL_DAY, SCHOOL, school_rows, text_of
 
@@ -300,11 +301,46 @@ def test_possible_match_side_by_side_and_confirmed_with_a_reason(console):
                         ).status_code == 409
 
 
-def test_alerts_page_lists_escalations(console):
+def _alert_links(console) -> list[tuple[str, str]]:
+    """(person id, link text) of each alert's link to a chronology, in the page's order."""
+    html = console.get("/la/alerts", HAMPSHIRE).get_data(as_text=True)
+    return [(unquote(person), re.sub(r"<[^>]+>", "", text))
+            for person, text in re.findall(r'href="/la/people/([^/"]+)/chronology">(.*?)</a>', html)]
+
+
+def test_alerts_page_lists_escalations_naming_the_child_each_is_about(console):
     console.family_a()
     text = text_of(console.get("/la/alerts", HAMPSHIRE))
-    assert "Escalation alerts" in text and "Chronology" in text
+    assert "Escalation alerts" in text
     assert "No alerts" in text_of(console.get("/la/alerts", BCP))
+    escalations = console.rows(EscalationRow.__table__)
+    links = _alert_links(console)
+    assert len(links) == len(escalations) >= 2
+    # Each link is the name of the person the alert is about (as their records give it), and opens their
+    # chronology: Family A's alerts are about two different children.
+    records = MessagePersonRow.__table__
+    for person, label in links:
+        names = {" ".join(p for p in (r.given, r.family) if p).title()
+                 for r in console.rows(records, records.c.person_id == person)}
+        assert label == f"{next(iter(names))}: chronology" and len(names) == 1
+    assert len({label for _, label in links}) == len({person for person, _ in links}) == 2
+
+
+def test_an_alert_whose_raising_record_was_relinked_names_the_person_from_their_records(console):
+    console.family_a()
+    before = _alert_links(console)
+    escalations = EscalationRow.__table__
+    records = MessagePersonRow.__table__
+    (raised, *_) = console.rows(escalations)
+    # The raising message's record of that person now belongs to someone else (as a confirmed match or a
+    # merge relinks it): the alert still names its person, from the records that remain theirs.
+    with console.store.engine.begin() as connection:
+        connection.execute(records.update().where(records.c.message_id == raised.message_id,
+                                                  records.c.person_id == raised.person_id)
+                           .values(person_id=None))
+    after = _alert_links(console)
+    assert after == before
+    assert all(not label.startswith("Chronology") for _, label in after)
 
 
 def test_the_home_la_reads_every_message_of_its_childs_chronology_but_decides_only_its_own(console):

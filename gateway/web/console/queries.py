@@ -552,11 +552,31 @@ def deadlines_of(connection: Connection, message_id: str) -> list[dict]:
 
 
 def escalations_for(connection: Connection, home_la: str, *, limit: int = 200) -> list[dict]:
-    """Return the escalations raised about ``home_la``'s children, newest first."""
+    """Return the escalations raised about ``home_la``'s children, newest first, each with the child's name as
+    the message that raised it gives it (``child``; empty when that record is gone)."""
+    raised = connection.execute(select(_ESC).where(_ESC.c.home_la == home_la)
+                                .order_by(_ESC.c.raised_at.desc(), _ESC.c.id.desc()).limit(limit)).all()
+    ids = list({e.message_id: None for e in raised if e.message_id})
+    names: dict[tuple[str, str], str] = {}
+    if ids:
+        # The raising message's record of the person the alert is about (the child, or one of a household's).
+        for mp in connection.execute(select(_MP.c.message_id, _MP.c.person_id, _MP.c.given, _MP.c.family).where(
+                among(connection, _MP.c.message_id, ids)).order_by(_MP.c.id)):
+            names.setdefault((mp.message_id, mp.person_id), _folded_name(mp.given, mp.family))
+    # A record relinked since (a confirmed match, a merge): the person's latest record names them instead.
+    missing = list({e.person_id: None for e in raised if (e.message_id, e.person_id) not in names})
+    if missing:
+        latest = {}
+        for mp in connection.execute(select(_MP.c.person_id, _MP.c.given, _MP.c.family).where(
+                among(connection, _MP.c.person_id, missing)).order_by(_MP.c.id.desc())):
+            latest.setdefault(mp.person_id, _folded_name(mp.given, mp.family))
+        for e in raised:
+            if e.person_id in latest:
+                names.setdefault((e.message_id, e.person_id), latest[e.person_id])
     return [{"rule_id": e.rule_id, "person_id": e.person_id, "raised_at": e.raised_at, "reason": e.reason,
-             "message_id": e.message_id, "title": (json.loads(e.flag).get("code") or {}).get("text")}
-            for e in connection.execute(select(_ESC).where(_ESC.c.home_la == home_la)
-                                        .order_by(_ESC.c.raised_at.desc(), _ESC.c.id.desc()).limit(limit))]
+             "message_id": e.message_id, "title": (json.loads(e.flag).get("code") or {}).get("text"),
+             "child": names.get((e.message_id, e.person_id), "")}
+            for e in raised]
 
 
 # Schools and police -------------------------------------------------------------------------------------
