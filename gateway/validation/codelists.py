@@ -85,3 +85,11 @@ CODE_SYSTEMS: tuple[tuple[str, str, str, str, bool, dict[str, tuple[str, str]]],
          "green": ("Green", "Low risk."),
      }),
 )
+
+_DISPLAYS = {url: {code: display for code, (display, _) in concepts.items()}
+             for _, url, _, _, _, concepts in CODE_SYSTEMS}
+
+
+def display(system: str, code: str | None) -> str | None:
+    """The display of ``code`` in one of the code systems above (``system`` its URL), else None."""
+    return _DISPLAYS.get(system, {}).get(code) if code else None

@@ -57,9 +57,11 @@ def test_police_see_their_notices_and_late_submissions_with_a_chart(console):
     text = text_of(page)
     assert "2 messages sent" in text and "2 sent more than 24 hours after the incident" in text
     svg = html[html.index('<svg class="app-chart"'):html.index("</svg>")]
-    assert svg.count("app-chart__bar--late") == 1 and "2 late of 2" in svg
-    assert "2018-09 2 2" in text  # the same figures as a table
+    assert svg.count("app-chart__bar--late") == 1 and "2 late of 2" in svg and ">Sep 2018<" in svg
+    assert "September 2018 2 2" in text  # the same figures as a table
     assert text.count("21 days late") == 2 and "Hampshire" in text
+    # The notice type as the code system publishes it, not the PPN schema's code.
+    assert text.count("Safeguarding referral: domestic abuse") == 2 and "DomesticAbuse" not in text
     reads = console.reads(DORSET)
     assert [r.what for r in reads] == ["console-police"]
 
@@ -88,4 +90,4 @@ def test_late_submissions_are_counted_in_the_month_of_the_gateways_timezone(cons
         connection.execute(update(event).where(event.c.message_id == first.message_id).values(
             received_at=dt.datetime(2018, 9, 30, 23, 30, tzinfo=dt.timezone.utc)))
     text = text_of(console.get("/police", DORSET))
-    assert "2018-09 1 1" in text and "2018-10 1 1" in text, text
+    assert "September 2018 1 1" in text and "October 2018 1 1" in text, text

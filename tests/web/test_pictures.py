@@ -45,7 +45,17 @@ def test_bar_chart_scales_to_the_largest_month():
     first, second = chart["bars"]
     assert first["sent_width"] == 2 * second["sent_width"] == 4 * first["late_width"]
     assert second["late_width"] == second["sent_width"] and second["value"] == "2 late of 2"
+    assert (first["label"], second["label"]) == ("Sep 2018", "Oct 2018")
     assert pictures.bar_chart([])["bars"] == []
+
+
+def test_months_are_named_in_english_whatever_the_host():
+    import datetime as dt
+
+    for month in range(1, 13):
+        key = f"2019-{month:02d}"
+        assert pictures.month_name(key) == dt.date(2019, month, 1).strftime("%B %Y")
+        assert pictures.month_name(key, short=True) == dt.date(2019, month, 1).strftime("%b %Y")
 
 
 def test_dates_in_the_timeline_read_as_strftime_writes_them_in_english():

@@ -17,6 +17,13 @@ MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augus
           "November", "December")
 
 
+def month_name(key: str, *, short: bool = False) -> str:
+    """'2018-09' (a month as the figures key it) -> 'September 2018', or with ``short`` 'Sep 2018'."""
+    year, month = key.split("-")
+    name = MONTHS[int(month) - 1]
+    return f"{name[:3] if short else name} {year}"
+
+
 def _day(when: dt.datetime) -> str:
     """'07 Jun 2019': English whatever the host's locale (strftime's %b is the locale's), at a quarter of its cost."""
     return f"{when.day:02d} {MONTHS[when.month - 1][:3]} {when.year}"
@@ -101,7 +108,7 @@ def bar_chart(rows: list[dict], *, width: int = 640, bar_height: int = 22) -> di
     bars = []
     for n, row in enumerate(rows):
         y = top + n * (bar_height + 8)
-        bars.append({"label": row["month"], "y": y, "text_y": y + bar_height - 6,
+        bars.append({"label": month_name(row["month"], short=True), "y": y, "text_y": y + bar_height - 6,
                      "sent_width": round(usable * row["sent"] / scale, 1),
                      "late_width": round(usable * row["late"] / scale, 1),
                      "value": f"{row['late']} late of {row['sent']}", "value_x": label_width + usable + 8})

@@ -47,7 +47,8 @@ from gateway.routing.codes import ENCOMPASS_RULES, ESCALATION_RULE_PREFIX, REFER
 from gateway.signing.messages import message_header
 from gateway.store.engine import among
 from gateway.store.models import AcceptedMessageRow, MessagePersonRow
-from gateway.validation import completeness
+from gateway.validation import codelists, completeness
+from gateway.web.console.pictures import month_name
 
 _D = DeliveryRow.__table__
 _E = MessageEventRow.__table__
@@ -629,7 +630,9 @@ def sent_messages(connection: Connection, agency: str, *, kinds: tuple[str, ...]
     for r in rows:
         out.append({"message_id": r.message_id, "received_at": r.received_at, "kind": r.kind,
                     "kind_display": MESSAGE_EVENTS.get(r.kind, (r.kind, ""))[0], "summary": r.summary,
-                    "late_days": r.late_days, "notice_type": r.notice_type, "risk": r.risk,
+                    "late_days": r.late_days, "notice_type": r.notice_type,
+                    "notice_type_display": codelists.display(S.NOTICE_TYPE, r.notice_type) or r.notice_type,
+                    "risk": r.risk,
                     "child": children.get(r.message_id, ""), "deliveries": deliveries.get(r.message_id, []),
                     "outcomes": outcomes_of(connection, r.message_id) if r.kind == S.EVENT_REFERRAL else [],
                     "feedback": feedback(r.response_body) if r.kind in (S.EVENT_REFERRAL, S.EVENT_CONCERN)
@@ -639,12 +642,12 @@ def sent_messages(connection: Connection, agency: str, *, kinds: tuple[str, ...]
 
 def late_by_month(connection: Connection, agency: str, zone: dt.tzinfo = dt.timezone.utc) -> list[dict]:
     """Return ``agency``'s messages per month received in ``zone`` (the gateway's timezone, as the console writes
-    times): ``month`` (YYYY-MM), ``sent``, ``late``."""
+    times), oldest first: ``month`` (YYYY-MM), ``name`` (September 2018), ``sent``, ``late``."""
     rows = connection.execute(select(_E.c.received_at, _E.c.late_days).where(_E.c.sender_agency == agency)).all()
     months: dict[str, dict] = {}
     for received_at, late_days in rows:
         key = f"{received_at.astimezone(zone):%Y-%m}"
-        month = months.setdefault(key, {"month": key, "sent": 0, "late": 0})
+        month = months.setdefault(key, {"month": key, "name": month_name(key), "sent": 0, "late": 0})
         month["sent"] += 1
         month["late"] += 1 if late_days is not None else 0
     return [months[m] for m in sorted(months)]
