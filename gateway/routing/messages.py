@@ -17,9 +17,10 @@ Each builder returns a FHIR R4 message Bundle (a dict) that validates with
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from gateway import __version__
-from gateway.model import deterministic_id
+from gateway.model import deterministic_id, english
 from gateway.model import systems as S
 from gateway.model.bundle import EVENT_DISPLAY
 from gateway.model.responses import response_message
@@ -32,6 +33,7 @@ from gateway.routing.codes import (
     REFERRAL_DECISIONS,
 )
 from gateway.routing.interfaces import Agency
+from gateway.routing.schoolday import LOCAL_TIMEZONE
 
 GATEWAY_NAME = "Safeguarding gateway"
 
@@ -127,7 +129,8 @@ def _gateway_header(rid, event: str, destination: Agency, recipient_org: dict, g
 
 
 def build_encompass_notification(notice: dict, destination: Agency, *, due: dt.datetime, now: dt.datetime,
-                                 gateway_agency: str = DEFAULT_GATEWAY_AGENCY) -> dict:
+                                 gateway_agency: str = DEFAULT_GATEWAY_AGENCY,
+                                 timezone: str = LOCAL_TIMEZONE) -> dict:
     """Return the Operation Encompass notification of a police notice for ``destination``.
 
     The message (event ``operation-encompass-notification``) comes from the
@@ -135,7 +138,8 @@ def build_encompass_notification(notice: dict, destination: Agency, *, due: dt.d
     the child (national ids, name, birth date only), sender the force,
     recipient the school (or LA), ``about`` the notice (its message id and
     its ServiceRequest's identifiers), ``sent`` = ``now``, the ``due-by``
-    extension = ``due``, and a short text saying what happened and when.
+    extension = ``due``, and a short text saying what happened and when, for the school's key adult: times in
+    words, in ``timezone`` (the gateway's).
     The incident's place and the adults' details are not passed on.
     Raises :class:`ValueError` when the notice has no child, id or sender.
     """
@@ -157,15 +161,18 @@ def build_encompass_notification(notice: dict, destination: Agency, *, due: dt.d
     present = B.extension_value(request, S.EXT_PRESENT_AT_INCIDENT)
     name = ((patient.get("name") or [{}])[0]).get("text") or "the child"
     force_name = force_org.get("name") or force
+    zone = ZoneInfo(timezone)
     text = f"Operation Encompass: {force_name} attended a domestic abuse incident"
-    text += f" (occurred {occurred})" if occurred else ""
+    if isinstance(occurred, str) and occurred:
+        text += " " + (english.fhir_when(occurred, zone) or f"(occurred {occurred})")
     text += f" involving {name}'s household."
     if present is True:
         text += " The child was present."
     elif present is False:
         text += " The child was not recorded as present."
-    text += (" Please make sure the school's key adult can support the child from the start of the school day; "
-             f"this notification is due by {due.isoformat()}.")
+    local_due = due.astimezone(zone)
+    text += (f" Please read this by {english.clock(local_due)} on {english.day(local_due)}, and make sure the "
+             "school's key adult can support the child from the start of the school day.")
 
     about = [{"type": "Bundle", "identifier": {"system": S.MESSAGE_ID, "value": mid}, "display": "the police notice"}]
     for identifier in request.get("identifier") or ():

@@ -211,7 +211,8 @@ def _encompass(bundle: dict, patient: dict, la: Agency, mid: str | None, directo
             destination, rule, reason = school_agency, RULE_ENCOMPASS_SCHOOL, f"the child's school is {urn}"
     if destination is la:
         reason += f", so the notification goes to {la.name} instead"
-    message = build_encompass_notification(bundle, destination, due=due, now=now, gateway_agency=gateway_agency)
+    message = build_encompass_notification(bundle, destination, due=due, now=now, gateway_agency=gateway_agency,
+                                           timezone=timezone)
     return PlannedDelivery(destination.uri, message, rule,
                            f"Operation Encompass to {destination.name}: {reason}; due before the next school day",
                            due)

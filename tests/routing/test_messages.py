@@ -9,7 +9,7 @@ import pytest
 from gateway.model import systems as S
 from gateway.model import validate_resource
 from gateway.routing import Agency, build_acknowledgement, build_encompass_notification, build_outcome_message
-from gateway.routing.codes import REFERRAL_DECISION, REFERRAL_DECISIONS
+from gateway.routing.codes import EXT_DUE_BY, REFERRAL_DECISION, REFERRAL_DECISIONS
 
 from .helpers import FAMILY_A_RECEIVED, HAMPSHIRE, RIVERSIDE, resource
 
@@ -118,7 +118,13 @@ def test_encompass_notification_content(ppns):
     assert about == {"Bundle": notice["identifier"]["value"],
                      "ServiceRequest": "3f6c2a1e-8d4b-4f0a-b5c7-2e9d1a7b6c01"}
     text = communication["payload"][0]["contentString"]
-    assert "Dorset Police" in text and "2018-09-09" in text
+    # For the school's key adult: what happened and by when to read it, in words and the gateway's time zone
+    # (the notice's 03:00+01:00, the due 07:30 UTC: 08:30 in London), the due also as data.
+    assert text == ("Operation Encompass: Dorset Police attended a domestic abuse incident on Sun 9 Sep 2018 at "
+                    "03:00 involving Mia Rose Parker's household. The child was not recorded as present. Please read "
+                    "this by 08:30 on Mon 1 Oct 2018, and make sure the school's key adult can support the child "
+                    "from the start of the school day."), text
+    assert communication["extension"] == [{"url": EXT_DUE_BY, "valueDateTime": due.isoformat()}]
     # The incident's place and the adults are not passed on to the school.
     kinds = {e["resource"]["resourceType"] for e in message["entry"]}
     assert kinds == {"MessageHeader", "Organization", "Patient", "Communication"}

@@ -29,7 +29,12 @@ def test_school_acknowledges_an_operation_encompass_notification(console):
     assert row.state == ACKNOWLEDGED and row.acknowledged_at == console.clock["now"]
     after = text_of(console.get(done.headers["Location"], SCHOOL))
     assert "The notification is acknowledged." in after and after.count("Acknowledge the notification about") == 1
+    # The notification says when the school acknowledged it, in those words.
+    assert re.search(r"Acknowledged \w{3} \d+ \w{3} \d{4}, \d\d:\d\d", after), after
     assert console.post(actions[0], SCHOOL, {}).status_code == 303  # again: the same answer
+    # What the police told the school, in words: when it happened and by when to read it.
+    assert re.search(r"domestic abuse incident on \w{3} \d+ \w{3} \d{4} at \d\d:\d\d involving", text), text
+    assert re.search(r"Please read this by 08:30 on \w{3} \d+ \w{3} \d{4}", text) and "T08:30" not in text
 
 
 def test_school_sees_its_referral_delivered_decided_and_its_quality(console):

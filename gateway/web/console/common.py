@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from gateway.config import Settings
 from gateway.delivery.views import store_for
 from gateway.linkage.chronology import record_read
+from gateway.model import english
 from gateway.model.systems import parse_agency_uri
 from gateway.routing import Directory
 from gateway.store.engine import read_only
@@ -24,7 +25,6 @@ from gateway.transport.middleware import AGENCY_KEY
 from gateway.transport.views import CLOCK_KEY
 from gateway.web.assets import STATIC_DIR, WEB_DIR
 from gateway.web.console import csrf
-from gateway.web.console.pictures import MONTHS
 
 blueprint = Blueprint("console", __name__, template_folder=str(WEB_DIR / "templates"),
                       static_folder=str(STATIC_DIR), static_url_path="/assets")
@@ -185,18 +185,14 @@ def format_when(value, with_time: bool = True) -> str:
         except ValueError:
             return value
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        value = value.astimezone(local_zone())
-        # Names from tables, not strftime: English whatever the host's locale, and one format instead of three.
-        text = f"{_DAYS[value.weekday()]} {value.day} {MONTHS[value.month - 1][:3]} {value.year}"
-        return f"{text}, {value.hour:02d}:{value.minute:02d}" if with_time else text
+        # English whatever the host's locale (gateway.model.english), as the gateway writes times everywhere.
+        if with_time:
+            return english.when(value, local_zone())
+        return english.day((value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(local_zone()))
     if isinstance(value, dt.date):
-        return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+        return f"{value.day} {english.MONTHS[value.month - 1]} {value.year}"
     return str(value)
 
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 #: What a URL path segment keeps unquoted (the WHATWG path-segment set, as werkzeug's converters quote).
 _SEGMENT_SAFE = "!$&'()*+,/:;=@"
 

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from gateway.model.english import MONTHS
+
 TIMELINE_WIDTH = 960
 LANE_HEIGHT = 48
 LABEL_WIDTH = 200
 TOP, BOTTOM, RIGHT = 24, 40, 24
 
-
-#: The months' names in English, for every date the console writes: from a table, not strftime (whose %b and
-#: %B are the host locale's), whatever the host.
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December")
 
 
 def month_name(key: str, *, short: bool = False) -> str:
