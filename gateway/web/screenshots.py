@@ -67,7 +67,7 @@ def take(out_dir: Path, workdir: Path) -> list[Path]:
                         "link", name=re.compile("^Safeguarding referral")).first.click()
                 elif where == "chronology":
                     page.goto(base + "/la/alerts")
-                    page.get_by_role("link", name=re.compile("^Chronology")).first.click()
+                    page.get_by_role("link", name=re.compile(": chronology$")).first.click()
                 else:
                     page.goto(base + where)
                 path = out_dir / name
