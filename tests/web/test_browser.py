@@ -186,17 +186,40 @@ _BROKEN_WORDS = """() => {
 }"""
 
 
+# What sticks out of the page's width sideways (WCAG 1.4.10 Reflow: at 320 CSS pixels nothing but a table's own
+# pane may scroll sideways): the document's width beyond the window, and the innermost elements that do it.
+_WIDER_THAN_THE_WINDOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [...document.body.querySelectorAll("*")].filter(e => !(e.parentElement
+      && e.parentElement.closest(".app-table-pane")) && (e.getBoundingClientRect().right > width + 1
+      || (e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === "visible")));  // or its text does
+  const innermost = wide.filter(e => !wide.some(d => d !== e && e.contains(d)));
+  return [document.documentElement.scrollWidth - width,
+          innermost.slice(0, 5).map(e => `<${e.tagName.toLowerCase()} class="${e.className}">`)];
+}"""
+NARROW = {"width": 320, "height": 900}  # WCAG 1.4.10: 1280 CSS pixels at 400% zoom
+
+
 def accessible(page) -> None:
-    """Run axe-core on the page once it has loaded: fail with every violation named. And fail when the
-    layout breaks a word across two lines (no axe rule sees that)."""
+    """Run axe-core on the page once it has loaded: fail with every violation named. And fail, as no axe rule
+    does, when the layout breaks a word across two lines, or when at 320 pixels wide the page does not reflow
+    (anything but a table's pane scrolls sideways)."""
     page.wait_for_load_state("load")
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
     problems = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}"
                 for v in result["violations"]]
     assert not problems, f"{page.url}: " + "; ".join(problems)
-    broken = page.evaluate(_BROKEN_WORDS)
-    assert not broken, f"{page.url}: words broken across lines: " + "; ".join(broken)
+    wide = page.viewport_size
+    try:
+        for size in (wide, NARROW):
+            page.set_viewport_size(size)
+            broken = page.evaluate(_BROKEN_WORDS)
+            assert not broken, f"{page.url} at {size['width']} px: words broken across lines: " + "; ".join(broken)
+        beyond, culprits = page.evaluate(_WIDER_THAN_THE_WINDOW)
+        assert beyond <= 0, f"{page.url} at {NARROW['width']} px: {beyond} px wider than the window: {culprits}"
+    finally:
+        page.set_viewport_size(wide)
 
 
 def visit(page, url: str, status: int = 200, server: Server | None = None):
