@@ -92,4 +92,4 @@ _DISPLAYS = {url: {code: display for code, (display, _) in concepts.items()}
 
 def display(system: str, code: str | None) -> str | None:
     """The display of ``code`` in one of the code systems above (``system`` its URL), else None."""
-    return _DISPLAYS.get(system, {}).get(code) if code else None
+    return _DISPLAYS.get(system, {}).get(code) if isinstance(system, str) and isinstance(code, str) else None

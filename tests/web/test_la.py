@@ -92,6 +92,17 @@ def test_referral_reads_like_a_referral(console):
     assert "{" not in text  # not JSON
 
 
+def test_a_police_notice_reads_in_words_not_codes(console):
+    """A PPN's category is the national "Domestic abuse" and its notice type the PPN schema's DomesticAbuse: the
+    page says "Domestic abuse" once, as the code systems display them."""
+    console.family_a()
+    event = MessageEventRow.__table__
+    notice, _ = console.rows(event, event.c.sender_agency == DORSET)
+    text = text_of(console.get(f"/la/messages/{notice.message_id}", HAMPSHIRE))
+    assert "What happened Domestic abuse When it happened" in text, text
+    assert "DomesticAbuse" not in text
+
+
 def test_a_hostile_narrative_is_shown_as_text(console):
     console.ingest(SCHOOL, "schoolsafe-csv", school_rows("4263").replace(
         b"Leo arrived without breakfast for the third day this week; mother appeared distressed at drop-off.",

@@ -425,11 +425,20 @@ def _name(resource: dict | None) -> str:
 
 
 def _codes(concepts) -> list[str]:
-    out = []
+    """The concepts as words: each one's first coding's display (else the display its code system publishes,
+    else the concept's text, else the code), each said once (a police notice's category and its notice type
+    are both "Domestic abuse")."""
+    out: dict[str, str] = {}
     for concept in concepts or ():
-        coding = next(iter(concept.get("coding") or ()), {}) if isinstance(concept, dict) else {}
-        out.append(coding.get("display") or concept.get("text") or coding.get("code") or "")
-    return [o for o in out if o]
+        if not isinstance(concept, dict):
+            continue
+        coding = next(iter(concept.get("coding") or ()), {})
+        coding = coding if isinstance(coding, dict) else {}
+        words = (coding.get("display") or codelists.display(coding.get("system"), coding.get("code"))
+                 or concept.get("text") or coding.get("code"))
+        if isinstance(words, str) and words:
+            out.setdefault(words.casefold(), words)
+    return list(out.values())
 
 
 def read_message(bundle: dict) -> dict:
