@@ -293,6 +293,9 @@ def test_possible_match_side_by_side_and_confirmed_with_a_reason(console):
     text = text_of(page)
     assert "Is this the same person?" in text and "Given names" in text and "lee" in text and "leo" in text
     assert re.search(r"[+-]\d+\.\d", text)  # weights
+    # The new record's sender by name, and why a person decides.
+    assert "New record (Riverside Infant School)" in text and "urn:x-safeguarding:agency:school" not in text
+    assert "Why: twins rule" in text
     assert console.get(f"/la/matches/{match.id}", BCP).status_code == 403
     # No reason: the error summary, nothing decided.
     refused = console.post(f"/la/matches/{match.id}", HAMPSHIRE, {"action": "confirm", "reason": ""})
@@ -384,6 +387,8 @@ def test_possible_duplicate_side_by_side_and_decided_with_a_reason(console):
     text = text_of(page)
     assert "Is this the same event sent twice?" in text
     assert text.count("Leo arrived without breakfast for the third day this week") == 2
+    # The categories in words, as the referral page writes them; why a person decides.
+    assert "Categories Neglect Neglect" in text and "Why: same sender and child" in text, text
     assert console.get(f"/la/duplicates/{flag.id}", BCP).status_code == 403
     assert console.post(f"/la/duplicates/{flag.id}", HAMPSHIRE, {"action": "confirm", "reason": ""}).status_code == 400
     assert console.post(f"/la/duplicates/{flag.id}", HAMPSHIRE, {"action": "confirm", "reason": "x"},

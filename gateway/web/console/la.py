@@ -378,12 +378,14 @@ def _match_page(agency: str, match_id: int, errors: dict, values: dict, status: 
         row = _match(connection, agency, match_id)
         record(agency, "possible-match", str(match_id), at)
         view = match_view(connection, row)
+        source = (view.get("record") or {}).get("source")
+        source_name = agency_names(connection, [source])(source)
     fields = {}
     for item in ((view.get("explanation") or {}).get("score") or {}).get("fields") or ():
         if isinstance(item, dict) and item.get("field"):
             fields[item["field"]] = item
     return render("console/match.html", agency, "Possible match", status=status, match=view, compared=COMPARED,
-                  fields=fields, errors=errors, values=values)
+                  fields=fields, errors=errors, values=values, source_name=source_name)
 
 
 @blueprint.get("/la/matches/<int:match_id>")
