@@ -289,6 +289,7 @@ def test_possible_match_side_by_side_and_confirmed_with_a_reason(console):
     match = _possible_match(console)
     listing = console.get("/la/matches", HAMPSHIRE)
     assert f"/la/matches/{match.id}" in listing.get_data(as_text=True)
+    assert "Lee Parker Riverside Infant School" in text_of(listing)  # who sent the new record, by name
     page = console.get(f"/la/matches/{match.id}", HAMPSHIRE)
     text = text_of(page)
     assert "Is this the same person?" in text and "Given names" in text and "lee" in text and "leo" in text

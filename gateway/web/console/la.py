@@ -294,7 +294,10 @@ def matches(agency: str):
     with reading() as connection:
         waiting = open_matches(connection, home_la=agency)
         duplicates = open_duplicates(connection, home_la=agency)
-        name = agency_names(connection)
+        name = agency_names(connection, [m["record"].get("source") for m in waiting if m.get("record")]
+                            + [flag["message"].get("agency") for flag in duplicates])
+        for m in waiting:
+            m["source_name"] = name(m["record"].get("source")) if m.get("record") else ""
         for flag in duplicates:
             flag["sender_name"] = name(flag["message"].get("agency"))
     return render("console/matches.html", agency, "Matches and duplicates", matches=waiting, duplicates=duplicates)
