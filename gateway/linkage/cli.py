@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from gateway.adapters.csvcells import spreadsheet_cell
 from gateway.config import Settings
-from gateway.linkage.chronology import chronology, figures
+from gateway.linkage.chronology import chronology, figures, person
 from gateway.linkage.index import PersonIndex, ReviewError, open_matches
 from gateway.linkage.matching import MatchModel, PersonRecord, normalise
 from gateway.model.identifiers import postcode_district
@@ -241,6 +241,13 @@ def chronology_command(person_id: str, as_json: bool) -> None:
     """Print a child's and household's events from every agency, in order."""
     store = _store()
     with store.engine.connect() as connection:
+        subject = person(connection, person_id)
+        if subject is not None and subject.merged_into is not None:
+            # Found to be one with another person: theirs is the chronology (this id's is empty).
+            when = subject.merged_at.isoformat() if subject.merged_at else "an unknown time"
+            click.echo(f"person {person_id} was joined with person {subject.merged_into} at {when}: "
+                       f"the chronology of {subject.merged_into}", err=True)
+            person_id = subject.merged_into
         view = chronology(connection, person_id)
     store.close()
     if view["person"]["kind"] is None:

@@ -210,7 +210,7 @@ class PersonIndex:
                 if (other_score.rule is None and other_score.weight >= self.model.link_threshold
                         and self._joinable(person_id, other)):
                     moved = self.connection.execute(select(_MP.c.id).where(_MP.c.person_id == other)).scalars().all()
-                    self._merge(other, person_id)
+                    self._merge(other, person_id, now)
                     for moved_id in moved:
                         self._decided(moved_id, person_id, LINKED, other_score.weight, explanation,
                                       GATEWAY_DECIDER + self._version(), False, now,
@@ -283,7 +283,7 @@ class PersonIndex:
             status=CONFIRMED, decided_by=by, decided_at=now, reason=reason.strip()))
         if record_person != target:
             moved = self.connection.execute(select(_MP.c.id).where(_MP.c.person_id == record_person)).scalars().all()
-            self._merge(record_person, target)
+            self._merge(record_person, target, now)
             for record_id in moved:
                 self.connection.execute(update(_MP).where(_MP.c.id == record_id).values(
                     link_decision=CONFIRMED, link_by_person=True))
@@ -370,7 +370,7 @@ class PersonIndex:
         decision = decide(self.model, record, candidates)
         if decision.decision != LINKED or decision.person_id is None:
             return Linked(record_id, row.person_id, row.link_decision or NEW, row.link_score, "unchanged")
-        self._merge(row.person_id, decision.person_id) if self._alone(row.person_id) else None
+        self._merge(row.person_id, decision.person_id, now) if self._alone(row.person_id) else None
         self.connection.execute(update(_MP).where(_MP.c.id == record_id).values(
             person_id=decision.person_id, link_decision=LINKED, link_score=decision.score.weight if decision.score
             else None))
@@ -394,8 +394,10 @@ class PersonIndex:
             raise ReviewError(409, f"possible match {match_id} was already {match.status} by {match.decided_by}")
         return match
 
-    def _merge(self, source: str, target: str) -> None:
-        """Move everything of person ``source`` to ``target`` (two people found to be one)."""
+    def _merge(self, source: str, target: str, now: dt.datetime) -> None:
+        """Move everything of person ``source`` to ``target`` (two people found to be one); ``source`` stays, with
+        nothing of its own, as merged into ``target`` at ``now`` (and so do those merged into it before: one
+        step to the person kept, however many merges)."""
         c = self.connection
         c.execute(update(_MP).where(_MP.c.person_id == source).values(person_id=target))
         moved = c.execute(select(_EVENT.c.message_id).where(_EVENT.c.child_person_id == source)).scalars().all()
@@ -429,6 +431,8 @@ class PersonIndex:
         home = c.execute(select(_PERSON.c.home_la).where(_PERSON.c.id == source)).scalar()
         if home:
             c.execute(update(_PERSON).where(_PERSON.c.id == target, _PERSON.c.home_la.is_(None)).values(home_la=home))
+        c.execute(update(_PERSON).where(_PERSON.c.merged_into == source).values(merged_into=target))
+        c.execute(update(_PERSON).where(_PERSON.c.id == source).values(merged_into=target, merged_at=now))
 
     # -- household --------------------------------------------------------------------------------------------
 

@@ -43,9 +43,14 @@ class PersonRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
     # Agency URI of the children's services of the child's home LA, as last known: who may read the chronology.
     home_la: Mapped[str | None] = mapped_column(String(255))
+    # Found to be one with another person, who was kept: that person's id, and when (the row stays, with nothing
+    # of its own, so that a link to it leads on to the person kept). One step: never a person merged in turn.
+    # No foreign key (revision 0010 says why): PersonIndex._merge writes it; the purge may leave it naming no one.
+    merged_into: Mapped[str | None] = mapped_column(String(36))
+    merged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # A legal hold on a person is a row of legal_hold (gateway/retention/models.py), which keeps its history.
 
-    __table_args__ = (Index("ix_person_home_la", "home_la"),)
+    __table_args__ = (Index("ix_person_home_la", "home_la"), Index("ix_person_merged_into", "merged_into"))
 
 
 class LinkKeyRow(Base):

@@ -203,6 +203,15 @@ def patient_chronology(person_id: str) -> Response:
         if subject.home_la != agency:
             return _refuse(403, "forbidden", "only children's services of the child's home local authority may "
                            "read the chronology")
+        if subject.merged_into is not None:
+            # One child with another, kept: theirs is the chronology (this id's would be empty). For good: 308.
+            kept = subject.merged_into
+            when = subject.merged_at.isoformat() if subject.merged_at else "unknown"
+            answer = fhir_response(operation_outcome(
+                "information", "informational", f"Patient {person_id} was found to be one child with Patient "
+                f"{kept} (at {when}): read their chronology at Patient/{kept}/$chronology"), 308)
+            answer.headers["Location"] = f"{request.host_url}fhir/Patient/{kept}/$chronology"
+            return answer
         view = chronology(connection, person_id)
         record_read(connection, agency, "chronology", person_id, now)
     return fhir_response(chronology_bundle(view, now=now, base_url=request.host_url + "fhir/"))

@@ -292,12 +292,32 @@ def test_possible_matches_are_reviewed_by_the_home_la_only(family):
     assert family.call("POST", url, BCP, {"reason": "x"}).status_code == 403
     assert family.call("POST", url, HAMPSHIRE, {}).status_code == 400
     leo = match["candidate_person_id"]
+    with family.store.engine.connect() as connection:
+        lee = connection.execute(select(MessagePersonRow.person_id).where(
+            MessagePersonRow.id == match["record"]["record_id"])).scalar_one()
     before = family.call("GET", f"/fhir/Patient/{leo}/$chronology", HAMPSHIRE).get_json()
     done = family.call("POST", url, HAMPSHIRE, {"reason": "Same child: the school misspelt his name", "user": "A. Worker"})
     assert done.status_code == 200 and done.get_json()["status"] == "confirmed"
     assert family.call("POST", url, HAMPSHIRE, {"reason": "again"}).status_code == 409
     after = family.call("GET", f"/fhir/Patient/{leo}/$chronology", HAMPSHIRE).get_json()
     assert after["total"] == before["total"] + 1
+    # Lee's id, empty now, leads on to Leo's chronology for good (308), saying why; other LAs are refused.
+    moved = family.call("GET", f"/fhir/Patient/{lee}/$chronology", HAMPSHIRE)
+    assert moved.status_code == 308 and moved.headers["Location"].endswith(f"/fhir/Patient/{leo}/$chronology")
+    (issue,) = moved.get_json()["issue"]
+    assert issue["severity"] == "information" and f"one child with Patient {leo}" in issue["diagnostics"]
+    assert family.call("GET", f"/fhir/Patient/{lee}/$chronology", BCP).status_code == 403
+    # And so does the command, saying so on stderr (its --json stays the chronology alone).
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    env = {"GATEWAY_DATABASE_URL": family.app.config["GATEWAY_SETTINGS"].database_url}
+    for args in ([lee], [lee, "--json"]):
+        result = CliRunner().invoke(main, ["chronology", *args], env=env)
+        assert result.exit_code == 0, result.output + result.stderr
+        assert f"person {lee} was joined with person {leo}" in result.stderr
+    assert json.loads(result.stdout)["person"]["id"] == leo
     with family.store.engine.connect() as connection:
         decided = connection.execute(select(func.count()).select_from(MessagePersonRow).where(
             MessagePersonRow.person_id == leo, MessagePersonRow.link_by_person.is_(True))).scalar_one()

@@ -221,6 +221,37 @@ def test_people_known_only_from_an_initial_load_go_after_the_period(gateway):
     assert [a["entities"] for a in purge_audits(gateway)][0][0][0] == "person"
 
 
+def test_people_merged_into_one_lead_to_it_and_go_with_it(gateway):
+    """Kim0 merged into Kim1, then Kim1 into Kim2: both lead to Kim2 in one step, each keeping when it was
+    merged. Past the period all three go (the emptied two and the one kept; one named in the link history of a
+    record purged later in the run goes in the next run, as any person so named)."""
+    from gateway.linkage.index import PersonIndex
+    from gateway.linkage.matching import MatchModel, normalise
+
+    loaded_at = NOW - dt.timedelta(days=2 * 365)
+    people = PersonRow.__table__
+    with gateway.store.transaction() as unit:
+        index = PersonIndex(unit.session.connection(), MatchModel.load())
+        ids = []
+        for n in range(3):
+            record = normalise(given=f"Kim{n}", family="Mergedlongago", birth_date=f"201{n}-01-1{n}",
+                               nhs_number=None, upn=None, postcode=None, sex=None, school_urn=None)
+            ids.append(index.add({"message_id": None, "source": "import", "source_record": f"row-{n}",
+                                  "record_id": None, "resource": "import", "role": "child",
+                                  **dataclasses.asdict(record), "postcode_district": None},
+                                 record, kind="child", now=loaded_at).person_id)
+        assert len(set(ids)) == 3
+        index._merge(ids[0], ids[1], loaded_at + dt.timedelta(hours=1))
+        index._merge(ids[1], ids[2], loaded_at + dt.timedelta(hours=2))
+        merged = {r.id: r for r in unit.session.connection().execute(select(people).where(people.c.id.in_(ids)))}
+    assert [(merged[i].merged_into, merged[i].merged_at) for i in ids] == [
+        (ids[2], loaded_at + dt.timedelta(hours=1)), (ids[2], loaded_at + dt.timedelta(hours=2)), (None, None)]
+    assert gateway.count(_MP) == 3
+    first, again = gateway.purge(batch=1), gateway.purge(batch=1)
+    assert first.people_removed + again.people_removed == 3, (first, again)
+    assert gateway.count(people) == gateway.count(_MP) == 0
+
+
 def test_the_retention_period_and_batch_are_checked(gateway):
     with pytest.raises(ValueError, match="at least 1 day"):
         Purge(gateway.store, 0, NOW)

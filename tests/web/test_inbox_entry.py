@@ -332,7 +332,7 @@ def test_accepting_routing_deciding_and_relinking_keep_the_entries_in_step(conso
     entries = assert_in_step(console.store)
     assert entries[referral["delivery_id"]]["child_person_id"] == new != record.person_id
     with console.store.engine.begin() as connection:
-        PersonIndex(connection, MatchModel.load())._merge(new, record.person_id)
+        PersonIndex(connection, MatchModel.load())._merge(new, record.person_id, NOW)
     entries = assert_in_step(console.store)
     assert entries[referral["delivery_id"]]["child_person_id"] == record.person_id
 

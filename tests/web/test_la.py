@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from gateway.delivery.models import DeliveryRow
 from gateway.linkage.models import DeadlineRow, EscalationRow, MessageEventRow, PossibleMatchRow
@@ -314,6 +314,38 @@ def test_possible_match_side_by_side_and_confirmed_with_a_reason(console):
     assert decided.status == "confirmed" and decided.reason == "Same child: the school misspelt his name"
     assert console.post(f"/la/matches/{match.id}", HAMPSHIRE, {"action": "reject", "reason": "again"}
                         ).status_code == 409
+
+
+def test_a_link_to_a_child_joined_with_another_leads_to_the_child_kept_and_says_why(console):
+    """Confirming a match moves Lee's record to Leo; Lee's person stays, empty. A link to Lee's chronology (from
+    before, or a bookmark) once showed "0 events": it now goes on to Leo's, which says why."""
+    from gateway.linkage.models import PersonRow
+
+    match = _possible_match(console)
+    records = MessagePersonRow.__table__
+    (record,) = console.rows(records, records.c.id == match.record_id)
+    lee, leo = record.person_id, match.candidate_person_id
+    assert "1 event from every agency" in text_of(console.get(f"/la/people/{lee}/chronology", HAMPSHIRE))
+    console.clock["now"] += dt.timedelta(minutes=3)
+    console.post(f"/la/matches/{match.id}", HAMPSHIRE, {"action": "confirm", "reason": "Same child"})
+    people = PersonRow.__table__
+    (merged,) = console.rows(people, people.c.id == lee)
+    assert (merged.merged_into, merged.merged_at) == (leo, console.clock["now"])
+    old = console.get(f"/la/people/{lee}/chronology?about=child&agency={SCHOOL}", HAMPSHIRE)
+    assert old.status_code == 303
+    where = urlsplit(old.headers["Location"])
+    assert where.path == f"/la/people/{leo}/chronology"
+    assert parse_qs(where.query) == {"joined": [lee], "about": ["child"], "agency": [SCHOOL]}  # the filter kept
+    # Another LA is refused the old link as it is the new one: nothing says where the child went.
+    assert console.get(f"/la/people/{lee}/chronology", BCP).status_code == 403
+    page = text_of(console.get(f"/la/people/{leo}/chronology?joined={lee}", HAMPSHIRE))
+    assert "The link you followed was to a child whose records were joined with this child's on" in page
+    assert "Lee Parker" in page and "0 events" not in page
+    # Only a child joined with this one is named so: not this child, another child, or nonsense.
+    (other,) = console.rows(people, people.c.id != lee, people.c.id != leo, people.c.kind == "child")[:1]
+    for joined in (leo, other.id, "x" * 500, "'\"<b>"):
+        assert "The link you followed" not in text_of(
+            console.get(f"/la/people/{leo}/chronology?joined={joined}", HAMPSHIRE)), joined
 
 
 def _alert_links(console) -> list[tuple[str, str]]:

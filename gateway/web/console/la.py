@@ -218,7 +218,9 @@ def _refusal_text(body: str) -> str:
 def _own_child(connection, agency: str, person_id: str):
     subject = person(connection, person_id)
     if subject is None:
-        abort(404, f"No child {person_id}.")
+        abort(404, f"The gateway knows no child {person_id}: the link may be mistyped, or the child's records "
+                   "were joined to another child's or deleted at the end of retention. Find the child from your "
+                   "inbox or alerts.")
     if subject.home_la != agency:
         abort(403, "Only children's services of the child's home local authority can read the chronology.")
     return subject
@@ -236,6 +238,11 @@ def chronology_page(agency: str, person_id: str):
     at = now()
     with reading() as connection:
         subject = _own_child(connection, agency, person_id)
+        if subject.merged_into is not None:
+            # Found to be one with another child: the chronology is theirs (this page would be empty), and says so.
+            return redirect(url_for("console.chronology_page", person_id=subject.merged_into, joined=person_id,
+                                    **{k: v for k, v in request.args.items() if k in ("agency", "about")}), code=303)
+        joined = _joined(connection, request.args.get("joined"), person_id)
         record(agency, "chronology", person_id, at)
         # The page shows the child's names and birth dates, not their identifiers, and of each event what the
         # timeline and the table show.
@@ -249,8 +256,17 @@ def chronology_page(agency: str, person_id: str):
     layout = pictures.timeline(events, view["escalations"], agencies, zone=local_zone())
     link = links("console.referral", "message_id")
     return render("console/chronology.html", agency, "Chronology", view=view, layout=layout, person_id=person_id,
-                  shown=shown, agencies=agencies, about=queries.CHRONOLOGY_ABOUT,
+                  shown=shown, agencies=agencies, about=queries.CHRONOLOGY_ABOUT, joined=joined,
                   rows=[_chronology_row(event, link) for event in events])
+
+
+def _joined(connection, joined_id: str | None, person_id: str):
+    """The person row of ``joined_id`` when it was merged into ``person_id`` (a link to them led here), else
+    None: the page then says why it shows another child than the link named."""
+    if not joined_id or len(joined_id) > 36:
+        return None
+    row = person(connection, joined_id)
+    return row if row is not None and row.merged_into == person_id else None
 
 
 class ChronologyRow(NamedTuple):
