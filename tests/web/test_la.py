@@ -36,11 +36,30 @@ def test_inbox_shows_due_time_overdue_risk_completeness_and_flags(console):
     first = text.index("Messages, page 1 of 1")
     assert text.index("Overdue", first) < text.index("Riverside Infant School", first)
     assert text.count("Sent 21 days late") == 2
+    # Their decision was due by the end of the working day after the Sunday they came: the midnight that ends
+    # Monday, written as the end of Monday, not as Tuesday 00:00.
+    assert text.count("end of Mon 1 Oct 2018 Overdue") == 2 and "2 Oct 2018, 00:00" not in text, text
     assert "Safeguarding alert" in text and "The gateway, about a message from Riverside Infant School" in text
     assert re.search(r"\d+%", text)
     # The rows link to what was delivered, and only that.
     messages = _links(page.get_data(as_text=True), "/la/messages/[^\"]+")
     assert _school_referral(console) in {m.rsplit("/", 1)[1] for m in messages}
+
+
+def test_a_deadline_at_midnight_is_the_end_of_the_day_before(console):
+    """In the gateway's timezone (London): midnight GMT in winter, 23:00 UTC in summer; across the clocks'
+    change; any other time as any time is written."""
+    from gateway.web.console.common import format_due
+
+    utc = dt.timezone.utc
+    with console.app.test_request_context():
+        assert format_due(dt.datetime(2019, 1, 8, 0, 0, tzinfo=utc)) == "end of Mon 7 Jan 2019"
+        assert format_due(dt.datetime(2019, 6, 10, 23, 0, tzinfo=utc)) == "end of Mon 10 Jun 2019"
+        assert format_due(dt.datetime(2019, 3, 31, 0, 0, tzinfo=utc)) == "end of Sat 30 Mar 2019"  # GMT, then BST
+        assert format_due("2019-10-27T23:00:00+00:00") == "Sun 27 Oct 2019, 23:00"   # GMT again: not midnight
+        assert format_due(dt.datetime(2019, 6, 10, 23, 0, 1, tzinfo=utc)) == "Tue 11 Jun 2019, 00:00"
+        assert format_due(dt.datetime(2019, 6, 10, 9, 30, tzinfo=utc)) == "Mon 10 Jun 2019, 10:30"
+        assert format_due(None) == "" and format_due("not a time") == "not a time"
 
 
 def test_inbox_sorts_and_filters_on_the_server(console):

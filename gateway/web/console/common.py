@@ -193,6 +193,24 @@ def format_when(value, with_time: bool = True) -> str:
         return f"{value.day} {english.MONTHS[value.month - 1]} {value.year}"
     return str(value)
 
+@blueprint.app_template_filter("due")
+def format_due(value) -> str:
+    """A deadline as people read it. One at midnight in the gateway's timezone is the end of the day before
+    ('end of Mon 1 Oct 2018': a deadline of working days ends at the midnight that ends the last one,
+    gateway.linkage.deadlines), not the start of the next ('Tue 2 Oct 2018, 00:00', read as a day more);
+    any other as :func:`format_when` writes it."""
+    if isinstance(value, str) and value:
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if isinstance(value, dt.datetime):
+        local = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(local_zone())
+        if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
+            return f"end of {english.day(local - dt.timedelta(days=1))}"
+    return format_when(value)
+
+
 #: What a URL path segment keeps unquoted (the WHATWG path-segment set, as werkzeug's converters quote).
 _SEGMENT_SAFE = "!$&'()*+,/:;=@"
 

@@ -30,6 +30,7 @@ from gateway.web.console.common import (
     blueprint,
     check_csrf,
     for_kind,
+    format_due,
     format_when,
     links,
     local_zone,
@@ -88,7 +89,7 @@ class InboxRow(NamedTuple):
 def _inbox_row(row: dict, sender_name: str, href: str) -> InboxRow:
     return InboxRow(
         # A deadline always has a due time, and one met is not overdue (queries.inbox).
-        due=format_when(row["due_at"]) if row["due_at"] else "", overdue=row["overdue"],
+        due=format_due(row["due_at"]) if row["due_at"] else "", overdue=row["overdue"],
         done=row["met_at"] is not None, received=format_when(row["received_at"]),
         href=href, kind_display=row["kind_display"],
         categories=", ".join(row["categories"]).replace("-", " "), child=row["child"],
