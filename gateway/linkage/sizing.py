@@ -4,8 +4,9 @@ Counting a million people takes tens of milliseconds, too long for every
 look-up, and the thresholds move with log2 of the count (a tenth more
 people moves them by 0.14), so the count is kept per database engine and
 read again after :data:`REFRESH_SECONDS`. Every person counts, children and
-adults: a larger index never lowers the thresholds, and at worst one
-process's count is a few minutes old.
+adults (a larger index never lowers the thresholds), but not one found to
+be one with another (``merged_into``: an empty row that leads to the person
+kept); at worst one process's count is a few minutes old.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from gateway.linkage.models import PersonRow
 #: How long a count of the index's people is used before it is read again (seconds).
 REFRESH_SECONDS = 300.0
 
-_COUNT = select(func.count()).select_from(PersonRow.__table__)
+_COUNT = select(func.count()).select_from(PersonRow.__table__).where(PersonRow.merged_into.is_(None))
 _counts: weakref.WeakKeyDictionary[Engine, tuple[float, int]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 

@@ -7,10 +7,12 @@ import datetime as dt
 import math
 
 import pytest
+from sqlalchemy import func, select
 
 from gateway.linkage import sizing
 from gateway.linkage.index import PersonIndex
 from gateway.linkage.matching import MatchModel, normalise
+from gateway.linkage.models import PersonRow
 
 NOW = dt.datetime(2019, 6, 7, 9, 30, tzinfo=dt.timezone.utc)
 
@@ -35,6 +37,14 @@ def test_the_index_counts_its_people_and_keeps_the_count(store, monkeypatch):
         assert sizing.people_in_index(connection) == 3            # kept for REFRESH_SECONDS
         monkeypatch.setattr(sizing, "REFRESH_SECONDS", 0.0)
         assert sizing.people_in_index(connection) == 4
+    # Two found to be one: one person fewer (the other's row stays, leading to the one kept).
+    people = PersonRow.__table__
+    with store.transaction() as unit:
+        first, second = unit.session.connection().execute(select(people.c.id).order_by(people.c.id).limit(2)).scalars()
+        PersonIndex(unit.session.connection(), model)._merge(first, second, NOW)
+    with store.engine.connect() as connection:
+        assert sizing.people_in_index(connection) == 3
+        assert connection.execute(select(func.count()).select_from(people)).scalar_one() == 4
 
 
 def test_the_live_index_decides_with_the_thresholds_of_its_size(store):
