@@ -65,13 +65,22 @@ class Event:
 
 
 # Reading a Bundle ------------------------------------------------------------------------------
+#: The instants an event keeps: a day inside the calendar's ends, so that any time zone can write them (the year
+#: 1's first hour at +14:00 is the year 0 in UTC, which neither Python nor the store can hold).
+_EARLIEST = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)
+_LATEST = dt.datetime(9999, 12, 30, tzinfo=dt.timezone.utc)
+
+
 def _instant(value) -> dt.datetime | None:
-    """The earliest instant a FHIR date/dateTime can mean (a date alone: 00:00 UK time), or ``None``."""
+    """The earliest instant a FHIR date/dateTime can mean (a date alone: 00:00 UK time), or ``None`` (also for one
+    at the calendar's very ends: the message keeps it as sent, the event does not)."""
     try:
         bounds = instant_bounds(value)
+        if not bounds or not _EARLIEST <= bounds[0] <= _LATEST:
+            return None
     except (ValueError, OverflowError):  # a date at the end of the calendar
         return None
-    return bounds[0] if bounds else None
+    return bounds[0]
 
 
 def _codings(concept) -> list[dict]:

@@ -47,6 +47,6 @@ def fhir_when(value: str, zone: dt.tzinfo) -> str | None:
             return f"in {MONTHS[int(value[5:]) - 1]} {value[:4]}"
         if len(value) == 4 and value.isdigit():
             return f"in {value}"
-    except ValueError:
+    except (ValueError, OverflowError):  # not a date, or a moment at the calendar's ends that the zone cannot hold
         return None
     return None

@@ -44,6 +44,7 @@ def test_a_fhir_datetime_is_written_as_precisely_as_it_is(value, words):
 
 
 @pytest.mark.parametrize("value", ["", "yesterday", "2018-13", "2018-02-30", "2018-09-09T25:00:00Z", "20180909",
-                                   "2018-9-9", "T", "12345", "2018-00"])
+                                   "2018-9-9", "T", "12345", "2018-00",
+                                   "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])  # no year 0 or 10000
 def test_text_that_is_no_fhir_datetime_has_no_words(value):
     assert english.fhir_when(value, LONDON) is None

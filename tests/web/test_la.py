@@ -122,6 +122,35 @@ def test_a_police_notice_reads_in_words_not_codes(console):
     assert "DomesticAbuse" not in text
 
 
+def test_a_notice_timed_at_the_calendars_ends_is_accepted_and_every_page_shows_it(console):
+    """The first hour of the year 1 at +14:00 is the year 0 in UTC, the last of 9999 at -14:00 the year 10000:
+    valid FHIR, but no datetime can hold them in UTC. The notice is accepted and kept as sent; its event keeps
+    no such time (the chronology orders it by when it was received); the pages and the school's notification
+    show it without one."""
+    from gateway.transport.middleware import AGENCY_KEY
+    from tests.shared_console import DATA, POLICE_DAY
+
+    xml = (DATA / "dorset-police-ppn.xml").read_bytes()
+    for n, when in enumerate((b"0001-01-01T00:00:00+14:00", b"9999-12-31T23:59:59-14:00")):
+        notice = xml.replace(b"2018-09-09T03:00:00+01:00", when).replace(b"2018-09-09T03:04:00+01:00", when) \
+            .replace(b"2018-09-30T16:20:00+01:00", when).replace(b"<ppn:NoticeId>3", f"<ppn:NoticeId>{n}".encode())
+        console.clock["now"] = POLICE_DAY + dt.timedelta(hours=n)
+        answer = console.client.post("/ingest/ppn-xml", data=notice, environ_base={AGENCY_KEY: DORSET})
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        assert '"accepted", "valueInteger": 2' in answer.get_data(as_text=True)
+    event = MessageEventRow.__table__
+    notices = console.rows(event, event.c.sender_agency == DORSET)
+    assert len(notices) == 4 and all(e.occurred_at is None for e in notices)
+    for e in notices:
+        for path, agency in ((f"/la/messages/{e.message_id}", HAMPSHIRE), (f"/la/people/{e.child_person_id}/chronology",
+                                                                            HAMPSHIRE), ("/la/inbox", HAMPSHIRE),
+                             ("/la/alerts", HAMPSHIRE), ("/police", DORSET), ("/school", SCHOOL)):
+            page = console.get(path, agency)
+            assert page.status_code == 200, (path, page.status_code)
+    school = text_of(console.get("/school", SCHOOL))
+    assert "domestic abuse incident (occurred 0001-01-01T00:00:00+14:00) involving" in school
+
+
 def test_a_hostile_narrative_is_shown_as_text(console):
     console.ingest(SCHOOL, "schoolsafe-csv", school_rows("4263").replace(
         b"Leo arrived without breakfast for the third day this week; mother appeared distressed at drop-off.",

@@ -176,19 +176,25 @@ def local_zone() -> dt.tzinfo:
 
 @blueprint.app_template_filter("when")
 def format_when(value, with_time: bool = True) -> str:
-    """A time as people read it in the gateway's timezone: 'Fri 7 Jun 2019, 10:35'."""
+    """A time as people read it in the gateway's timezone: 'Fri 7 Jun 2019, 10:35'. Text that is no time, or a
+    time the zone cannot hold (the calendar's first or last hours), is written as it is."""
     if value is None or value == "":
         return ""
+    sent = value
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            return value
+            return sent
     if isinstance(value, dt.datetime):
         # English whatever the host's locale (gateway.model.english), as the gateway writes times everywhere.
-        if with_time:
-            return english.when(value, local_zone())
-        return english.day((value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(local_zone()))
+        try:
+            if with_time:
+                return english.when(value, local_zone())
+            return english.day((value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc))
+                               .astimezone(local_zone()))
+        except OverflowError:  # the year 0 or 10000 in this zone
+            return str(sent)
     if isinstance(value, dt.date):
         return f"{value.day} {english.MONTHS[value.month - 1]} {value.year}"
     return str(value)
@@ -205,9 +211,12 @@ def format_due(value) -> str:
         except ValueError:
             return value
     if isinstance(value, dt.datetime):
-        local = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(local_zone())
-        if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
-            return f"end of {english.day(local - dt.timedelta(days=1))}"
+        try:
+            local = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(local_zone())
+            if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
+                return f"end of {english.day(local - dt.timedelta(days=1))}"
+        except OverflowError:  # the calendar's ends: written as they are
+            pass
     return format_when(value)
 
 
