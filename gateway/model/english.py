@@ -24,10 +24,16 @@ def clock(value: dt.datetime) -> str:
     return f"{value.hour:02d}:{value.minute:02d}"
 
 
+def local(value: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+    """``value`` in ``zone`` (a naive value is taken as UTC). Raises OverflowError for a moment the zone cannot
+    hold (the calendar's first or last hours)."""
+    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(zone)
+
+
 def when(value: dt.datetime, zone: dt.tzinfo) -> str:
     """'Fri 7 Jun 2019, 10:35' in ``zone`` (a naive value is taken as UTC)."""
-    local = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(zone)
-    return f"{day(local)}, {clock(local)}"
+    moment = local(value, zone)
+    return f"{day(moment)}, {clock(moment)}"
 
 
 def fhir_when(value: str, zone: dt.tzinfo) -> str | None:
@@ -37,9 +43,8 @@ def fhir_when(value: str, zone: dt.tzinfo) -> str | None:
     value = value.strip()
     try:
         if "T" in value:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            local = (moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)).astimezone(zone)
-            return f"on {day(local)} at {clock(local)}"
+            moment = local(dt.datetime.fromisoformat(value.replace("Z", "+00:00")), zone)
+            return f"on {day(moment)} at {clock(moment)}"
         if len(value) == 10:
             return f"on {day(dt.date.fromisoformat(value))}"
         if len(value) == 7 and value[4] == "-" and value[:4].isdigit() and value[5:].isdigit() \

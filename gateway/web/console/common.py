@@ -180,24 +180,28 @@ def format_when(value, with_time: bool = True) -> str:
     time the zone cannot hold (the calendar's first or last hours), is written as it is."""
     if value is None or value == "":
         return ""
-    sent = value
+    moment = _moment(value)
+    if isinstance(moment, dt.datetime):
+        # English whatever the host's locale (gateway.model.english), as the gateway writes times everywhere.
+        zone = local_zone()
+        try:
+            return english.when(moment, zone) if with_time else english.day(english.local(moment, zone))
+        except OverflowError:  # the year 0 or 10000 in this zone
+            return str(value)
+    if isinstance(moment, dt.date):
+        return f"{moment.day} {english.MONTHS[moment.month - 1]} {moment.year}"
+    return str(value)
+
+
+def _moment(value):
+    """``value`` as a datetime when it is ISO 8601 text ('Z' for UTC), else ``value`` itself."""
     if isinstance(value, str):
         try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            return sent
-    if isinstance(value, dt.datetime):
-        # English whatever the host's locale (gateway.model.english), as the gateway writes times everywhere.
-        try:
-            if with_time:
-                return english.when(value, local_zone())
-            return english.day((value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc))
-                               .astimezone(local_zone()))
-        except OverflowError:  # the year 0 or 10000 in this zone
-            return str(sent)
-    if isinstance(value, dt.date):
-        return f"{value.day} {english.MONTHS[value.month - 1]} {value.year}"
-    return str(value)
+            return value
+    return value
+
 
 @blueprint.app_template_filter("due")
 def format_due(value) -> str:
@@ -205,14 +209,10 @@ def format_due(value) -> str:
     ('end of Mon 1 Oct 2018': a deadline of working days ends at the midnight that ends the last one,
     gateway.linkage.deadlines), not the start of the next ('Tue 2 Oct 2018, 00:00', read as a day more);
     any other as :func:`format_when` writes it."""
-    if isinstance(value, str) and value:
+    moment = _moment(value)
+    if isinstance(moment, dt.datetime):
         try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return value
-    if isinstance(value, dt.datetime):
-        try:
-            local = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(local_zone())
+            local = english.local(moment, local_zone())
             if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
                 return f"end of {english.day(local - dt.timedelta(days=1))}"
         except OverflowError:  # the calendar's ends: written as they are

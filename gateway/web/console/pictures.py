@@ -13,7 +13,6 @@ LABEL_WIDTH = 200
 TOP, BOTTOM, RIGHT = 24, 40, 24
 
 
-
 def month_name(key: str, *, short: bool = False) -> str:
     """'2018-09' (a month as the figures key it) -> 'September 2018', or with ``short`` 'Sep 2018'."""
     year, month = key.split("-")
